@@ -1,0 +1,3 @@
+from cardd.cli import main
+
+main()

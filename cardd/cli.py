@@ -1,0 +1,309 @@
+"""The `cardd` command line: parse, call one library function, map errors to exit codes.
+
+Exit codes: 0 success, 1 a problem with the input or the environment (one
+line, no traceback), 2 a command line that cannot be carried out. Heavy
+imports (torch, mmdet) happen inside the commands so that `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from cardd import __version__
+from cardd.errors import CarddError, CarddUsageError
+
+PathArg = click.Path(path_type=Path)
+ExistingFile = click.Path(path_type=Path, exists=True, dir_okay=False)
+
+
+class CarddGroup(click.Group):
+    """Turns `CarddError` into Click's one-line errors with the right exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CarddUsageError as error:
+            raise click.UsageError(str(error), ctx) from None
+        except CarddError as error:
+            raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _print_counts(title: str, summary: dict) -> None:
+    from rich.table import Table
+
+    from cardd.classes import CLASSES
+
+    table = Table(title=title)
+    for column in ("split", "images", *CLASSES, "instances"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split, (images, per_class) in summary.items():
+        counts = [str(per_class.get(name, 0)) for name in CLASSES]
+        table.add_row(split, str(images), *counts, str(sum(per_class.values())))
+    _console().print(table)
+
+
+def _finish_check(report) -> None:
+    """Print a dataset check's table and problems; exit 1 when it found any."""
+    _console().print(report.table())
+    if not report.ok:
+        for line in report.problem_lines():
+            click.echo(line, err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"{report.root}: ok")
+
+
+@click.group(cls=CarddGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cardd")
+def cli() -> None:
+    """cardd: detect and segment car damage (CarDD dataset) with MMDetection 3.
+
+    \b
+    Start here:
+      cardd doctor                       check the installation
+      cardd demo                         the whole pipeline on toy data, on CPU
+      cardd download-data                fetch the CarDD dataset into data/
+      cardd download-weights             fetch the COCO-pretrained DCN model
+      cardd train --config DCN_plus      the CarDD paper's best model (GPU)
+      cardd infer photo.jpg              detect damage in photos
+    """
+
+
+@cli.command()
+@click.option("--data-root", type=PathArg, default=Path("data/CarDD_COCO"), show_default=True)
+@click.option("--weights-dir", type=PathArg, default=Path("checkpoints"), show_default=True)
+def doctor(data_root: Path, weights_dir: Path) -> None:
+    """Print versions and capabilities of the stack; exit 1 if it is broken."""
+    from cardd.doctor import diagnose
+
+    report = diagnose(data_root, weights_dir)
+    width = max(len(name) for name, _ in report.rows)
+    for name, value in report.rows:
+        click.echo(f"{name:<{width}}  {value}")
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo("ok: the stack works")
+
+
+@cli.command("download-data", epilog="Example: cardd download-data --zip ~/Downloads/CarDD_release.zip")
+@click.option("--zip", "zip_path", type=ExistingFile, help="A release zip already on disk (offline).")
+@click.option("--url", help="A mirror of the release zip, instead of Google Drive.")
+@click.option("--dest", type=PathArg, default=Path("data"), show_default=True,
+              help="Folder to hold CarDD_COCO/.")
+@click.option("--keep-sod", is_flag=True, help="Also extract CarDD_SOD/ (unused by cardd).")
+@click.option("--force", is_flag=True, help="Replace an existing <dest>/CarDD_COCO.")
+def download_data(zip_path: Path | None, url: str | None, dest: Path, keep_sod: bool, force: bool) -> None:
+    """Download (or take) the CarDD release zip, extract it safely, check it."""
+    from cardd.data.download import download_data as run
+
+    if zip_path is not None and url is not None:
+        raise CarddUsageError("pass either --zip or --url, not both")
+    _finish_check(run(dest=dest, zip_path=zip_path, url=url, keep_sod=keep_sod, force=force))
+
+
+@cli.command("check-data", epilog="Example: cardd check-data --root small_data/CarDD_COCO --deep")
+@click.option("--root", type=PathArg, default=Path("data/CarDD_COCO"), show_default=True,
+              help="The CarDD_COCO folder (holding annotations/).")
+@click.option("--deep", is_flag=True, help="Also decode every image and compare its size.")
+def check_data(root: Path, deep: bool) -> None:
+    """Check a CarDD_COCO folder; print images and instances per class per split."""
+    from cardd.data.check import check_dataset
+
+    if not root.exists():
+        raise CarddError(f"{root} does not exist: run `cardd download-data` or `cardd synth-data`")
+    _finish_check(check_dataset(root, deep=deep))
+
+
+@cli.command("reduce-data", epilog="Example: cardd reduce-data --src data --dst small_data --every 10")
+@click.option("--src", type=PathArg, default=Path("data"), show_default=True,
+              help="Folder holding the source CarDD_COCO/ (only read).")
+@click.option("--dst", type=PathArg, default=Path("small_data"), show_default=True,
+              help="Folder to write the subset's CarDD_COCO/ into.")
+@click.option("--every", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Keep images whose numeric file-name stem divides by N.")
+@click.option("--force", is_flag=True, help="Replace an existing <dst>/CarDD_COCO.")
+def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
+    """Write a consistent 1-in-N subset of a dataset, for quick runs."""
+    from cardd.data.reduce import reduce_dataset
+
+    summary = reduce_dataset(src=src, dst=dst, every=every, force=force)
+    _print_counts(f"kept in {dst / 'CarDD_COCO'} (1 in {every})", summary)
+
+
+@cli.command("synth-data", epilog="Example: cardd synth-data --dest data/synthetic --images 24")
+@click.option("--dest", type=PathArg, default=Path("data/synthetic"), show_default=True,
+              help="Folder to write CarDD_COCO/ into.")
+@click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing <dest>/CarDD_COCO.")
+def synth_data(dest: Path, images: int, seed: int, force: bool) -> None:
+    """Write a tiny deterministic dataset in the CarDD layout (for demos and tests)."""
+    from cardd.data.synth import synthesize
+
+    summary = synthesize(dest=dest, images=images, seed=seed, force=force)
+    _print_counts(f"synthetic dataset in {dest / 'CarDD_COCO'}", summary)
+
+
+@cli.command("download-weights", epilog="Example: cardd download-weights --dest checkpoints")
+@click.option("--dest", type=PathArg, default=Path("checkpoints"), show_default=True)
+@click.option("--url", help="Another address for the checkpoint (its name should carry the sha256 prefix).")
+@click.option("--force", is_flag=True, help="Download again even if a valid file is present.")
+def download_weights(dest: Path, url: str | None, force: bool) -> None:
+    """Fetch the COCO-pretrained Mask R-CNN R-101 DCN checkpoint DCN+ starts from."""
+    from cardd.weights import PRETRAINED_URL
+    from cardd.weights import download_weights as run
+
+    run(dest=dest, url=url or PRETRAINED_URL, force=force)
+
+
+TRAIN_EPILOG = """\b
+Examples:
+  cardd train --config DCN_plus                      # the paper's DCN+ on a CUDA GPU
+  cardd train --config DCN_plus --amp                # mixed precision
+  cardd train --config DCN_plus --nproc 4            # 4 GPUs on this machine (torchrun)
+  cardd train --config DCN_plus --resume             # continue the last run
+  cardd train --config tiny_DCN_plus --max-epochs 2  # toy run on CPU (cardd synth-data first)
+  torchrun --nnodes 2 --nproc_per_node 8 ... -m cardd train --launcher pytorch
+  srun -N 2 --ntasks-per-node 8 cardd train --launcher slurm
+"""
+
+
+@cli.command(epilog=TRAIN_EPILOG)
+@click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
+@click.option("--work-dir", type=PathArg, help="Default: work_dirs/<config name>.")
+@click.option("--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/).")
+@click.option("--load-from", help="Start weights (path), or 'none'. Default: the config's.")
+@click.option("--resume", is_flag=False, flag_value="auto", default=None,
+              help="Continue a run: alone, from the newest checkpoint in the work dir; or from PATH.")
+@click.option("--amp", is_flag=True, help="Mixed-precision training (CUDA).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes on this machine (PyTorch distributed through torchrun).")
+@click.option("--launcher", type=click.Choice(["none", "pytorch", "slurm"]), default="none",
+              show_default=True, help="For runs started by torchrun or srun.")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Override the config's epochs.")
+@click.option("--cfg-options", multiple=True, metavar="KEY=VALUE",
+              help="Override any config key, e.g. train_dataloader.batch_size=2 (repeatable).")
+@click.option("--trust-checkpoint", is_flag=True,
+              help="Unpickle --load-from/--resume files not written by cardd train.")
+@click.option("--exist-ok", is_flag=True, help="Train into a work dir that holds an earlier run.")
+def train(config, work_dir, data_root, load_from, resume, amp, device, nproc, launcher, seed,
+          max_epochs, cfg_options, trust_checkpoint, exist_ok) -> None:
+    """Train a model (mmengine Runner); checkpoints and logs go to the work dir."""
+    from cardd.configs import parse_cfg_options
+    from cardd.train import TrainOptions
+    from cardd.train import train as run
+
+    options = TrainOptions(
+        config=config, work_dir=work_dir, data_root=data_root, load_from=load_from,
+        resume=resume, amp=amp, device=device, nproc=nproc, launcher=launcher, seed=seed,
+        max_epochs=max_epochs, cfg_options=parse_cfg_options(cfg_options),
+        trust_checkpoint=trust_checkpoint, exist_ok=exist_ok,
+    )
+    out = run(options)
+    click.echo(f"training finished: checkpoints and logs in {out}")
+
+
+@cli.command("eval", epilog="Example: cardd eval --config DCN_plus --checkpoint latest --split test")
+@click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
+@click.option("--checkpoint", default="latest", show_default=True,
+              help="Checkpoint path, or 'latest' in work_dirs/<config>.")
+@click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
+@click.option("--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/).")
+@click.option("--out", type=PathArg, help="Output folder. Default: runs/eval/exp, exp2, ...")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
+@click.option("--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train.")
+def eval_(config, checkpoint, split, data_root, out, device, save_coco, trust_checkpoint) -> None:
+    """COCO box and mask AP, per class and in the CarDD paper's size bins."""
+    from cardd.evaluate import EvalOptions, evaluate, print_metrics
+
+    metrics, out_dir = evaluate(EvalOptions(
+        config=config, checkpoint=checkpoint, split=split, data_root=data_root, out=out,
+        device=device, save_coco=save_coco, trust_checkpoint=trust_checkpoint,
+    ))
+    print_metrics(metrics)
+    click.echo(f"metrics written to {out_dir / 'metrics.json'}")
+
+
+INFER_EPILOG = """\b
+Examples:
+  cardd infer photo.jpg
+  cardd infer claims/ --recursive --score-thr 0.5 --out-dir runs/claims
+  cardd infer 'photos/*.png' --config tiny_DCN_plus --checkpoint work_dirs/tiny_DCN_plus/epoch_6.pth
+"""
+
+
+@cli.command(epilog=INFER_EPILOG)
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
+@click.option("--checkpoint", default="latest", show_default=True,
+              help="Checkpoint path, or 'latest' in work_dirs/<config>.")
+@click.option("--out-dir", type=PathArg, help="Default: runs/infer/exp, exp2, ...")
+@click.option("--score-thr", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
+              help="Drop detections below this score in every output.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
+@click.option("--no-vis", is_flag=True, help="Skip the annotated images.")
+@click.option("--exist-ok", is_flag=True, help="Write into a non-empty --out-dir.")
+@click.option("--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train.")
+def infer(inputs, config, checkpoint, out_dir, score_thr, device, batch_size, recursive, no_vis,
+          exist_ok, trust_checkpoint) -> None:
+    """Detect damage in images (files, folders, globs): annotated images, JSON, CSV."""
+    from cardd.predict import InferOptions, run_inference
+
+    summary = run_inference(InferOptions(
+        inputs=inputs, config=config, checkpoint=checkpoint, out_dir=out_dir,
+        score_thr=score_thr, device=device, batch_size=batch_size, recursive=recursive,
+        visualize=not no_vis, exist_ok=exist_ok, trust_checkpoint=trust_checkpoint,
+    ))
+    failed = len(summary.failed)
+    click.echo(
+        f"{summary.processed} images, {summary.detections} detections"
+        + (f", {failed} failed" if failed else "")
+        + f" -> {summary.out_dir}"
+    )
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.option("--out", type=PathArg, help="Run folder. Default: runs/demo, runs/demo2, ...")
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
+def demo(out, epochs, images) -> None:
+    """The whole pipeline on toy data on CPU: synth-data, train, eval, infer."""
+    from cardd.demo import DISCLAIMER, run_demo
+
+    result = run_demo(out=out, epochs=epochs, images=images)
+    click.echo("")
+    click.echo(f"demo finished in {result.run_dir}:")
+    click.echo(f"  checkpoints   {result.work_dir}")
+    click.echo(f"  metrics       {result.eval_dir / 'metrics.json'}")
+    click.echo(f"  annotated     {result.infer_dir / 'vis'}")
+    click.echo(f"  JSON / CSV    {result.infer_dir / 'preds'}, {result.infer_dir / 'predictions.csv'}")
+    click.echo(DISCLAIMER)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="cardd")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Find, load and adjust cardd's mmengine configs.
+
+A config is named (`DCN_plus`, resolved to `configs/DCN_plus.py` of the
+installed project from any working directory) or given as a path.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cardd.errors import CarddUsageError
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def config_dir() -> Path:
+    """The project's `configs/`: inside the package when installed from a wheel,
+    beside it in a checkout (editable install)."""
+    packaged = _PACKAGE_DIR / "configs"
+    return packaged if packaged.is_dir() else _PACKAGE_DIR.parent / "configs"
+
+
+def available_configs() -> list[str]:
+    """Names accepted by `--config`."""
+    return sorted(p.stem for p in config_dir().glob("*.py") if not p.name.startswith("_"))
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A config name or path -> an existing config file.
+
+    Raises:
+        CarddUsageError: unknown name (the message lists the known ones).
+    """
+    text = str(name_or_path)
+    candidate = Path(text).expanduser()
+    if text.endswith(".py") or "/" in text:
+        if candidate.is_file():
+            return candidate.resolve()
+        raise CarddUsageError(f"config file {text} does not exist")
+    named = config_dir() / f"{text}.py"
+    if named.is_file():
+        return named
+    known = available_configs()
+    close = difflib.get_close_matches(text, known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise CarddUsageError(f"unknown config {text!r}{hint}; available: {', '.join(known)}")
+
+
+def load_config(name_or_path: str | Path, cfg_options: dict | None = None) -> Config:
+    """Load a config (with its `_base_` chain) and merge `KEY=VALUE` overrides."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(resolve_config(name_or_path)))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def set_data_root(cfg: Config, root: Path) -> None:
+    """Point every dataloader and evaluator of `cfg` at the `CarDD_COCO` folder `root`."""
+    prefix = str(root).rstrip("/") + "/"
+    cfg.data_root = prefix
+    for split in ("train", "val", "test"):
+        loader = cfg.get(f"{split}_dataloader")
+        if loader is not None:
+            loader.dataset.data_root = prefix
+    for split in ("val", "test"):
+        evaluator = cfg.get(f"{split}_evaluator")
+        if evaluator is not None and "ann_file" in evaluator:
+            evaluator.ann_file = prefix + f"annotations/instances_{split}2017.json"
+
+
+def parse_cfg_options(pairs: tuple[str, ...]) -> dict:
+    """`KEY=VALUE` strings -> a dict for `Config.merge_from_dict`, values parsed as
+    Python literals where they are (numbers, lists, tuples, None, booleans)."""
+    import ast
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CarddUsageError(f"--cfg-options expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value  # a plain string
+    return options

@@ -1,0 +1,198 @@
+"""Check a `CarDD_COCO` folder against the release's layout and JSON schema."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cardd.classes import CATEGORIES, CLASSES, SPLITS, annotation_file, image_folder
+
+#: How many examples of each kind of problem are listed; the rest are counted.
+SHOW_PER_KIND = 5
+
+
+@dataclass
+class SplitStats:
+    """Counts for one split."""
+
+    images: int = 0
+    instances: Counter = field(default_factory=Counter)  # class name -> count
+
+
+@dataclass
+class CheckReport:
+    """What `check_dataset` found: per-split counts and problems by kind."""
+
+    root: Path
+    splits: dict[str, SplitStats] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.problems.values())
+
+    def add(self, kind: str, message: str) -> None:
+        self.problems[kind].append(message)
+
+    def problem_lines(self, limit: int = SHOW_PER_KIND) -> list[str]:
+        """Readable problem list: the first `limit` of each kind, then a count."""
+        lines = []
+        for kind, messages in self.problems.items():
+            if not messages:
+                continue
+            lines.append(f"{kind}: {len(messages)}")
+            lines.extend(f"  {m}" for m in messages[:limit])
+            if len(messages) > limit:
+                lines.append(f"  ... and {len(messages) - limit} more")
+        return lines
+
+    def table(self):
+        """A rich table: images and instances per class per split."""
+        from rich.table import Table
+
+        table = Table(title=f"CarDD dataset at {self.root}")
+        table.add_column("split")
+        table.add_column("images", justify="right")
+        for name in CLASSES:
+            table.add_column(name, justify="right")
+        table.add_column("instances", justify="right")
+        for split, stats in self.splits.items():
+            table.add_row(
+                split,
+                str(stats.images),
+                *(str(stats.instances[name]) for name in CLASSES),
+                str(sum(stats.instances.values())),
+            )
+        return table
+
+
+def _check_polygons(segmentation, where: str, report: CheckReport) -> None:
+    if isinstance(segmentation, dict):  # RLE: allowed by COCO, not used by CarDD
+        if "counts" not in segmentation or "size" not in segmentation:
+            report.add("bad polygon", f"{where}: RLE without counts/size")
+        return
+    if not isinstance(segmentation, list) or not segmentation:
+        report.add("bad polygon", f"{where}: segmentation is not a non-empty list of polygons")
+        return
+    for polygon in segmentation:
+        if (
+            not isinstance(polygon, list)
+            or len(polygon) < 6
+            or len(polygon) % 2
+            or not all(isinstance(v, (int, float)) for v in polygon)
+        ):
+            report.add("bad polygon", f"{where}: a polygon needs an even number (>= 6) of numbers")
+            return
+
+
+def check_split(root: Path, split: str, report: CheckReport, deep: bool = False) -> None:
+    """Check one split's JSON and images, adding counts and problems to `report`."""
+    ann_path = root / annotation_file(split)
+    img_dir = root / image_folder(split)
+    if not ann_path.is_file():
+        report.add("missing annotation file", str(ann_path))
+        return
+    try:
+        with open(ann_path) as f:
+            coco = json.load(f)
+    except (OSError, json.JSONDecodeError) as error:
+        report.add("unreadable annotation file", f"{ann_path}: {error}")
+        return
+    if not isinstance(coco, dict) or not all(
+        isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")
+    ):
+        report.add("unreadable annotation file", f"{ann_path}: not COCO (images/annotations/categories)")
+        return
+    if not img_dir.is_dir():
+        report.add("missing image folder", str(img_dir))
+
+    categories = {c.get("id"): c.get("name") for c in coco["categories"]}
+    expected = {c["id"]: c["name"] for c in CATEGORIES}
+    if categories != expected:
+        report.add(
+            "wrong categories",
+            f"{split}: got {sorted(categories.items())}, expected {sorted(expected.items())}",
+        )
+
+    stats = SplitStats()
+    images = {}
+    for image in coco["images"]:
+        image_id = image.get("id")
+        if image_id in images:
+            report.add("duplicate id", f"{split}: image id {image_id}")
+            continue
+        images[image_id] = image
+        path = img_dir / str(image.get("file_name", ""))
+        if not path.is_file():
+            report.add("missing image", f"{split}: {path}")
+        elif deep:
+            _check_image_file(path, image, split, report)
+    stats.images = len(images)
+
+    seen_ann_ids = set()
+    for ann in coco["annotations"]:
+        ann_id = ann.get("id")
+        where = f"{split}: annotation {ann_id}"
+        if ann_id in seen_ann_ids:
+            report.add("duplicate id", f"{split}: annotation id {ann_id}")
+        seen_ann_ids.add(ann_id)
+        image = images.get(ann.get("image_id"))
+        if image is None:
+            report.add("annotation of unknown image", f"{where} -> image_id {ann.get('image_id')}")
+        category_id = ann.get("category_id")
+        if category_id not in expected:
+            report.add("bad category", f"{where}: category_id {category_id}")
+        else:
+            stats.instances[expected[category_id]] += 1
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4):
+            report.add("bad bbox", f"{where}: bbox {bbox!r} is not [x, y, w, h]")
+        else:
+            x, y, w, h = bbox
+            if w <= 0 or h <= 0:
+                report.add("bad bbox", f"{where}: non-positive size {bbox}")
+            elif image is not None and (
+                x < 0 or y < 0 or x + w > image["width"] + 1 or y + h > image["height"] + 1
+            ):
+                report.add(
+                    "bad bbox",
+                    f"{where}: {bbox} outside the {image['width']}x{image['height']} image",
+                )
+        _check_polygons(ann.get("segmentation"), where, report)
+    report.splits[split] = stats
+
+
+def _check_image_file(path: Path, image: dict, split: str, report: CheckReport) -> None:
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            width, height = ImageOps.exif_transpose(img).size
+    except Exception as error:  # PIL raises many kinds for broken files
+        report.add("unreadable image", f"{split}: {path}: {error}")
+        return
+    if (width, height) != (image.get("width"), image.get("height")):
+        report.add(
+            "image size mismatch",
+            f"{split}: {path.name} is {width}x{height}, JSON says "
+            f"{image.get('width')}x{image.get('height')}",
+        )
+
+
+def check_dataset(root: Path, deep: bool = False) -> CheckReport:
+    """Check all three splits of the `CarDD_COCO` folder `root`.
+
+    Args:
+        root: the folder holding `annotations/` and the split image folders.
+        deep: also decode every image and compare its size with the JSON.
+    """
+    report = CheckReport(root=root)
+    if not (root / "annotations").is_dir():
+        report.add("not a CarDD_COCO folder", f"{root} has no annotations/ folder")
+        return report
+    for split in SPLITS:
+        check_split(root, split, report, deep=deep)
+    return report

@@ -1,0 +1,49 @@
+"""Where datasets live and how they are put in place without half-written states."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cardd.errors import CarddError
+
+#: The folder every dataset command writes inside its destination.
+DATASET_DIR = "CarDD_COCO"
+
+
+@contextmanager
+def staged_folder(target: Path, force: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder next to `target`; move it into place on success.
+
+    The staging folder is on the same filesystem, so the final move is one
+    rename: `target` is either the old version or the complete new one, never
+    half of either. On any error the staging folder is removed and `target`
+    (and its parent, if this created it) is left as it was.
+    """
+    if target.exists() and not force:
+        raise CarddError(f"{target} already exists; pass --force to replace it")
+    parent = target.parent
+    created_parent = not parent.exists()
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    try:
+        yield staging
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+            os.rename(target, old / target.name)
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_parent:
+            try:
+                parent.rmdir()
+            except OSError:
+                pass
+        raise

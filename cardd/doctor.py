@@ -1,0 +1,90 @@
+"""`cardd doctor`: is the stack installed right, and what is missing?"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cardd.weights import DEFAULT_DEST, PRETRAINED_FILENAME
+
+
+@dataclass
+class DoctorReport:
+    """Versions, capabilities and problems found; `ok` when the stack works."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _version(module: str) -> str | None:
+    try:
+        return importlib.import_module(module).__version__
+    except Exception:
+        return None
+
+
+def diagnose(data_root: Path = Path("data/CarDD_COCO"), weights_dir: Path = DEFAULT_DEST) -> DoctorReport:
+    """Collect what `cardd doctor` prints."""
+    report = DoctorReport()
+    report.rows.append(("python", f"{platform.python_version()} ({sys.executable})"))
+    fixes = {
+        "torch": "run `make setup` (or set TORCH_SPEC for another build)",
+        "torchvision": "run `make setup`",
+        "mmcv": "run `make setup`: it builds mmcv 2.1.0 from source",
+        "mmengine": "run `make setup`",
+        "mmdet": "run `make setup`",
+    }
+    for module, fix in fixes.items():
+        version = _version(module)
+        report.rows.append((module, version or "missing"))
+        if version is None:
+            report.problems.append(f"{module} is not importable: {fix}")
+
+    ops, cuda_ops = "no", "no"
+    try:
+        from mmcv.ops import DeformConv2d, RoIAlign  # noqa: F401
+        from mmcv.utils import ext_loader
+
+        ext = ext_loader.load_ext("_ext", ["get_compiling_cuda_version"])
+        ops = "yes"
+        compiled_cuda = ext.get_compiling_cuda_version()
+        cuda_ops = f"yes (CUDA {compiled_cuda})" if compiled_cuda != "not available" else "no"
+    except Exception as error:
+        report.problems.append(
+            f"mmcv's compiled ops do not load ({type(error).__name__}: {error}): "
+            "delete ~/.cache/cardd/wheels/mmcv-* and run `make setup` again"
+        )
+    report.rows.append(("mmcv compiled ops", ops))
+    report.rows.append(("mmcv CUDA ops", cuda_ops))
+
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            names = ", ".join(
+                torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+            )
+            report.rows.append(("CUDA", f"{torch.version.cuda}: {names}"))
+            if cuda_ops == "no" and ops == "yes":
+                report.problems.append(
+                    "a GPU is visible but mmcv was built without CUDA ops: "
+                    "run `FORCE_CUDA=1 make setup` after deleting the cached CPU wheel"
+                )
+        else:
+            report.rows.append(("CUDA", "not available (CPU only)"))
+    except Exception:
+        pass
+
+    dataset = "present" if (data_root / "annotations").is_dir() else "missing (`cardd download-data`)"
+    report.rows.append((f"dataset {data_root}", dataset))
+    weights = weights_dir / PRETRAINED_FILENAME
+    present = "present" if weights.is_file() else "missing (`cardd download-weights`)"
+    report.rows.append((f"pretrained {weights}", present))
+    return report

@@ -1,0 +1,189 @@
+"""`cardd eval`: COCO metrics of a checkpoint, per class and in the CarDD paper's size bins.
+
+The model runs through mmengine's test loop with mmdet's `CocoMetric`, which
+dumps the predictions in COCO format; cardd then scores that file with
+pycocotools twice: with COCO's area ranges (small < 32^2, medium < 96^2) and
+with the CarDD paper's (small < 128^2, medium < 256^2), since the paper's APs/m/l
+use the latter and reproductions that use COCO's bins report a very different APs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cardd import checkpoints
+from cardd.classes import CATEGORY_IDS, CLASSES
+from cardd.configs import load_config, resolve_config, set_data_root
+from cardd.errors import CarddError, CarddUsageError
+from cardd.runs import next_run_dir
+from cardd.train import select_device
+
+#: Area ranges (pixels) of the CarDD paper: small < 128^2, medium 128^2..256^2, large > 256^2.
+CARDD_AREA_RANGES = [[0, 1e10], [0, 128**2], [128**2, 256**2], [256**2, 1e10]]
+SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+
+
+@dataclass
+class EvalOptions:
+    config: str = "DCN_plus"
+    checkpoint: str = "latest"
+    split: str = "test"
+    data_root: Path | None = None
+    out: Path | None = None
+    device: str = "auto"
+    save_coco: bool = False
+    trust_checkpoint: bool = False
+
+
+def _percent(value: float) -> float | None:
+    return None if value < 0 else round(float(value) * 100, 2)
+
+
+def coco_scores(gt_json: Path, results_json: Path, iou_type: str, cardd_bins: bool = False) -> dict:
+    """AP, AP50, AP75, APs/m/l and per-class AP (percent) of a COCO results file."""
+    import numpy as np
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints a lot
+        gt = COCO(str(gt_json))
+        with open(results_json) as f:
+            results = json.load(f)
+        if not results:
+            return {key: 0.0 for key in SUMMARY_KEYS} | {"per_class": dict.fromkeys(CLASSES, 0.0)}
+        dt = gt.loadRes(results)
+        evaluator = COCOeval(gt, dt, iou_type)
+        evaluator.params.catIds = list(CATEGORY_IDS)
+        if cardd_bins:
+            evaluator.params.areaRng = CARDD_AREA_RANGES
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    stats = evaluator.stats
+    scores = {key: _percent(stats[i]) for i, key in enumerate(SUMMARY_KEYS)}
+    precision = evaluator.eval["precision"]  # [IoU, recall, class, area, maxDets]
+    per_class = {}
+    for k, name in enumerate(CLASSES):
+        values = precision[:, :, k, 0, -1]
+        values = values[values > -1]
+        per_class[name] = _percent(float(np.mean(values))) if values.size else None
+    scores["per_class"] = per_class
+    return scores
+
+
+def score_results(gt_json: Path, results_prefix: Path) -> dict:
+    """Both IoU types, both sets of size bins."""
+    metrics = {}
+    for iou_type in ("bbox", "segm"):
+        results = Path(f"{results_prefix}.{iou_type}.json")
+        if not results.is_file():
+            continue
+        scores = coco_scores(gt_json, results, iou_type)
+        cardd = coco_scores(gt_json, results, iou_type, cardd_bins=True)
+        scores["cardd_bins"] = {key: cardd[key] for key in ("APs", "APm", "APl")}
+        metrics[iou_type] = scores
+    return metrics
+
+
+def print_metrics(metrics: dict) -> None:
+    """Two rich tables: the summary per IoU type, and AP per class."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value):
+        return "-" if value is None else f"{value:.1f}"
+
+    summary = Table(title=f"{metrics['split']} split, {metrics['images']} images")
+    for column in ("", *SUMMARY_KEYS, "APs*", "APm*", "APl*"):
+        summary.add_column(column, justify="right")
+    per_class = Table(title="AP per class")
+    per_class.add_column("")
+    for name in CLASSES:
+        per_class.add_column(name, justify="right")
+    for iou_type in ("bbox", "segm"):
+        scores = metrics.get(iou_type)
+        if scores is None:
+            continue
+        bins = scores["cardd_bins"]
+        summary.add_row(
+            iou_type,
+            *(fmt(scores[k]) for k in SUMMARY_KEYS),
+            *(fmt(bins[k]) for k in ("APs", "APm", "APl")),
+        )
+        per_class.add_row(iou_type, *(fmt(scores["per_class"][n]) for n in CLASSES))
+    console = Console()
+    console.print(summary)
+    console.print("* the CarDD paper's size bins: small < 128², medium 128²–256², large > 256²")
+    console.print(per_class)
+
+
+def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
+    """Evaluate a checkpoint on a split; write `metrics.json` (and the COCO results).
+
+    Returns:
+        The metrics and the output folder.
+    """
+    from mmengine.runner import Runner
+
+    if opts.split not in ("val", "test"):
+        raise CarddUsageError("--split must be val or test")
+    config_path = resolve_config(opts.config)
+    device = select_device(opts.device)
+    cfg = load_config(config_path)
+    if opts.data_root is not None:
+        set_data_root(cfg, opts.data_root)
+    work_dir = Path("work_dirs") / config_path.stem
+    checkpoint = checkpoints.resolve_checkpoint(opts.checkpoint, work_dir, config_path.stem)
+
+    loader = cfg[f"{opts.split}_dataloader"]
+    gt_json = Path(loader.dataset.data_root) / loader.dataset.ann_file
+    if not gt_json.is_file():
+        raise CarddError(
+            f"no {opts.split} annotations at {gt_json}: fetch the dataset with "
+            "`cardd download-data` (or pass --data-root)"
+        )
+    out = opts.out if opts.out is not None else next_run_dir(Path("runs") / "eval")
+    if out.exists() and any(out.iterdir()):
+        raise CarddUsageError(f"{out} is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+    results_prefix = out / "coco_results"
+    cfg.test_dataloader = loader
+    cfg.test_evaluator = cfg[f"{opts.split}_evaluator"]
+    cfg.test_evaluator.outfile_prefix = str(results_prefix)
+    cfg.test_evaluator.ann_file = str(gt_json)
+    cfg.work_dir = str(out)
+    cfg.load_from = str(checkpoint)
+    cfg.launcher = "none"
+    # Training-only parts are not needed to test, and a missing pretrained
+    # file or an empty train split must not stop an evaluation.
+    for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
+        cfg.pop(key, None)
+    cfg.default_hooks.pop("checkpoint", None)
+
+    checkpoints.install_loader()
+    with checkpoints.trusting(checkpoint if opts.trust_checkpoint else None):
+        runner = Runner.from_cfg(cfg)
+        runner.test()
+
+    with open(gt_json) as f:
+        images = len(json.load(f)["images"])
+    metrics = {
+        "config": str(config_path),
+        "checkpoint": str(checkpoint),
+        "split": opts.split,
+        "data_root": str(loader.dataset.data_root),
+        "images": images,
+        "device": device,
+        **score_results(gt_json, results_prefix),
+    }
+    with open(out / "metrics.json", "w") as f:
+        json.dump(metrics, f, indent=2)
+    if not opts.save_coco:
+        for iou_type in ("bbox", "segm"):
+            Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
+    return metrics, out

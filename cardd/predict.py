@@ -1,0 +1,203 @@
+"""`cardd infer`: run `DamageDetector` over files, folders and globs, stream the outputs.
+
+Output folder layout (see the README):
+    vis/<relative path>          annotated image
+    preds/<relative path>.json   detections of one image
+    predictions.csv              one row per detection
+    summary.json                 counts, failures, timing
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from cardd.classes import CLASSES
+from cardd.errors import CarddUsageError
+from cardd.runs import next_run_dir
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+CSV_HEADER = ["image", "label", "category_id", "score", "x1", "y1", "x2", "y2", "area", "area_fraction"]
+
+
+@dataclass
+class InputImage:
+    """An image to process and where its outputs go, relative to the output folder."""
+
+    path: Path
+    relative: PurePosixPath
+
+
+@dataclass
+class InferOptions:
+    inputs: tuple[str, ...]
+    config: str = "DCN_plus"
+    checkpoint: str = "latest"
+    out_dir: Path | None = None
+    score_thr: float = 0.3
+    device: str = "auto"
+    batch_size: int = 1
+    recursive: bool = False
+    visualize: bool = True
+    exist_ok: bool = False
+    trust_checkpoint: bool = False
+
+
+@dataclass
+class InferSummary:
+    out_dir: Path
+    processed: int = 0
+    failed: list[dict] = field(default_factory=list)
+    per_class: Counter = field(default_factory=Counter)
+    seconds: float = 0.0  # wall time of the image loop: decode, model, outputs
+
+    @property
+    def detections(self) -> int:
+        return sum(self.per_class.values())
+
+    def to_dict(self, options: InferOptions, checkpoint: Path) -> dict:
+        return {
+            "config": options.config,
+            "checkpoint": str(checkpoint),
+            "score_thr": options.score_thr,
+            "images_processed": self.processed,
+            "images_failed": len(self.failed),
+            "failed": self.failed,
+            "detections": self.detections,
+            "detections_per_class": {name: self.per_class.get(name, 0) for name in CLASSES},
+            "seconds_per_image": round(self.seconds / self.processed, 4) if self.processed else None,
+        }
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[InputImage]:
+    """Expand files, folders and glob patterns into images with unique relative outputs.
+
+    A folder's images keep their path under the folder, prefixed with the
+    folder's name; a file keeps its name. Where two inputs would still map to
+    the same output (same name in two places), the later one gets `_2`, `_3`...
+    """
+    found: list[tuple[Path, PurePosixPath]] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p)):
+                found.append((file, PurePosixPath(path.resolve().name, *file.relative_to(path).parts)))
+        elif path.is_file():
+            found.append((path, PurePosixPath(path.name)))
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
+            found.extend((m, PurePosixPath(m.name)) for m in matches if m.is_file())
+        else:
+            raise CarddUsageError(f"input {item} does not exist")
+    if not found:
+        raise CarddUsageError(f"no images found in {', '.join(inputs)}")
+    taken: set[PurePosixPath] = set()
+    images = []
+    seen_paths: set[Path] = set()
+    for path, relative in found:
+        if path.resolve() in seen_paths:
+            continue
+        seen_paths.add(path.resolve())
+        unique, n = relative, 1
+        while unique in taken:
+            n += 1
+            unique = relative.with_name(f"{relative.stem}_{n}{relative.suffix}")
+        taken.add(unique)
+        images.append(InputImage(path, unique))
+    return images
+
+
+def prepare_out_dir(out_dir: Path | None, exist_ok: bool) -> Path:
+    """The run's output folder: new under `runs/infer`, or the given one if it is free."""
+    if out_dir is None:
+        out_dir = next_run_dir(Path("runs") / "infer")
+    elif out_dir.exists() and not out_dir.is_dir():
+        raise CarddUsageError(f"--out-dir {out_dir} is a file")
+    elif out_dir.is_dir() and any(out_dir.iterdir()) and not exist_ok:
+        raise CarddUsageError(f"{out_dir} is not empty: pass --exist-ok to write over it, or another --out-dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+
+
+def run_inference(options: InferOptions) -> InferSummary:
+    """Run `cardd infer`: outputs stream to disk image by image.
+
+    Bad images are reported and skipped; the summary lists them.
+    """
+    from tqdm import tqdm
+
+    from cardd.infer import DamageDetector, UnreadableImage, load_image
+
+    if options.batch_size < 1:
+        raise CarddUsageError("--batch-size must be >= 1")
+    images = collect_inputs(options.inputs, options.recursive)
+    detector = DamageDetector(
+        options.config, options.checkpoint, options.device, options.score_thr,
+        trust_checkpoint=options.trust_checkpoint,
+    )
+    out_dir = prepare_out_dir(options.out_dir, options.exist_ok)
+    summary = InferSummary(out_dir=out_dir)
+    config_name = str(detector.config_path)
+    began = time.perf_counter()
+    with open(out_dir / "predictions.csv", "w", newline="") as csv_file, tqdm(
+        total=len(images), unit="img", desc="infer"
+    ) as bar:
+        rows = csv.writer(csv_file)
+        rows.writerow(CSV_HEADER)
+        for start in range(0, len(images), options.batch_size):
+            chunk = images[start : start + options.batch_size]
+            decoded = []
+            for item in chunk:
+                try:
+                    decoded.append((item, load_image(item.path)))
+                except UnreadableImage as error:
+                    summary.failed.append({"image": str(item.path), "reason": str(error)})
+                    tqdm.write(f"skipped {error}")
+                    bar.update(1)
+            if not decoded:
+                continue
+            samples = detector.infer_batch([array for _, array in decoded])
+            for (item, array), sample in zip(decoded, samples, strict=True):
+                detections = detector.to_detections(sample)
+                height, width = array.shape[:2]
+                _write_json(
+                    out_dir / "preds" / f"{item.relative}.json",
+                    {
+                        "image": str(item.path),
+                        "width": width,
+                        "height": height,
+                        "config": config_name,
+                        "checkpoint": str(detector.checkpoint),
+                        "score_thr": options.score_thr,
+                        "detections": [d.to_dict() for d in detections],
+                    },
+                )
+                for d in detections:
+                    rows.writerow([str(item.path), d.label, d.category_id, f"{d.score:.5f}",
+                                   *(f"{v:.2f}" for v in d.bbox_xyxy), f"{d.area:.2f}",
+                                   f"{d.area_fraction:.6f}"])
+                    summary.per_class[d.label] += 1
+                if options.visualize:
+                    detector.draw(array, sample, out_dir / "vis" / str(item.relative))
+                summary.processed += 1
+                bar.update(1)
+    summary.seconds = time.perf_counter() - began
+    _write_json(out_dir / "summary.json", summary.to_dict(options, detector.checkpoint))
+    return summary
+

@@ -1,0 +1,250 @@
+"""`cardd train`: build the run's config from the options, then hand it to mmengine's Runner.
+
+Three steps, kept apart: `TrainOptions` (what the user asked for),
+`build_config` (the merged mmengine config, checked before anything heavy
+starts), `run` (one process, or `nproc` processes through torchrun).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cardd import checkpoints
+from cardd.configs import load_config, resolve_config, set_data_root
+from cardd.errors import CarddError, CarddUsageError
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
+
+LAUNCHERS = ("none", "pytorch", "slurm")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainOptions:
+    """Everything `cardd train` takes; `None` means "as the config says"."""
+
+    config: str = "DCN_plus"
+    work_dir: Path | None = None
+    data_root: Path | None = None
+    load_from: str | None = None  # a path, or "none" for random initialisation
+    resume: str | None = None  # "auto" or a checkpoint path
+    amp: bool = False
+    device: str = "auto"
+    nproc: int = 1
+    launcher: str = "none"
+    seed: int | None = None
+    max_epochs: int | None = None
+    cfg_options: dict = field(default_factory=dict)
+    trust_checkpoint: bool = False
+    exist_ok: bool = False
+
+
+def default_work_dir(config: str) -> Path:
+    """`work_dirs/<config name>`, relative to the working directory."""
+    return Path("work_dirs") / resolve_config(config).stem
+
+
+def select_device(device: str) -> str:
+    """Resolve `auto`, and make `cpu` binding even on a machine with a GPU."""
+    if device not in DEVICES:
+        raise CarddUsageError(f"--device must be one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        # Must happen before CUDA is initialised; mmengine picks CUDA whenever it sees one.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return "cpu"
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CarddError("--device cuda: no CUDA GPU is visible to PyTorch")
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _check_data(cfg: Config) -> None:
+    root = Path(cfg.train_dataloader.dataset.data_root)
+    for split in ("train", "val"):
+        loader = cfg.get(f"{split}_dataloader")
+        if loader is None:
+            continue
+        ann = root / loader.dataset.ann_file
+        if not ann.is_file():
+            raise CarddError(
+                f"no dataset at {root} ({ann} missing): fetch it with `cardd download-data`, "
+                "make the toy subset with `cardd reduce-data`, or synthesize one with "
+                "`cardd synth-data` (then pass --data-root)"
+            )
+
+
+def _check_load_from(cfg: Config) -> None:
+    load_from = cfg.get("load_from")
+    if load_from and not cfg.get("resume") and not Path(load_from).is_file():
+        raise CarddError(
+            f"pretrained checkpoint {load_from} not found: fetch it with "
+            "`cardd download-weights`, or pass --load-from PATH (or --load-from none)"
+        )
+
+
+def _cap_workers(cfg: Config, world_size: int) -> None:
+    """No more loader workers per process than there are CPU cores for it."""
+    cores = max(1, (os.cpu_count() or 1) // world_size)
+    for split in ("train", "val", "test"):
+        loader = cfg.get(f"{split}_dataloader")
+        if loader is not None and loader.get("num_workers", 0) > cores:
+            loader.num_workers = cores
+
+
+def build_config(opts: TrainOptions) -> Config:
+    """The merged config of the run, validated; nothing is written yet."""
+    cfg = load_config(opts.config, opts.cfg_options)
+    cfg.work_dir = str(opts.work_dir or default_work_dir(opts.config))
+    if opts.data_root is not None:
+        set_data_root(cfg, opts.data_root)
+    if opts.load_from is not None:
+        cfg.load_from = None if opts.load_from.lower() == "none" else opts.load_from
+    if opts.max_epochs is not None:
+        cfg.train_cfg.max_epochs = opts.max_epochs
+        cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", 1), opts.max_epochs)
+    if opts.seed is not None:
+        cfg.randomness = dict(seed=opts.seed)
+
+    work_dir = Path(cfg.work_dir)
+    if opts.resume is not None:
+        if opts.resume == "auto":
+            latest = checkpoints.latest_checkpoint(work_dir) if work_dir.is_dir() else None
+            if latest is None:
+                raise CarddError(f"--resume: no checkpoint to resume from in {work_dir}")
+            resume_from = latest
+        else:
+            resume_from = Path(opts.resume)
+            if not resume_from.is_file():
+                raise CarddError(f"--resume: checkpoint {resume_from} does not exist")
+        cfg.resume = True
+        cfg.load_from = str(resume_from)
+    elif not opts.exist_ok and work_dir.is_dir() and any(work_dir.glob("*.pth")):
+        raise CarddError(
+            f"{work_dir} already holds checkpoints of an earlier run: --resume to continue it, "
+            "--work-dir for a new run, or --exist-ok to train over it"
+        )
+
+    if opts.amp:
+        if opts.device == "cpu" or not _cuda_available():
+            raise CarddError("--amp needs a CUDA GPU")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    if opts.launcher not in LAUNCHERS:
+        raise CarddUsageError(f"--launcher must be one of {', '.join(LAUNCHERS)}")
+    cfg.launcher = opts.launcher
+    _cap_workers(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    _check_data(cfg)
+    _check_load_from(cfg)
+    return cfg
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _setup_distributed_cpu(cfg: Config) -> None:
+    """mmengine's `pytorch` launcher assumes CUDA: start gloo ourselves and let
+    DDP run without device ids, so N processes can train on CPU."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    cfg.env_cfg.dist_cfg = dict(backend="gloo")
+    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
+
+
+def run_training(cfg: Config, device: str, trust: Path | None = None) -> Path:
+    """Train in this process (one rank of a distributed run, or the only one)."""
+    from mmengine.runner import Runner
+
+    checkpoints.install_loader()
+    if cfg.launcher != "none" and device == "cpu":
+        _setup_distributed_cpu(cfg)
+    work_dir = Path(cfg.work_dir)
+    checkpoints.mark_trusted_work_dir(work_dir)
+    with checkpoints.trusting(trust):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    return work_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_argv(opts: TrainOptions) -> list[str]:
+    """The `cardd train` arguments one torchrun worker gets for `opts`."""
+    argv = ["--config", opts.config, "--device", opts.device, "--launcher", "pytorch"]
+    optional = {
+        "--work-dir": opts.work_dir,
+        "--data-root": opts.data_root,
+        "--load-from": opts.load_from,
+        "--resume": opts.resume,
+        "--seed": opts.seed,
+        "--max-epochs": opts.max_epochs,
+    }
+    for flag, value in optional.items():
+        if value is not None:
+            argv += [flag, str(value)]
+    for flag, on in (("--amp", opts.amp), ("--trust-checkpoint", opts.trust_checkpoint),
+                     ("--exist-ok", opts.exist_ok)):
+        if on:
+            argv.append(flag)
+    for key, value in opts.cfg_options.items():
+        argv += ["--cfg-options", f"{key}={value!r}"]
+    return argv
+
+
+def launch_local(opts: TrainOptions) -> int:
+    """Run `opts` under torchrun with `opts.nproc` processes on this machine."""
+    command = [
+        sys.executable, "-m", "torch.distributed.run",
+        f"--nproc_per_node={opts.nproc}", "--nnodes=1",
+        "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
+        "-m", "cardd", "train", *worker_argv(opts),
+    ]
+    return subprocess.call(command)
+
+
+def train(opts: TrainOptions) -> Path:
+    """Run `cardd train`. With `nproc > 1` this process only supervises torchrun.
+
+    Returns:
+        The work dir.
+    """
+    if opts.nproc < 1:
+        raise CarddUsageError("--nproc must be >= 1")
+    if opts.nproc > 1:
+        if opts.launcher != "none":
+            raise CarddUsageError("--nproc starts its own processes: do not combine it with --launcher")
+        device = select_device(opts.device)
+        if device == "cuda":
+            import torch
+
+            if torch.cuda.device_count() < opts.nproc:
+                raise CarddError(
+                    f"--nproc {opts.nproc} needs {opts.nproc} GPUs, {torch.cuda.device_count()} visible"
+                )
+        build_config(opts)  # fail here, once, rather than in every process
+        code = launch_local(opts)
+        if code != 0:
+            raise CarddError(f"distributed training failed (torchrun exit code {code})")
+        return Path(opts.work_dir or default_work_dir(opts.config))
+    device = select_device(opts.device)
+    cfg = build_config(opts)
+    if opts.launcher != "none" and device == "cuda":
+        cfg.env_cfg.dist_cfg = dict(backend="nccl")
+    trust = Path(cfg.load_from) if opts.trust_checkpoint and cfg.get("load_from") else None
+    return run_training(cfg, device, trust=trust)

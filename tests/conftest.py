@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny real datasets and a tiny real checkpoint, built once per session.
+
+Thread counts are capped before torch is imported: on a 2-core machine OpenMP
+threads that outnumber the cores make small CPU training steps ~100x slower.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("MKL_NUM_THREADS", "2")
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from cardd.data.synth import synthesize  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """A 12-image synthetic dataset folder holding CarDD_COCO/ (train 8, val 2, test 2)."""
+    dest = tmp_path_factory.mktemp("synthetic")
+    synthesize(dest, images=12, seed=0)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(synthetic_data) -> Path:
+    """The CarDD_COCO folder of `synthetic_data`."""
+    return synthetic_data / "CarDD_COCO"
+
+
+@pytest.fixture
+def dataset_copy(synthetic_data, tmp_path) -> Path:
+    """A private copy of the synthetic dataset folder, free to damage."""
+    copy = tmp_path / "data"
+    shutil.copytree(synthetic_data, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def trained_work_dir(tmp_path_factory, synthetic_root) -> Path:
+    """`tiny_DCN_plus` trained for one epoch on the synthetic data (real mmdet, CPU)."""
+    from cardd.train import TrainOptions, train
+
+    work_dir = tmp_path_factory.mktemp("tiny_run") / "work_dir"
+    train(TrainOptions(config="tiny_DCN_plus", work_dir=work_dir, data_root=synthetic_root,
+                       device="cpu", max_epochs=1, seed=0))
+    return work_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(trained_work_dir) -> Path:
+    checkpoint = trained_work_dir / "epoch_1.pth"
+    assert checkpoint.is_file()
+    return checkpoint
+
+
+def read_json(path: Path):
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,20 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cardd.cli import cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--epochs", "1", "--images", "6"])
+    assert result.exit_code == 0, result.output
+    assert "not a damage detector" in result.output and "cardd download-weights" in result.output
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    assert metrics["split"] == "test" and "bbox" in metrics
+    summary = json.loads((out / "infer" / "summary.json").read_text())
+    assert summary["images_processed"] == metrics["images"] == 2
+    assert len(list((out / "infer" / "vis").rglob("*.jpg"))) == 2
