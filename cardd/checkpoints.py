@@ -9,9 +9,11 @@ files:
 * checkpoints written by `cardd train` (their folder holds the marker file
   `TRUST_MARKER`) and files the user vouches for (`--trust-checkpoint`) are
   unpickled in full;
-* anything else loads weights-only, with only mmengine's and numpy's plain data
-  types allowed, and only while that one file is read. No `builtins.getattr`,
-  no process-wide environment switch.
+* anything else loads weights-only, with only numpy's and mmengine's plain data
+  types allowed, and only while that one file is read. That takes weight files
+  (state dict and metadata) from anywhere, but not a full mmengine checkpoint
+  moved out of its work dir: its message hub pickles `builtins.getattr`, which
+  stays forbidden. No process-wide environment switch either.
 """
 
 from __future__ import annotations
@@ -122,9 +124,7 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
         if (work_dir / target.name).is_file():  # the work dir was moved
             return work_dir / target.name
     numbered = [
-        (int(m.group(1)), p)
-        for p in work_dir.glob("*.pth")
-        if (m := _EPOCH_OR_ITER.search(p.name))
+        (int(m.group(1)), p) for p in work_dir.glob("*.pth") if (m := _EPOCH_OR_ITER.search(p.name))
     ]
     if numbered:
         return max(numbered)[1]

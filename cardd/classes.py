@@ -32,9 +32,7 @@ CLASSES: tuple[str, ...] = tuple(_METAINFO["classes"])
 CATEGORY_IDS: tuple[int, ...] = tuple(range(1, len(CLASSES) + 1))
 
 #: One fixed RGB colour per class (from the config, see `_read_metainfo`).
-PALETTE: tuple[tuple[int, int, int], ...] = tuple(
-    tuple(colour) for colour in _METAINFO["palette"]
-)
+PALETTE: tuple[tuple[int, int, int], ...] = tuple(tuple(colour) for colour in _METAINFO["palette"])
 
 #: `metainfo` as MMDetection datasets and visualizers take it.
 METAINFO: dict = {"classes": CLASSES, "palette": PALETTE}

@@ -37,7 +37,8 @@ class CarddGroup(click.Group):
 def _console():
     from rich.console import Console
 
-    return Console()
+    # Piped output (logs, CI) gets room for the nine-column class tables.
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _print_counts(title: str, summary: dict) -> None:
@@ -98,14 +99,25 @@ def doctor(data_root: Path, weights_dir: Path) -> None:
     click.echo("ok: the stack works")
 
 
-@cli.command("download-data", epilog="Example: cardd download-data --zip ~/Downloads/CarDD_release.zip")
-@click.option("--zip", "zip_path", type=ExistingFile, help="A release zip already on disk (offline).")
+@cli.command(
+    "download-data", epilog="Example: cardd download-data --zip ~/Downloads/CarDD_release.zip"
+)
+@click.option(
+    "--zip", "zip_path", type=ExistingFile, help="A release zip already on disk (offline)."
+)
 @click.option("--url", help="A mirror of the release zip, instead of Google Drive.")
-@click.option("--dest", type=PathArg, default=Path("data"), show_default=True,
-              help="Folder to hold CarDD_COCO/.")
+@click.option(
+    "--dest",
+    type=PathArg,
+    default=Path("data"),
+    show_default=True,
+    help="Folder to hold CarDD_COCO/.",
+)
 @click.option("--keep-sod", is_flag=True, help="Also extract CarDD_SOD/ (unused by cardd).")
 @click.option("--force", is_flag=True, help="Replace an existing <dest>/CarDD_COCO.")
-def download_data(zip_path: Path | None, url: str | None, dest: Path, keep_sod: bool, force: bool) -> None:
+def download_data(
+    zip_path: Path | None, url: str | None, dest: Path, keep_sod: bool, force: bool
+) -> None:
     """Download (or take) the CarDD release zip, extract it safely, check it."""
     from cardd.data.download import download_data as run
 
@@ -115,8 +127,13 @@ def download_data(zip_path: Path | None, url: str | None, dest: Path, keep_sod: 
 
 
 @cli.command("check-data", epilog="Example: cardd check-data --root small_data/CarDD_COCO --deep")
-@click.option("--root", type=PathArg, default=Path("data/CarDD_COCO"), show_default=True,
-              help="The CarDD_COCO folder (holding annotations/).")
+@click.option(
+    "--root",
+    type=PathArg,
+    default=Path("data/CarDD_COCO"),
+    show_default=True,
+    help="The CarDD_COCO folder (holding annotations/).",
+)
 @click.option("--deep", is_flag=True, help="Also decode every image and compare its size.")
 def check_data(root: Path, deep: bool) -> None:
     """Check a CarDD_COCO folder; print images and instances per class per split."""
@@ -127,13 +144,30 @@ def check_data(root: Path, deep: bool) -> None:
     _finish_check(check_dataset(root, deep=deep))
 
 
-@cli.command("reduce-data", epilog="Example: cardd reduce-data --src data --dst small_data --every 10")
-@click.option("--src", type=PathArg, default=Path("data"), show_default=True,
-              help="Folder holding the source CarDD_COCO/ (only read).")
-@click.option("--dst", type=PathArg, default=Path("small_data"), show_default=True,
-              help="Folder to write the subset's CarDD_COCO/ into.")
-@click.option("--every", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Keep images whose numeric file-name stem divides by N.")
+@cli.command(
+    "reduce-data", epilog="Example: cardd reduce-data --src data --dst small_data --every 10"
+)
+@click.option(
+    "--src",
+    type=PathArg,
+    default=Path("data"),
+    show_default=True,
+    help="Folder holding the source CarDD_COCO/ (only read).",
+)
+@click.option(
+    "--dst",
+    type=PathArg,
+    default=Path("small_data"),
+    show_default=True,
+    help="Folder to write the subset's CarDD_COCO/ into.",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Keep images whose numeric file-name stem divides by N.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing <dst>/CarDD_COCO.")
 def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
     """Write a consistent 1-in-N subset of a dataset, for quick runs."""
@@ -144,8 +178,13 @@ def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
 
 
 @cli.command("synth-data", epilog="Example: cardd synth-data --dest data/synthetic --images 24")
-@click.option("--dest", type=PathArg, default=Path("data/synthetic"), show_default=True,
-              help="Folder to write CarDD_COCO/ into.")
+@click.option(
+    "--dest",
+    type=PathArg,
+    default=Path("data/synthetic"),
+    show_default=True,
+    help="Folder to write CarDD_COCO/ into.",
+)
 @click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace an existing <dest>/CarDD_COCO.")
@@ -159,7 +198,9 @@ def synth_data(dest: Path, images: int, seed: int, force: bool) -> None:
 
 @cli.command("download-weights", epilog="Example: cardd download-weights --dest checkpoints")
 @click.option("--dest", type=PathArg, default=Path("checkpoints"), show_default=True)
-@click.option("--url", help="Another address for the checkpoint (its name should carry the sha256 prefix).")
+@click.option(
+    "--url", help="Another address for the checkpoint (its name should carry the sha256 prefix)."
+)
 @click.option("--force", is_flag=True, help="Download again even if a valid file is present.")
 def download_weights(dest: Path, url: str | None, force: bool) -> None:
     """Fetch the COCO-pretrained Mask R-CNN R-101 DCN checkpoint DCN+ starts from."""
@@ -186,56 +227,122 @@ Examples:
 @click.option("--work-dir", type=PathArg, help="Default: work_dirs/<config name>.")
 @click.option("--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/).")
 @click.option("--load-from", help="Start weights (path), or 'none'. Default: the config's.")
-@click.option("--resume", is_flag=False, flag_value="auto", default=None,
-              help="Continue a run: alone, from the newest checkpoint in the work dir; or from PATH.")
+@click.option(
+    "--resume",
+    is_flag=False,
+    flag_value="auto",
+    default=None,
+    help="Continue a run: alone, from the newest checkpoint in the work dir; or from PATH.",
+)
 @click.option("--amp", is_flag=True, help="Mixed-precision training (CUDA).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Processes on this machine (PyTorch distributed through torchrun).")
-@click.option("--launcher", type=click.Choice(["none", "pytorch", "slurm"]), default="none",
-              show_default=True, help="For runs started by torchrun or srun.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes on this machine (PyTorch distributed through torchrun).",
+)
+@click.option(
+    "--launcher",
+    type=click.Choice(["none", "pytorch", "slurm"]),
+    default="none",
+    show_default=True,
+    help="For runs started by torchrun or srun.",
+)
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Override the config's epochs.")
-@click.option("--cfg-options", multiple=True, metavar="KEY=VALUE",
-              help="Override any config key, e.g. train_dataloader.batch_size=2 (repeatable).")
-@click.option("--trust-checkpoint", is_flag=True,
-              help="Unpickle --load-from/--resume files not written by cardd train.")
+@click.option(
+    "--cfg-options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any config key, e.g. train_dataloader.batch_size=2 (repeatable).",
+)
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Unpickle --load-from/--resume files not written by cardd train.",
+)
 @click.option("--exist-ok", is_flag=True, help="Train into a work dir that holds an earlier run.")
-def train(config, work_dir, data_root, load_from, resume, amp, device, nproc, launcher, seed,
-          max_epochs, cfg_options, trust_checkpoint, exist_ok) -> None:
+def train(
+    config,
+    work_dir,
+    data_root,
+    load_from,
+    resume,
+    amp,
+    device,
+    nproc,
+    launcher,
+    seed,
+    max_epochs,
+    cfg_options,
+    trust_checkpoint,
+    exist_ok,
+) -> None:
     """Train a model (mmengine Runner); checkpoints and logs go to the work dir."""
     from cardd.configs import parse_cfg_options
     from cardd.train import TrainOptions
     from cardd.train import train as run
 
     options = TrainOptions(
-        config=config, work_dir=work_dir, data_root=data_root, load_from=load_from,
-        resume=resume, amp=amp, device=device, nproc=nproc, launcher=launcher, seed=seed,
-        max_epochs=max_epochs, cfg_options=parse_cfg_options(cfg_options),
-        trust_checkpoint=trust_checkpoint, exist_ok=exist_ok,
+        config=config,
+        work_dir=work_dir,
+        data_root=data_root,
+        load_from=load_from,
+        resume=resume,
+        amp=amp,
+        device=device,
+        nproc=nproc,
+        launcher=launcher,
+        seed=seed,
+        max_epochs=max_epochs,
+        cfg_options=parse_cfg_options(cfg_options),
+        trust_checkpoint=trust_checkpoint,
+        exist_ok=exist_ok,
     )
     out = run(options)
     click.echo(f"training finished: checkpoints and logs in {out}")
 
 
-@cli.command("eval", epilog="Example: cardd eval --config DCN_plus --checkpoint latest --split test")
+@cli.command(
+    "eval", epilog="Example: cardd eval --config DCN_plus --checkpoint latest --split test"
+)
 @click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
-@click.option("--checkpoint", default="latest", show_default=True,
-              help="Checkpoint path, or 'latest' in work_dirs/<config>.")
+@click.option(
+    "--checkpoint",
+    default="latest",
+    show_default=True,
+    help="Checkpoint path, or 'latest' in work_dirs/<config>.",
+)
 @click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
 @click.option("--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/).")
 @click.option("--out", type=PathArg, help="Output folder. Default: runs/eval/exp, exp2, ...")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
 @click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
-@click.option("--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train.")
+@click.option(
+    "--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train."
+)
 def eval_(config, checkpoint, split, data_root, out, device, save_coco, trust_checkpoint) -> None:
     """COCO box and mask AP, per class and in the CarDD paper's size bins."""
     from cardd.evaluate import EvalOptions, evaluate, print_metrics
 
-    metrics, out_dir = evaluate(EvalOptions(
-        config=config, checkpoint=checkpoint, split=split, data_root=data_root, out=out,
-        device=device, save_coco=save_coco, trust_checkpoint=trust_checkpoint,
-    ))
+    metrics, out_dir = evaluate(
+        EvalOptions(
+            config=config,
+            checkpoint=checkpoint,
+            split=split,
+            data_root=data_root,
+            out=out,
+            device=device,
+            save_coco=save_coco,
+            trust_checkpoint=trust_checkpoint,
+        )
+    )
     print_metrics(metrics)
     click.echo(f"metrics written to {out_dir / 'metrics.json'}")
 
@@ -251,27 +358,59 @@ Examples:
 @cli.command(epilog=INFER_EPILOG)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
-@click.option("--checkpoint", default="latest", show_default=True,
-              help="Checkpoint path, or 'latest' in work_dirs/<config>.")
+@click.option(
+    "--checkpoint",
+    default="latest",
+    show_default=True,
+    help="Checkpoint path, or 'latest' in work_dirs/<config>.",
+)
 @click.option("--out-dir", type=PathArg, help="Default: runs/infer/exp, exp2, ...")
-@click.option("--score-thr", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True,
-              help="Drop detections below this score in every output.")
+@click.option(
+    "--score-thr",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.3,
+    show_default=True,
+    help="Drop detections below this score in every output.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--no-vis", is_flag=True, help="Skip the annotated images.")
 @click.option("--exist-ok", is_flag=True, help="Write into a non-empty --out-dir.")
-@click.option("--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train.")
-def infer(inputs, config, checkpoint, out_dir, score_thr, device, batch_size, recursive, no_vis,
-          exist_ok, trust_checkpoint) -> None:
+@click.option(
+    "--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train."
+)
+def infer(
+    inputs,
+    config,
+    checkpoint,
+    out_dir,
+    score_thr,
+    device,
+    batch_size,
+    recursive,
+    no_vis,
+    exist_ok,
+    trust_checkpoint,
+) -> None:
     """Detect damage in images (files, folders, globs): annotated images, JSON, CSV."""
     from cardd.predict import InferOptions, run_inference
 
-    summary = run_inference(InferOptions(
-        inputs=inputs, config=config, checkpoint=checkpoint, out_dir=out_dir,
-        score_thr=score_thr, device=device, batch_size=batch_size, recursive=recursive,
-        visualize=not no_vis, exist_ok=exist_ok, trust_checkpoint=trust_checkpoint,
-    ))
+    summary = run_inference(
+        InferOptions(
+            inputs=inputs,
+            config=config,
+            checkpoint=checkpoint,
+            out_dir=out_dir,
+            score_thr=score_thr,
+            device=device,
+            batch_size=batch_size,
+            recursive=recursive,
+            visualize=not no_vis,
+            exist_ok=exist_ok,
+            trust_checkpoint=trust_checkpoint,
+        )
+    )
     failed = len(summary.failed)
     click.echo(
         f"{summary.processed} images, {summary.detections} detections"
@@ -296,7 +435,9 @@ def demo(out, epochs, images) -> None:
     click.echo(f"  checkpoints   {result.work_dir}")
     click.echo(f"  metrics       {result.eval_dir / 'metrics.json'}")
     click.echo(f"  annotated     {result.infer_dir / 'vis'}")
-    click.echo(f"  JSON / CSV    {result.infer_dir / 'preds'}, {result.infer_dir / 'predictions.csv'}")
+    click.echo(
+        f"  JSON / CSV    {result.infer_dir / 'preds'}, {result.infer_dir / 'predictions.csv'}"
+    )
     click.echo(DISCLAIMER)
 
 

@@ -29,7 +29,9 @@ class DemoResult:
     detections: int
 
 
-def run_demo(out: Path | None = None, epochs: int = 6, images: int = 24, seed: int = 0) -> DemoResult:
+def run_demo(
+    out: Path | None = None, epochs: int = 6, images: int = 24, seed: int = 0
+) -> DemoResult:
     """Run the pipeline end to end; returns where everything went."""
     from cardd.data.synth import synthesize
     from cardd.evaluate import EvalOptions, evaluate, print_metrics
@@ -41,20 +43,38 @@ def run_demo(out: Path | None = None, epochs: int = 6, images: int = 24, seed: i
     print(f"[1/4] synthesizing {images} images into {data_root}")
     synthesize(run_dir / "data", images=images, seed=seed)
     print(f"[2/4] training tiny_DCN_plus for {epochs} epochs on CPU")
-    work_dir = train(TrainOptions(
-        config="tiny_DCN_plus", work_dir=run_dir / "work_dir", data_root=data_root,
-        device="cpu", max_epochs=epochs, seed=seed,
-    ))
+    work_dir = train(
+        TrainOptions(
+            config="tiny_DCN_plus",
+            work_dir=run_dir / "work_dir",
+            data_root=data_root,
+            device="cpu",
+            max_epochs=epochs,
+            seed=seed,
+        )
+    )
     checkpoint = work_dir / f"epoch_{epochs}.pth"
     print("[3/4] evaluating on the test split")
-    metrics, eval_dir = evaluate(EvalOptions(
-        config="tiny_DCN_plus", checkpoint=str(checkpoint), split="test",
-        data_root=data_root, out=run_dir / "eval", device="cpu",
-    ))
+    metrics, eval_dir = evaluate(
+        EvalOptions(
+            config="tiny_DCN_plus",
+            checkpoint=str(checkpoint),
+            split="test",
+            data_root=data_root,
+            out=run_dir / "eval",
+            device="cpu",
+        )
+    )
     print_metrics(metrics)
     print("[4/4] inference on the test images")
-    summary = run_inference(InferOptions(
-        inputs=(str(data_root / "test2017"),), config="tiny_DCN_plus",
-        checkpoint=str(checkpoint), out_dir=run_dir / "infer", device="cpu", score_thr=0.3,
-    ))
+    summary = run_inference(
+        InferOptions(
+            inputs=(str(data_root / "test2017"),),
+            config="tiny_DCN_plus",
+            checkpoint=str(checkpoint),
+            out_dir=run_dir / "infer",
+            device="cpu",
+            score_thr=0.3,
+        )
+    )
     return DemoResult(run_dir, work_dir, metrics, eval_dir, summary.out_dir, summary.detections)

@@ -30,7 +30,9 @@ def _version(module: str) -> str | None:
         return None
 
 
-def diagnose(data_root: Path = Path("data/CarDD_COCO"), weights_dir: Path = DEFAULT_DEST) -> DoctorReport:
+def diagnose(
+    data_root: Path = Path("data/CarDD_COCO"), weights_dir: Path = DEFAULT_DEST
+) -> DoctorReport:
     """Collect what `cardd doctor` prints."""
     report = DoctorReport()
     report.rows.append(("python", f"{platform.python_version()} ({sys.executable})"))
@@ -82,9 +84,11 @@ def diagnose(data_root: Path = Path("data/CarDD_COCO"), weights_dir: Path = DEFA
     except Exception:
         pass
 
-    dataset = "present" if (data_root / "annotations").is_dir() else "missing (`cardd download-data`)"
-    report.rows.append((f"dataset {data_root}", dataset))
+    present = (data_root / "annotations").is_dir()
+    fetch = "" if present else " (fetch it with `cardd download-data`)"
+    report.rows.append(("dataset", f"{data_root}: {'present' if present else 'missing'}{fetch}"))
     weights = weights_dir / PRETRAINED_FILENAME
-    present = "present" if weights.is_file() else "missing (`cardd download-weights`)"
-    report.rows.append((f"pretrained {weights}", present))
+    fetch = "" if weights.is_file() else " (fetch it with `cardd download-weights`)"
+    state = "present" if weights.is_file() else "missing"
+    report.rows.append(("pretrained weights", f"{weights}: {state}{fetch}"))
     return report

@@ -17,6 +17,8 @@ from pathlib import Path
 from cardd.errors import CarddError
 
 CHUNK = 1 << 20
+# Small stream reads: what arrived before a dropped connection is on disk for the resume.
+STREAM_CHUNK = 1 << 16
 
 
 def partial_path(target: Path) -> Path:
@@ -101,7 +103,7 @@ def download(
                         disable=not progress,
                     ) as bar,
                 ):
-                    for chunk in response.iter_content(CHUNK):
+                    for chunk in response.iter_content(STREAM_CHUNK):
                         out.write(chunk)
                         bar.update(len(chunk))
                 if total is not None and part.stat().st_size < total:
@@ -111,7 +113,18 @@ def download(
             break
         except CarddError:
             raise
-        except (requests.ConnectionError, requests.Timeout, requests.HTTPError) as error:
+        except (
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL,
+        ) as error:
+            raise CarddError(f"invalid URL {url!r}: {error}") from None
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.HTTPError,
+            requests.exceptions.ChunkedEncodingError,  # connection dropped mid-body
+        ) as error:
             status = getattr(getattr(error, "response", None), "status_code", None)
             if status is not None and 400 <= status < 500:
                 raise CarddError(f"{url}: HTTP {status}") from None

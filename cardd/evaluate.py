@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def print_metrics(metrics: dict) -> None:
             *(fmt(bins[k]) for k in ("APs", "APm", "APl")),
         )
         per_class.add_row(iou_type, *(fmt(scores["per_class"][n]) for n in CLASSES))
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary)
     console.print("* the CarDD paper's size bins: small < 128², medium 128²–256², large > 256²")
     console.print(per_class)

@@ -155,8 +155,9 @@ class DamageDetector:
         checkpoints.install_loader()
         with checkpoints.trusting(self.checkpoint if trust_checkpoint else None):
             try:
-                loaded = load_checkpoint(model, str(self.checkpoint), map_location="cpu",
-                                         strict=True, logger="silent")
+                loaded = load_checkpoint(
+                    model, str(self.checkpoint), map_location="cpu", strict=True, logger="silent"
+                )
             except RuntimeError as error:
                 raise CarddError(
                     f"{self.checkpoint} does not fit {self.config_path.name} "

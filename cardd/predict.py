@@ -22,7 +22,18 @@ from cardd.errors import CarddUsageError
 from cardd.runs import next_run_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-CSV_HEADER = ["image", "label", "category_id", "score", "x1", "y1", "x2", "y2", "area", "area_fraction"]
+CSV_HEADER = [
+    "image",
+    "label",
+    "category_id",
+    "score",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "area",
+    "area_fraction",
+]
 
 
 @dataclass
@@ -70,7 +81,9 @@ class InferSummary:
             "failed": self.failed,
             "detections": self.detections,
             "detections_per_class": {name: self.per_class.get(name, 0) for name in CLASSES},
-            "seconds_per_image": round(self.seconds / self.processed, 4) if self.processed else None,
+            "seconds_per_image": round(self.seconds / self.processed, 4)
+            if self.processed
+            else None,
         }
 
 
@@ -91,7 +104,9 @@ def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[Inp
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
             for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p)):
-                found.append((file, PurePosixPath(path.resolve().name, *file.relative_to(path).parts)))
+                found.append(
+                    (file, PurePosixPath(path.resolve().name, *file.relative_to(path).parts))
+                )
         elif path.is_file():
             found.append((path, PurePosixPath(path.name)))
         elif glob.has_magic(item):
@@ -124,7 +139,9 @@ def prepare_out_dir(out_dir: Path | None, exist_ok: bool) -> Path:
     elif out_dir.exists() and not out_dir.is_dir():
         raise CarddUsageError(f"--out-dir {out_dir} is a file")
     elif out_dir.is_dir() and any(out_dir.iterdir()) and not exist_ok:
-        raise CarddUsageError(f"{out_dir} is not empty: pass --exist-ok to write over it, or another --out-dir")
+        raise CarddUsageError(
+            f"{out_dir} is not empty: pass --exist-ok to write over it, or another --out-dir"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir
 
@@ -148,16 +165,20 @@ def run_inference(options: InferOptions) -> InferSummary:
         raise CarddUsageError("--batch-size must be >= 1")
     images = collect_inputs(options.inputs, options.recursive)
     detector = DamageDetector(
-        options.config, options.checkpoint, options.device, options.score_thr,
+        options.config,
+        options.checkpoint,
+        options.device,
+        options.score_thr,
         trust_checkpoint=options.trust_checkpoint,
     )
     out_dir = prepare_out_dir(options.out_dir, options.exist_ok)
     summary = InferSummary(out_dir=out_dir)
     config_name = str(detector.config_path)
     began = time.perf_counter()
-    with open(out_dir / "predictions.csv", "w", newline="") as csv_file, tqdm(
-        total=len(images), unit="img", desc="infer"
-    ) as bar:
+    with (
+        open(out_dir / "predictions.csv", "w", newline="") as csv_file,
+        tqdm(total=len(images), unit="img", desc="infer") as bar,
+    ):
         rows = csv.writer(csv_file)
         rows.writerow(CSV_HEADER)
         for start in range(0, len(images), options.batch_size):
@@ -189,9 +210,17 @@ def run_inference(options: InferOptions) -> InferSummary:
                     },
                 )
                 for d in detections:
-                    rows.writerow([str(item.path), d.label, d.category_id, f"{d.score:.5f}",
-                                   *(f"{v:.2f}" for v in d.bbox_xyxy), f"{d.area:.2f}",
-                                   f"{d.area_fraction:.6f}"])
+                    rows.writerow(
+                        [
+                            str(item.path),
+                            d.label,
+                            d.category_id,
+                            f"{d.score:.5f}",
+                            *(f"{v:.2f}" for v in d.bbox_xyxy),
+                            f"{d.area:.2f}",
+                            f"{d.area_fraction:.6f}",
+                        ]
+                    )
                     summary.per_class[d.label] += 1
                 if options.visualize:
                     detector.draw(array, sample, out_dir / "vis" / str(item.relative))
@@ -200,4 +229,3 @@ def run_inference(options: InferOptions) -> InferSummary:
     summary.seconds = time.perf_counter() - began
     _write_json(out_dir / "summary.json", summary.to_dict(options, detector.checkpoint))
     return summary
-

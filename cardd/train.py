@@ -198,8 +198,11 @@ def worker_argv(opts: TrainOptions) -> list[str]:
     for flag, value in optional.items():
         if value is not None:
             argv += [flag, str(value)]
-    for flag, on in (("--amp", opts.amp), ("--trust-checkpoint", opts.trust_checkpoint),
-                     ("--exist-ok", opts.exist_ok)):
+    for flag, on in (
+        ("--amp", opts.amp),
+        ("--trust-checkpoint", opts.trust_checkpoint),
+        ("--exist-ok", opts.exist_ok),
+    ):
         if on:
             argv.append(flag)
     for key, value in opts.cfg_options.items():
@@ -210,10 +213,17 @@ def worker_argv(opts: TrainOptions) -> list[str]:
 def launch_local(opts: TrainOptions) -> int:
     """Run `opts` under torchrun with `opts.nproc` processes on this machine."""
     command = [
-        sys.executable, "-m", "torch.distributed.run",
-        f"--nproc_per_node={opts.nproc}", "--nnodes=1",
-        "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-        "-m", "cardd", "train", *worker_argv(opts),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={opts.nproc}",
+        "--nnodes=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={_free_port()}",
+        "-m",
+        "cardd",
+        "train",
+        *worker_argv(opts),
     ]
     return subprocess.call(command)
 
@@ -228,15 +238,16 @@ def train(opts: TrainOptions) -> Path:
         raise CarddUsageError("--nproc must be >= 1")
     if opts.nproc > 1:
         if opts.launcher != "none":
-            raise CarddUsageError("--nproc starts its own processes: do not combine it with --launcher")
+            raise CarddUsageError(
+                "--nproc starts its own processes: do not combine it with --launcher"
+            )
         device = select_device(opts.device)
         if device == "cuda":
             import torch
 
             if torch.cuda.device_count() < opts.nproc:
-                raise CarddError(
-                    f"--nproc {opts.nproc} needs {opts.nproc} GPUs, {torch.cuda.device_count()} visible"
-                )
+                visible = torch.cuda.device_count()
+                raise CarddError(f"--nproc {opts.nproc} needs {opts.nproc} GPUs, {visible} visible")
         build_config(opts)  # fail here, once, rather than in every process
         code = launch_local(opts)
         if code != 0:

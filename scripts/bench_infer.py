@@ -57,7 +57,9 @@ def random_checkpoint(config: str, path: Path) -> Path:
 
 def time_help(repeats: int = 5) -> float:
     cardd = Path(sys.executable).with_name("cardd")
-    command = [str(cardd), "--help"] if cardd.exists() else [sys.executable, "-m", "cardd", "--help"]
+    command = (
+        [str(cardd), "--help"] if cardd.exists() else [sys.executable, "-m", "cardd", "--help"]
+    )
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -87,8 +89,13 @@ def main() -> None:
         images = make_images(tmp, args.images, width, height)
         checkpoint = args.checkpoint or random_checkpoint(args.config, tmp / "random.pth")
         start = time.perf_counter()
-        detector = DamageDetector(args.config, checkpoint, device=args.device, score_thr=0.3,
-                                  trust_checkpoint=args.checkpoint is None)
+        detector = DamageDetector(
+            args.config,
+            checkpoint,
+            device=args.device,
+            score_thr=0.3,
+            trust_checkpoint=args.checkpoint is None,
+        )
         load_seconds = time.perf_counter() - start
 
         def plain(path):
@@ -109,9 +116,12 @@ def main() -> None:
 
     cardd_s, mmdet_s = statistics.median(ours), statistics.median(theirs)
     threads = torch.get_num_threads()
-    print(f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads, "
-          f"device {args.device}")
-    print(f"model: {args.config}, images {width}x{height}, {args.images} images x {args.repeats} passes")
+    print(
+        f"machine: {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads, "
+        f"device {args.device}"
+    )
+    passes = f"{args.images} images x {args.repeats} passes"
+    print(f"model: {args.config}, images {width}x{height}, {passes}")
     print(f"model load (once): {load_seconds:.2f} s")
     print(f"mmdet inference_detector : {mmdet_s:.3f} s/image (median)")
     print(f"cardd DamageDetector     : {cardd_s:.3f} s/image (median)")

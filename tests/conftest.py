@@ -48,8 +48,16 @@ def trained_work_dir(tmp_path_factory, synthetic_root) -> Path:
     from cardd.train import TrainOptions, train
 
     work_dir = tmp_path_factory.mktemp("tiny_run") / "work_dir"
-    train(TrainOptions(config="tiny_DCN_plus", work_dir=work_dir, data_root=synthetic_root,
-                       device="cpu", max_epochs=1, seed=0))
+    train(
+        TrainOptions(
+            config="tiny_DCN_plus",
+            work_dir=work_dir,
+            data_root=synthetic_root,
+            device="cpu",
+            max_epochs=1,
+            seed=0,
+        )
+    )
     return work_dir
 
 

@@ -1,5 +1,3 @@
-import pickle
-
 import numpy as np
 import pytest
 import torch
@@ -31,20 +29,27 @@ def test_other_files_load_weights_only(tmp_path):
     assert not checkpoints.is_trusted(path)  # the opt-in ends with the block
 
 
-def test_mmengine_data_types_load_weights_only(trained_work_dir, tmp_path):
-    """A cardd checkpoint copied elsewhere still loads without full unpickling."""
+@pytest.mark.slow
+def test_cardd_checkpoint_copied_elsewhere_needs_the_opt_in(trained_work_dir, tmp_path):
+    """Its message hub pickles `getattr`, which weights-only loading must not allow."""
     copy = tmp_path / "exported.pth"
     copy.write_bytes((trained_work_dir / "epoch_1.pth").read_bytes())
-    loaded = checkpoints.load_file(copy)
-    assert "state_dict" in loaded and "message_hub" in loaded
-    with pytest.raises(pickle.UnpicklingError):  # torch's own default still refuses it
-        torch.load(copy, weights_only=True)
+    with pytest.raises(CarddError, match="--trust-checkpoint"):
+        checkpoints.load_file(copy)
+    with checkpoints.trusting(copy):
+        assert "state_dict" in checkpoints.load_file(copy)
+    assert "message_hub" in checkpoints.load_file(trained_work_dir / "epoch_1.pth")
 
 
 def test_plain_weights_and_numpy_load(tmp_path):
     path = tmp_path / "w.pth"
-    torch.save({"state_dict": {"w": torch.ones(2)}, "meta": {"best": np.float64(0.5),
-                                                              "arr": np.arange(3)}}, path)
+    torch.save(
+        {
+            "state_dict": {"w": torch.ones(2)},
+            "meta": {"best": np.float64(0.5), "arr": np.arange(3)},
+        },
+        path,
+    )
     loaded = checkpoints.load_file(path)
     assert loaded["meta"]["best"] == 0.5 and list(loaded["meta"]["arr"]) == [0, 1, 2]
 

@@ -22,8 +22,18 @@ def test_help_imports_no_torch_or_mmdet():
 def test_every_command_is_listed_with_help():
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    for command in ("doctor", "download-data", "download-weights", "reduce-data", "check-data",
-                    "synth-data", "train", "eval", "infer", "demo"):
+    for command in (
+        "doctor",
+        "download-data",
+        "download-weights",
+        "reduce-data",
+        "check-data",
+        "synth-data",
+        "train",
+        "eval",
+        "infer",
+        "demo",
+    ):
         assert command in result.output
         sub = CliRunner().invoke(cli, [command, "--help"])
         assert sub.exit_code == 0 and "Usage" in sub.output
@@ -31,7 +41,9 @@ def test_every_command_is_listed_with_help():
 
 def test_version_and_module_entry():
     assert __version__ in CliRunner().invoke(cli, ["--version"]).output
-    result = subprocess.run([sys.executable, "-m", "cardd", "--version"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cardd", "--version"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and __version__ in result.stdout
 
 

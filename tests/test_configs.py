@@ -22,15 +22,17 @@ def test_dcn_plus_model_is_the_papers(dcn_plus):
     assert model.neck.type == "FPN"
     bbox_head = model.roi_head.bbox_head
     assert bbox_head.num_classes == 6 and model.roi_head.mask_head.num_classes == 6
-    assert dict(bbox_head.loss_cls) == dict(type="FocalLoss", use_sigmoid=True, gamma=2.0,
-                                            alpha=0.5, loss_weight=1.0)
+    assert dict(bbox_head.loss_cls) == dict(
+        type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.5, loss_weight=1.0
+    )
 
 
 def test_dcn_plus_pipelines(dcn_plus):
     train = dcn_plus.train_dataloader.dataset.pipeline
     resize = next(step for step in train if "Resize" in step.type)
-    assert resize == dict(type="RandomResize", scale=[(1333, 640), (1333, 1200)],
-                          keep_ratio=False, backend="pillow")
+    assert resize == dict(
+        type="RandomResize", scale=[(1333, 640), (1333, 1200)], keep_ratio=False, backend="pillow"
+    )
     flip = next(step for step in train if step.type == "RandomFlip")
     assert flip.prob == 0.5
     for split in ("val", "test"):
@@ -42,8 +44,9 @@ def test_dcn_plus_pipelines(dcn_plus):
 
 def test_dcn_plus_schedule(dcn_plus):
     assert dcn_plus.train_dataloader.batch_size == 4
-    assert dcn_plus.optim_wrapper.optimizer == dict(type="SGD", lr=0.005, momentum=0.9,
-                                                    weight_decay=0.0001)
+    assert dcn_plus.optim_wrapper.optimizer == dict(
+        type="SGD", lr=0.005, momentum=0.9, weight_decay=0.0001
+    )
     warmup, steps = dcn_plus.param_scheduler
     assert (warmup.type, warmup.by_epoch, warmup.end) == ("LinearLR", False, 500)
     assert (steps.type, steps.milestones, steps.end) == ("MultiStepLR", [16, 22], 24)
@@ -69,7 +72,8 @@ def test_every_dataloader_carries_cardd_metainfo_and_relative_roots():
             evaluator = cfg[f"{split}_evaluator"]
             assert evaluator.classwise and evaluator.metric == ["bbox", "segm"]
             assert evaluator.ann_file == cfg[f"{split}_dataloader"].dataset.data_root + (
-                f"annotations/instances_{split}2017.json")
+                f"annotations/instances_{split}2017.json"
+            )
 
 
 def test_small_and_tiny_inherit_and_shrink():

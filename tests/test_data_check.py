@@ -57,7 +57,9 @@ def test_cli_lists_problems_with_counts_and_exits_one(dataset_copy):
     _edit(root, "train", lambda c: [a.update(category_id=0) for a in c["annotations"]])
     result = CliRunner().invoke(cli, ["check-data", "--root", str(root)])
     assert result.exit_code == 1
-    count = len(json.loads((root / "annotations/instances_train2017.json").read_text())["annotations"])
+    count = len(
+        json.loads((root / "annotations/instances_train2017.json").read_text())["annotations"]
+    )
     assert f"bad category: {count}" in result.output
     assert f"... and {count - 5} more" in result.output
     assert "Traceback" not in result.output

@@ -31,7 +31,9 @@ def test_reduced_json_is_consistent_and_source_unchanged(synthetic_data, tmp_pat
     assert _tree_digest(synthetic_data) == before
     out = tmp_path / "small" / "CarDD_COCO"
     for split in SPLITS:
-        src = json.loads((synthetic_data / f"CarDD_COCO/annotations/instances_{split}2017.json").read_text())
+        src = json.loads(
+            (synthetic_data / f"CarDD_COCO/annotations/instances_{split}2017.json").read_text()
+        )
         dst = json.loads((out / f"annotations/instances_{split}2017.json").read_text())
         kept = {i["id"] for i in dst["images"]}
         assert kept == {i["id"] for i in src["images"] if keeps(i["file_name"], 2)}
@@ -56,10 +58,13 @@ def test_refuses_to_overwrite_and_rejects_bad_input(synthetic_data, tmp_path):
 
 
 def test_cli_prints_kept_counts(synthetic_data, tmp_path):
-    result = CliRunner().invoke(cli, ["reduce-data", "--src", str(synthetic_data),
-                                      "--dst", str(tmp_path / "s"), "--every", "3"])
+    result = CliRunner().invoke(
+        cli,
+        ["reduce-data", "--src", str(synthetic_data), "--dst", str(tmp_path / "s"), "--every", "3"],
+    )
     assert result.exit_code == 0, result.output
     assert "kept in" in result.output and "train" in result.output
-    result = CliRunner().invoke(cli, ["reduce-data", "--src", str(synthetic_data),
-                                      "--dst", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        cli, ["reduce-data", "--src", str(synthetic_data), "--dst", str(tmp_path / "s")]
+    )
     assert result.exit_code == 1 and "--force" in result.output

@@ -29,8 +29,16 @@ def test_layout_schema_and_all_classes_in_every_split(synthetic_root):
                 assert img.format == "JPEG"
                 assert img.size == (image["width"], image["height"])
         for ann in coco["annotations"]:
-            assert set(ann) == {"id", "image_id", "category_id", "segmentation", "area", "bbox",
-                                "iscrowd", "attributes"}
+            assert set(ann) == {
+                "id",
+                "image_id",
+                "category_id",
+                "segmentation",
+                "area",
+                "bbox",
+                "iscrowd",
+                "attributes",
+            }
             assert ann["attributes"] == {"occluded": False}
             assert len(ann["segmentation"][0]) >= 6 and ann["area"] > 0
 

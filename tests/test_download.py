@@ -24,8 +24,9 @@ def test_plain_download_lands_whole(server, tmp_path):
 
 def test_dropped_connection_is_retried_and_resumed_with_range(server, tmp_path):
     server.drop_after["/file.bin"] = 1_000_000
-    target = download(f"{server.base_url}/file.bin", tmp_path / "file.bin",
-                      progress=False, backoff=0.01)
+    target = download(
+        f"{server.base_url}/file.bin", tmp_path / "file.bin", progress=False, backoff=0.01
+    )
     assert target.read_bytes() == PAYLOAD
     assert server.requests[0][1] is None
     assert server.requests[1][1] == "bytes=1000000-"
@@ -52,8 +53,13 @@ def test_missing_file_and_unreachable_host(server, tmp_path):
     port = server.httpd.server_address[1]
     server.httpd.server_close()  # nothing listens on the port any more
     with pytest.raises(CarddError, match="refused|failed"):
-        download(f"http://127.0.0.1:{port}/file.bin", tmp_path / "y", progress=False,
-                 retries=1, backoff=0.01)
+        download(
+            f"http://127.0.0.1:{port}/file.bin",
+            tmp_path / "y",
+            progress=False,
+            retries=1,
+            backoff=0.01,
+        )
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
@@ -62,5 +68,7 @@ def test_rejected_file_never_lands(server, tmp_path):
         raise CarddError("bad file")
 
     with pytest.raises(CarddError, match="bad file"):
-        download(f"{server.base_url}/file.bin", tmp_path / "file.bin", progress=False, verify=reject)
+        download(
+            f"{server.base_url}/file.bin", tmp_path / "file.bin", progress=False, verify=reject
+        )
     assert list(tmp_path.iterdir()) == []

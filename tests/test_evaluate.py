@@ -10,13 +10,29 @@ from cardd.evaluate import coco_scores
 pytestmark = pytest.mark.slow
 
 
-def test_eval_writes_metrics_with_per_class_rows_and_cardd_bins(tiny_checkpoint, synthetic_root, tmp_path):
+def test_eval_writes_metrics_with_per_class_rows_and_cardd_bins(
+    tiny_checkpoint, synthetic_root, tmp_path
+):
     out = tmp_path / "eval"
-    result = CliRunner().invoke(cli, [
-        "eval", "--config", "tiny_DCN_plus", "--checkpoint", str(tiny_checkpoint),
-        "--split", "val", "--data-root", str(synthetic_root), "--out", str(out),
-        "--device", "cpu", "--save-coco",
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--config",
+            "tiny_DCN_plus",
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--split",
+            "val",
+            "--data-root",
+            str(synthetic_root),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--save-coco",
+        ],
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["images"] == 2
@@ -35,8 +51,15 @@ def test_scores_of_perfect_predictions(synthetic_root, tmp_path):
     """Ground truth as predictions scores 100 AP: the scoring itself is right."""
     gt_path = synthetic_root / "annotations/instances_test2017.json"
     gt = json.loads(gt_path.read_text())
-    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
-                "score": 1.0} for a in gt["annotations"]]
+    results = [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": a["bbox"],
+            "score": 1.0,
+        }
+        for a in gt["annotations"]
+    ]
     path = tmp_path / "r.json"
     path.write_text(json.dumps(results))
     scores = coco_scores(gt_path, path, "bbox")
@@ -50,6 +73,7 @@ def test_scores_of_perfect_predictions(synthetic_root, tmp_path):
 def test_eval_errors(tmp_path, synthetic_root):
     runner = CliRunner()
     with runner.isolated_filesystem(temp_dir=tmp_path):
-        result = runner.invoke(cli, ["eval", "--config", "tiny_DCN_plus",
-                                     "--data-root", str(synthetic_root)])
+        result = runner.invoke(
+            cli, ["eval", "--config", "tiny_DCN_plus", "--data-root", str(synthetic_root)]
+        )
         assert result.exit_code == 1 and "cardd train --config tiny_DCN_plus" in result.output

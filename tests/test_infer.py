@@ -35,7 +35,9 @@ def test_same_boxes_and_scores_as_mmdet_inference_detector(detector, test_image)
     theirs = theirs[theirs.scores.argsort(descending=True)]
     assert len(ours) == len(theirs) > 0
     np.testing.assert_allclose([d.score for d in ours], theirs.scores.numpy(), rtol=1e-5)
-    np.testing.assert_allclose([d.bbox_xyxy for d in ours], theirs.bboxes.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        [d.bbox_xyxy for d in ours], theirs.bboxes.numpy(), rtol=1e-4, atol=1e-3
+    )
     assert [d.label for d in ours] == [CLASSES[i] for i in theirs.labels.tolist()]
 
 
@@ -61,7 +63,9 @@ def test_detection_fields(detector, test_image):
         x1, y1, x2, y2 = d.bbox_xyxy
         assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
         as_dict = d.to_dict()
-        assert as_dict["mask"]["size"] == [height, width] and isinstance(as_dict["mask"]["counts"], str)
+        assert as_dict["mask"]["size"] == [height, width] and isinstance(
+            as_dict["mask"]["counts"], str
+        )
 
 
 def test_threshold_applies(tiny_checkpoint, detector, test_image):

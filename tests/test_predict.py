@@ -36,15 +36,32 @@ def _infer(*args):
 
 def test_outputs_schema_and_layout(tiny_checkpoint, two_folders, tmp_path):
     out = tmp_path / "out"
-    result = _infer(str(two_folders / "a"), str(two_folders / "b"), "--recursive",
-                    "--checkpoint", str(tiny_checkpoint), "--out-dir", str(out), "--score-thr", "0.0")
+    result = _infer(
+        str(two_folders / "a"),
+        str(two_folders / "b"),
+        "--recursive",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--out-dir",
+        str(out),
+        "--score-thr",
+        "0.0",
+    )
     assert result.exit_code == 0, result.output
-    assert f"3 images" in result.output and str(out) in result.output
+    assert "3 images" in result.output and str(out) in result.output
     # the same file name in two folders does not collide
     for relative in ("a/car.jpg", "b/car.jpg", "b/sub/deep.png"):
         assert (out / "vis" / relative).is_file()
         pred = json.loads((out / "preds" / f"{relative}.json").read_text())
-        assert set(pred) == {"image", "width", "height", "config", "checkpoint", "score_thr", "detections"}
+        assert set(pred) == {
+            "image",
+            "width",
+            "height",
+            "config",
+            "checkpoint",
+            "score_thr",
+            "detections",
+        }
         assert pred["checkpoint"] == str(tiny_checkpoint) and pred["score_thr"] == 0.0
         with Image.open(out / "vis" / relative) as vis:
             assert vis.size == (pred["width"], pred["height"])
@@ -54,7 +71,18 @@ def test_outputs_schema_and_layout(tiny_checkpoint, two_folders, tmp_path):
             assert set(d) == DETECTION_KEYS and 1 <= d["category_id"] <= 6
             assert d["mask"]["size"] == [pred["height"], pred["width"]]
     rows = list(csv.reader((out / "predictions.csv").open()))
-    assert rows[0] == ["image", "label", "category_id", "score", "x1", "y1", "x2", "y2", "area", "area_fraction"]
+    assert rows[0] == [
+        "image",
+        "label",
+        "category_id",
+        "score",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "area",
+        "area_fraction",
+    ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images_processed"] == 3 and summary["images_failed"] == 0
     assert summary["detections"] == len(rows) - 1 == sum(summary["detections_per_class"].values())
@@ -63,18 +91,38 @@ def test_outputs_schema_and_layout(tiny_checkpoint, two_folders, tmp_path):
 
 def test_threshold_applies_to_json_csv_and_summary(tiny_checkpoint, two_folders, tmp_path):
     low, high = tmp_path / "low", tmp_path / "high"
-    _infer(str(two_folders / "a"), "--checkpoint", str(tiny_checkpoint), "--out-dir", str(low), "--score-thr", "0")
-    scores = [d["score"] for d in json.loads((low / "preds/a/car.jpg.json").read_text())["detections"]]
+    _infer(
+        str(two_folders / "a"),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--out-dir",
+        str(low),
+        "--score-thr",
+        "0",
+    )
+    scores = [
+        d["score"] for d in json.loads((low / "preds/a/car.jpg.json").read_text())["detections"]
+    ]
     cut = sorted(scores)[len(scores) // 2]
-    result = _infer(str(two_folders / "a"), "--checkpoint", str(tiny_checkpoint), "--out-dir", str(high),
-                    "--score-thr", str(cut), "--no-vis")
+    result = _infer(
+        str(two_folders / "a"),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--out-dir",
+        str(high),
+        "--score-thr",
+        str(cut),
+        "--no-vis",
+    )
     assert result.exit_code == 0, result.output
     pred = json.loads((high / "preds/a/car.jpg.json").read_text())
     assert pred["score_thr"] == cut
     assert all(d["score"] >= cut for d in pred["detections"])
     assert len(pred["detections"]) == sum(s >= cut for s in scores)
     rows = list(csv.DictReader((high / "predictions.csv").open()))
-    assert len(rows) == len(pred["detections"]) and all(float(r["score"]) >= cut - 1e-5 for r in rows)
+    assert len(rows) == len(pred["detections"]) and all(
+        float(r["score"]) >= cut - 1e-5 for r in rows
+    )
     assert not (high / "vis").exists()
 
 
@@ -86,18 +134,30 @@ def test_bad_inputs_are_skipped_and_reported(tiny_checkpoint, two_folders, tmp_p
     data = (two_folders / "a" / "car.jpg").read_bytes()
     (bad / "truncated.jpg").write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
-    result = _infer(str(two_folders / "a" / "car.jpg"), str(bad), "--checkpoint", str(tiny_checkpoint),
-                    "--out-dir", str(out))
+    result = _infer(
+        str(two_folders / "a" / "car.jpg"),
+        str(bad),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--out-dir",
+        str(out),
+    )
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "3 failed" in result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images_processed"] == 1 and summary["images_failed"] == 3
-    assert {f["image"].rsplit("/", 1)[1] for f in summary["failed"]} == {"empty.jpg", "text.png", "truncated.jpg"}
+    assert {f["image"].rsplit("/", 1)[1] for f in summary["failed"]} == {
+        "empty.jpg",
+        "text.png",
+        "truncated.jpg",
+    }
     assert all(f["reason"] for f in summary["failed"])
 
 
 def test_usage_errors_exit_two(tiny_checkpoint, tmp_path):
-    assert _infer(str(tmp_path / "missing.jpg"), "--checkpoint", str(tiny_checkpoint)).exit_code == 2
+    assert (
+        _infer(str(tmp_path / "missing.jpg"), "--checkpoint", str(tiny_checkpoint)).exit_code == 2
+    )
     (tmp_path / "empty").mkdir()
     result = _infer(str(tmp_path / "empty"), "--checkpoint", str(tiny_checkpoint))
     assert result.exit_code == 2 and "no images found" in result.output

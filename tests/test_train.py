@@ -20,8 +20,14 @@ pytestmark = pytest.mark.slow
 
 def _cardd(*args, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "cardd", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cardd", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_one_epoch_writes_checkpoint_config_and_logs(trained_work_dir):
@@ -37,8 +43,19 @@ def test_one_epoch_writes_checkpoint_config_and_logs(trained_work_dir):
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
     work_dir = tmp_path / "run"
-    common = ["train", "--config", "tiny_DCN_plus", "--work-dir", str(work_dir),
-              "--data-root", str(synthetic_root), "--device", "cpu", "--seed", "0"]
+    common = [
+        "train",
+        "--config",
+        "tiny_DCN_plus",
+        "--work-dir",
+        str(work_dir),
+        "--data-root",
+        str(synthetic_root),
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+    ]
     process = _cardd(*common, "--max-epochs", "3", start_new_session=True)
     deadline = time.time() + 600
     while not (work_dir / "last_checkpoint").is_file():
@@ -59,10 +76,29 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
 def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
     work_dir = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "cardd", "train", "--config", "tiny_DCN_plus", "--work-dir",
-         str(work_dir), "--data-root", str(synthetic_root), "--device", "cpu", "--max-epochs",
-         "1", "--nproc", "2", "--cfg-options", "default_hooks.logger.interval=1"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "cardd",
+            "train",
+            "--config",
+            "tiny_DCN_plus",
+            "--work-dir",
+            str(work_dir),
+            "--data-root",
+            str(synthetic_root),
+            "--device",
+            "cpu",
+            "--max-epochs",
+            "1",
+            "--nproc",
+            "2",
+            "--cfg-options",
+            "default_hooks.logger.interval=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -71,8 +107,13 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
 
 
 def test_worker_argv_round_trips_the_options(tmp_path):
-    opts = TrainOptions(config="tiny_DCN_plus", work_dir=tmp_path, seed=3, amp=True,
-                        cfg_options={"train_dataloader.batch_size": 1, "x": "a b"})
+    opts = TrainOptions(
+        config="tiny_DCN_plus",
+        work_dir=tmp_path,
+        seed=3,
+        amp=True,
+        cfg_options={"train_dataloader.batch_size": 1, "x": "a b"},
+    )
     argv = worker_argv(opts)
     assert argv[argv.index("--seed") + 1] == "3" and "--amp" in argv
     assert "train_dataloader.batch_size=1" in argv and "x='a b'" in argv
@@ -83,16 +124,33 @@ def test_clear_errors_before_anything_heavy(tmp_path, synthetic_root):
     runner = CliRunner()
     unknown = runner.invoke(cli, ["train", "--config", "DCN_pls"])
     assert unknown.exit_code == 2 and "did you mean DCN_plus" in unknown.output
-    missing = runner.invoke(cli, ["train", "--config", "tiny_DCN_plus", "--data-root",
-                                  str(tmp_path / "none"), "--work-dir", str(tmp_path / "w")])
+    missing = runner.invoke(
+        cli,
+        [
+            "train",
+            "--config",
+            "tiny_DCN_plus",
+            "--data-root",
+            str(tmp_path / "none"),
+            "--work-dir",
+            str(tmp_path / "w"),
+        ],
+    )
     assert missing.exit_code == 1
     assert "cardd download-data" in missing.output and "cardd synth-data" in missing.output
     with pytest.raises(CarddError, match="cardd download-weights"):
-        build_config(TrainOptions(config="DCN_plus", data_root=synthetic_root,
-                                  work_dir=tmp_path / "w"))
+        build_config(
+            TrainOptions(config="DCN_plus", data_root=synthetic_root, work_dir=tmp_path / "w")
+        )
     with pytest.raises(CarddError, match="no checkpoint to resume"):
-        build_config(TrainOptions(config="tiny_DCN_plus", data_root=synthetic_root,
-                                  work_dir=tmp_path / "empty", resume="auto"))
+        build_config(
+            TrainOptions(
+                config="tiny_DCN_plus",
+                data_root=synthetic_root,
+                work_dir=tmp_path / "empty",
+                resume="auto",
+            )
+        )
     if not torch.cuda.is_available():
         with pytest.raises(CarddError, match="--amp needs a CUDA GPU"):
             build_config(TrainOptions(config="tiny_DCN_plus", data_root=synthetic_root, amp=True))
@@ -100,17 +158,34 @@ def test_clear_errors_before_anything_heavy(tmp_path, synthetic_root):
 
 def test_earlier_run_is_not_overwritten(trained_work_dir, synthetic_root):
     with pytest.raises(CarddError, match="--resume to continue"):
-        build_config(TrainOptions(config="tiny_DCN_plus", work_dir=trained_work_dir,
-                                  data_root=synthetic_root))
-    cfg = build_config(TrainOptions(config="tiny_DCN_plus", work_dir=trained_work_dir,
-                                    data_root=synthetic_root, exist_ok=True))
+        build_config(
+            TrainOptions(
+                config="tiny_DCN_plus", work_dir=trained_work_dir, data_root=synthetic_root
+            )
+        )
+    cfg = build_config(
+        TrainOptions(
+            config="tiny_DCN_plus",
+            work_dir=trained_work_dir,
+            data_root=synthetic_root,
+            exist_ok=True,
+        )
+    )
     assert cfg.work_dir == str(trained_work_dir)
 
 
 def test_options_reach_the_config(tmp_path, synthetic_root):
-    cfg = build_config(TrainOptions(
-        config="tiny_DCN_plus", work_dir=tmp_path / "w", data_root=synthetic_root, seed=7,
-        max_epochs=3, cfg_options={"train_dataloader.batch_size": 1}, load_from="none"))
+    cfg = build_config(
+        TrainOptions(
+            config="tiny_DCN_plus",
+            work_dir=tmp_path / "w",
+            data_root=synthetic_root,
+            seed=7,
+            max_epochs=3,
+            cfg_options={"train_dataloader.batch_size": 1},
+            load_from="none",
+        )
+    )
     root = str(synthetic_root) + "/"
     assert cfg.train_dataloader.dataset.data_root == root
     assert cfg.test_evaluator.ann_file == root + "annotations/instances_test2017.json"

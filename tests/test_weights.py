@@ -61,8 +61,12 @@ def test_corrupted_existing_file_is_replaced(server, tmp_path):
 
 
 def test_cli_exit_codes(server, tmp_path):
-    ok = CliRunner().invoke(cli, ["download-weights", "--dest", str(tmp_path), "--url", server.base_url + GOOD])
+    ok = CliRunner().invoke(
+        cli, ["download-weights", "--dest", str(tmp_path), "--url", server.base_url + GOOD]
+    )
     assert ok.exit_code == 0, ok.output
-    bad = CliRunner().invoke(cli, ["download-weights", "--dest", str(tmp_path), "--url", server.base_url + BAD])
+    bad = CliRunner().invoke(
+        cli, ["download-weights", "--dest", str(tmp_path), "--url", server.base_url + BAD]
+    )
     assert bad.exit_code == 1 and "checksum mismatch" in bad.output
     assert "Traceback" not in bad.output

@@ -103,7 +103,9 @@ def check_split(root: Path, split: str, report: CheckReport, deep: bool = False)
     if not isinstance(coco, dict) or not all(
         isinstance(coco.get(k), list) for k in ("images", "annotations", "categories")
     ):
-        report.add("unreadable annotation file", f"{ann_path}: not COCO (images/annotations/categories)")
+        report.add(
+            "unreadable annotation file", f"{ann_path}: not COCO (images/annotations/categories)"
+        )
         return
     if not img_dir.is_dir():
         report.add("missing image folder", str(img_dir))

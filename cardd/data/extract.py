@@ -114,7 +114,13 @@ def extract_release(
             if sod_prefix:
                 with staged_folder(dest / SOD_DIR, force=force) as staging:
                     _extract_tree(archive, entries, sod_prefix, staging)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+        ) as error:
             # zipfile reports damaged members in several ways (bad CRC, bad
             # header, "encrypted" or unknown flags read from garbage).
             raise CarddError(f"{zip_path} is corrupt: {error}") from None

@@ -55,9 +55,7 @@ def reduce_dataset(
         raise CarddError(f"--every must be >= 1, got {every}")
     src_root, dst_root = src / DATASET_DIR, dst / DATASET_DIR
     if not (src_root / "annotations").is_dir():
-        raise CarddError(
-            f"no dataset at {src_root}: run `cardd download-data --dest {src}` first"
-        )
+        raise CarddError(f"no dataset at {src_root}: run `cardd download-data --dest {src}` first")
     if src_root.resolve() == dst_root.resolve():
         raise CarddError("--src and --dst are the same folder")
     names = dict(zip(CATEGORY_IDS, CLASSES, strict=True))

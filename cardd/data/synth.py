@@ -57,8 +57,12 @@ def _shape(rng, class_name: str, width: int, height: int):
         n = np.array([-d[1], d[0]])
         c = np.array([cx, cy])
         poly = np.array(
-            [c - d * length / 2 - n * thickness, c + d * length / 2 - n * thickness,
-             c + d * length / 2 + n * thickness, c - d * length / 2 + n * thickness]
+            [
+                c - d * length / 2 - n * thickness,
+                c + d * length / 2 - n * thickness,
+                c + d * length / 2 + n * thickness,
+                c - d * length / 2 + n * thickness,
+            ]
         )
         colour = (235, 235, 235)
     elif class_name == "crack":
@@ -81,7 +85,9 @@ def _shape(rng, class_name: str, width: int, height: int):
         colour = (30, 160, 250)
     elif class_name == "tire flat":
         cy = height * 0.78
-        poly = cv2.ellipse2Poly((int(cx), int(cy)), (int(scale * 0.2), int(scale * 0.1)), 0, 0, 360, 15)
+        poly = cv2.ellipse2Poly(
+            (int(cx), int(cy)), (int(scale * 0.2), int(scale * 0.1)), 0, 0, 360, 15
+        )
         colour = (15, 15, 15)
     else:  # pragma: no cover - CLASSES is closed
         raise ValueError(class_name)
@@ -103,8 +109,12 @@ def _annotation(poly, ann_id: int, image_id: int, category_id: int) -> dict:
         "category_id": category_id,
         "segmentation": [[round(float(v), 1) for v in poly.reshape(-1)]],
         "area": float(cv2.contourArea(poly.astype(np.float32))),
-        "bbox": [round(float(x1), 1), round(float(y1), 1),
-                 round(float(x2 - x1), 1), round(float(y2 - y1), 1)],
+        "bbox": [
+            round(float(x1), 1),
+            round(float(y1), 1),
+            round(float(x2 - x1), 1),
+            round(float(y2 - y1), 1),
+        ],
         "iscrowd": 0,
         "attributes": {"occluded": False},
     }
