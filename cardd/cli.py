@@ -443,6 +443,11 @@ def demo(out, epochs, images) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    # mmcv and mmengine import pkg_resources (see scripts/setup_env.sh); its
+    # deprecation notice says nothing a cardd user can act on.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
     cli(prog_name="cardd")
 
 

@@ -10,7 +10,6 @@ trained for other classes (mmdet only warns and labels with COCO's 80 classes).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,7 @@ class Detection:
         out = {
             "label": self.label,
             "category_id": self.category_id,
-            "score": round(self.score, 5),
+            "score": self.score,
             "bbox_xyxy": [round(v, 2) for v in self.bbox_xyxy],
             "area": round(self.area, 2),
             "area_fraction": round(self.area_fraction, 6),
@@ -126,7 +125,9 @@ class DamageDetector:
         trust_checkpoint: bool = False,
     ) -> None:
         import torch
-        from mmdet.apis import init_detector
+        from mmdet.registry import MODELS
+        from mmengine.model.utils import revert_sync_batchnorm
+        from mmengine.registry import init_default_scope
         from mmengine.runner import load_checkpoint
 
         if not 0.0 <= score_thr <= 1.0:
@@ -147,11 +148,11 @@ class DamageDetector:
         if classes != CLASSES:
             raise CarddError(f"{self.config_path.name} is not a CarDD config (classes {classes})")
         cfg.model.backbone.init_cfg = None  # weights come from the checkpoint
-        with warnings.catch_warnings():
-            # No checkpoint yet, so mmdet warns it falls back to COCO classes; the
-            # classes are checked and set from the checkpoint just below.
-            warnings.simplefilter("ignore")
-            model = init_detector(cfg, checkpoint=None, device="cpu")
+        # As mmdet's init_detector builds it, minus its fallback to COCO's class
+        # names (and the global `warnings.simplefilter` that comes with it).
+        init_default_scope(cfg.get("default_scope", "mmdet"))
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+        model.cfg = cfg
         checkpoints.install_loader()
         with checkpoints.trusting(self.checkpoint if trust_checkpoint else None):
             try:

@@ -215,7 +215,7 @@ def run_inference(options: InferOptions) -> InferSummary:
                             str(item.path),
                             d.label,
                             d.category_id,
-                            f"{d.score:.5f}",
+                            d.score,
                             *(f"{v:.2f}" for v in d.bbox_xyxy),
                             f"{d.area:.2f}",
                             f"{d.area_fraction:.6f}",
