@@ -423,7 +423,7 @@ def infer(
 
 @cli.command()
 @click.option("--out", type=PathArg, help="Run folder. Default: runs/demo, runs/demo2, ...")
-@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
 def demo(out, epochs, images) -> None:
     """The whole pipeline on toy data on CPU: synth-data, train, eval, infer."""

@@ -30,7 +30,7 @@ class DemoResult:
 
 
 def run_demo(
-    out: Path | None = None, epochs: int = 6, images: int = 24, seed: int = 0
+    out: Path | None = None, epochs: int = 12, images: int = 24, seed: int = 0
 ) -> DemoResult:
     """Run the pipeline end to end; returns where everything went."""
     from cardd.data.synth import synthesize

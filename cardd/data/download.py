@@ -28,7 +28,7 @@ def _download_gdrive(file_id: str, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(target)
     try:
-        result = gdown.download(id=file_id, output=str(part), quiet=False, resume=True)
+        result = gdown.download(id=file_id, output=str(part), quiet=False, resume=True, retries=3)
     except Exception as error:  # gdown raises plain exceptions for quota, offline, etc.
         raise CarddError(
             f"Google Drive download failed ({type(error).__name__}: {str(error).splitlines()[0]}); "
