@@ -19,6 +19,31 @@ PathArg = click.Path(path_type=Path)
 ExistingFile = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 
+# Options shared by several commands: one definition each, so defaults and help agree.
+config_option = click.option(
+    "--config", default="DCN_plus", show_default=True, help="Config name (configs/NAME.py) or path."
+)
+checkpoint_option = click.option(
+    "--checkpoint",
+    default="latest",
+    show_default=True,
+    help="Checkpoint path, or 'latest': the newest in work_dirs/<config>.",
+)
+data_root_option = click.option(
+    "--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/)."
+)
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+trust_option = click.option(
+    "--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train."
+)
+
+
+def force_option(what: str):
+    return click.option("--force", is_flag=True, help=f"Replace an existing {what}.")
+
+
 class CarddGroup(click.Group):
     """Turns `CarddError` into Click's one-line errors with the right exit code."""
 
@@ -114,7 +139,7 @@ def doctor(data_root: Path, weights_dir: Path) -> None:
     help="Folder to hold CarDD_COCO/.",
 )
 @click.option("--keep-sod", is_flag=True, help="Also extract CarDD_SOD/ (unused by cardd).")
-@click.option("--force", is_flag=True, help="Replace an existing <dest>/CarDD_COCO.")
+@force_option("<dest>/CarDD_COCO")
 def download_data(
     zip_path: Path | None, url: str | None, dest: Path, keep_sod: bool, force: bool
 ) -> None:
@@ -168,7 +193,7 @@ def check_data(root: Path, deep: bool) -> None:
     show_default=True,
     help="Keep images whose numeric file-name stem divides by N.",
 )
-@click.option("--force", is_flag=True, help="Replace an existing <dst>/CarDD_COCO.")
+@force_option("<dst>/CarDD_COCO")
 def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
     """Write a consistent 1-in-N subset of a dataset, for quick runs."""
     from cardd.data.reduce import reduce_dataset
@@ -187,7 +212,7 @@ def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
 )
 @click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--force", is_flag=True, help="Replace an existing <dest>/CarDD_COCO.")
+@force_option("<dest>/CarDD_COCO")
 def synth_data(dest: Path, images: int, seed: int, force: bool) -> None:
     """Write a tiny deterministic dataset in the CarDD layout (for demos and tests)."""
     from cardd.data.synth import synthesize
@@ -223,9 +248,9 @@ Examples:
 
 
 @cli.command(epilog=TRAIN_EPILOG)
-@click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
+@config_option
 @click.option("--work-dir", type=PathArg, help="Default: work_dirs/<config name>.")
-@click.option("--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/).")
+@data_root_option
 @click.option("--load-from", help="Start weights (path), or 'none'. Default: the config's.")
 @click.option(
     "--resume",
@@ -235,9 +260,7 @@ Examples:
     help="Continue a run: alone, from the newest checkpoint in the work dir; or from PATH.",
 )
 @click.option("--amp", is_flag=True, help="Mixed-precision training (CUDA).")
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
+@device_option
 @click.option(
     "--nproc",
     type=click.IntRange(min=1),
@@ -260,11 +283,7 @@ Examples:
     metavar="KEY=VALUE",
     help="Override any config key, e.g. train_dataloader.batch_size=2 (repeatable).",
 )
-@click.option(
-    "--trust-checkpoint",
-    is_flag=True,
-    help="Unpickle --load-from/--resume files not written by cardd train.",
-)
+@trust_option
 @click.option("--exist-ok", is_flag=True, help="Train into a work dir that holds an earlier run.")
 def train(
     config,
@@ -310,23 +329,14 @@ def train(
 @cli.command(
     "eval", epilog="Example: cardd eval --config DCN_plus --checkpoint latest --split test"
 )
-@click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
-@click.option(
-    "--checkpoint",
-    default="latest",
-    show_default=True,
-    help="Checkpoint path, or 'latest' in work_dirs/<config>.",
-)
+@config_option
+@checkpoint_option
 @click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
-@click.option("--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/).")
+@data_root_option
 @click.option("--out", type=PathArg, help="Output folder. Default: runs/eval/exp, exp2, ...")
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
+@device_option
 @click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
-@click.option(
-    "--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train."
-)
+@trust_option
 def eval_(config, checkpoint, split, data_root, out, device, save_coco, trust_checkpoint) -> None:
     """COCO box and mask AP, per class and in the CarDD paper's size bins."""
     from cardd.evaluate import EvalOptions, evaluate, print_metrics
@@ -357,13 +367,8 @@ Examples:
 
 @cli.command(epilog=INFER_EPILOG)
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--config", default="DCN_plus", show_default=True, help="Config name or path.")
-@click.option(
-    "--checkpoint",
-    default="latest",
-    show_default=True,
-    help="Checkpoint path, or 'latest' in work_dirs/<config>.",
-)
+@config_option
+@checkpoint_option
 @click.option("--out-dir", type=PathArg, help="Default: runs/infer/exp, exp2, ...")
 @click.option(
     "--score-thr",
@@ -377,9 +382,7 @@ Examples:
 @click.option("--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--no-vis", is_flag=True, help="Skip the annotated images.")
 @click.option("--exist-ok", is_flag=True, help="Write into a non-empty --out-dir.")
-@click.option(
-    "--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train."
-)
+@trust_option
 def infer(
     inputs,
     config,
