@@ -361,7 +361,7 @@ INFER_EPILOG = """\b
 Examples:
   cardd infer photo.jpg
   cardd infer claims/ --recursive --score-thr 0.5 --out-dir runs/claims
-  cardd infer 'photos/*.png' --config tiny_DCN_plus --checkpoint work_dirs/tiny_DCN_plus/epoch_6.pth
+  cardd infer 'photos/*.png' --config tiny_DCN_plus --checkpoint work_dirs/tiny_DCN_plus/epoch_12.pth
 """
 
 

@@ -150,3 +150,13 @@ def test_source_zip_is_not_modified(tmp_path, release_zip):
     download_data(dest=tmp_path / "data", zip_path=release_zip)
     assert hashlib.sha256(release_zip.read_bytes()).hexdigest() == digest
     assert os.stat(release_zip).st_mtime_ns == mtime
+
+
+def test_full_disk_is_refused_before_writing(tmp_path, release_zip, monkeypatch):
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=1000))
+    with pytest.raises(CarddError, match="not enough disk space"):
+        extract_release(release_zip, tmp_path / "data")
+    assert not (tmp_path / "data").exists()

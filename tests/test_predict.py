@@ -187,3 +187,22 @@ def test_collect_inputs_globs_and_duplicates(two_folders):
     assert [str(i.relative) for i in images] == ["car.jpg", "car_2.jpg"]
     flat = collect_inputs((str(two_folders / "b"),))
     assert [str(i.relative) for i in flat] == ["b/car.jpg"]  # no --recursive
+
+
+def test_batches_give_the_same_outputs_layout(tiny_checkpoint, two_folders, tmp_path):
+    out = tmp_path / "batched"
+    result = _infer(
+        str(two_folders / "b"),
+        "--recursive",
+        "--batch-size",
+        "2",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--out-dir",
+        str(out),
+        "--no-vis",
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(
+        p.relative_to(out / "preds").as_posix() for p in (out / "preds").rglob("*.json")
+    ) == ["b/car.jpg.json", "b/sub/deep.png.json"]
