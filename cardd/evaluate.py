@@ -160,6 +160,9 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     cfg.work_dir = str(out)
     cfg.load_from = str(checkpoint)
     cfg.launcher = "none"
+    # mmengine keeps one visualizer per name; a run earlier in this process (the
+    # demo trains first) already holds the config's.
+    cfg.visualizer.name = f"cardd-eval-{out.resolve()}"
     # Training-only parts are not needed to test, and a missing pretrained
     # file or an empty train split must not stop an evaluation.
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
