@@ -437,7 +437,7 @@ def demo(out, epochs, images) -> None:
     click.echo(f"demo finished in {result.run_dir}:")
     click.echo(f"  checkpoints   {result.work_dir}")
     click.echo(f"  metrics       {result.eval_dir / 'metrics.json'}")
-    click.echo(f"  annotated     {result.infer_dir / 'vis'}")
+    click.echo(f"  annotated     {result.infer_dir / 'vis'} ({result.detections} detections)")
     click.echo(
         f"  JSON / CSV    {result.infer_dir / 'preds'}, {result.infer_dir / 'predictions.csv'}"
     )
