@@ -51,7 +51,7 @@ class CarddGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CarddUsageError as error:
-            raise click.UsageError(str(error), ctx) from None
+            raise click.UsageError(str(error)) from None  # one line, exit code 2
         except CarddError as error:
             raise click.ClickException(str(error)) from None
         except KeyboardInterrupt:
