@@ -80,6 +80,21 @@ def _print_counts(title: str, summary: dict) -> None:
     _console().print(table)
 
 
+def _parse_size(ctx, param, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    width, sep, height = value.lower().partition("x")
+    if not (
+        sep
+        and width.isdigit()
+        and height.isdigit()
+        and 64 <= int(width) <= 8192
+        and 64 <= int(height) <= 8192
+    ):
+        raise click.BadParameter("expected WIDTHxHEIGHT, each 64..8192, e.g. 1024x768")
+    return int(width), int(height)
+
+
 def _finish_check(report) -> None:
     """Print a dataset check's table and problems; exit 1 when it found any."""
     _console().print(report.table())
@@ -212,12 +227,18 @@ def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
 )
 @click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--size",
+    callback=_parse_size,
+    metavar="WxH",
+    help="Make every image WxH pixels (default: small, 256-352 px).",
+)
 @force_option("<dest>/CarDD_COCO")
-def synth_data(dest: Path, images: int, seed: int, force: bool) -> None:
+def synth_data(dest: Path, images: int, seed: int, size, force: bool) -> None:
     """Write a tiny deterministic dataset in the CarDD layout (for demos and tests)."""
     from cardd.data.synth import synthesize
 
-    summary = synthesize(dest=dest, images=images, seed=seed, force=force)
+    summary = synthesize(dest=dest, images=images, seed=seed, force=force, size=size)
     _print_counts(f"synthetic dataset in {dest / 'CarDD_COCO'}", summary)
 
 
@@ -361,7 +382,7 @@ INFER_EPILOG = """\b
 Examples:
   cardd infer photo.jpg
   cardd infer claims/ --recursive --score-thr 0.5 --out-dir runs/claims
-  cardd infer 'photos/*.png' --config tiny_DCN_plus --checkpoint work_dirs/tiny_DCN_plus/epoch_12.pth
+  cardd infer 'photos/*.png' --config tiny_DCN_plus --checkpoint runs/demo/work_dir/epoch_12.pth
 """
 
 

@@ -73,3 +73,10 @@ def test_too_few_images_is_an_error(tmp_path):
     with pytest.raises(CarddError, match="at least 6"):
         synthesize(tmp_path, images=5)
     assert not (tmp_path / "CarDD_COCO").exists()
+
+
+def test_fixed_size_for_loading_benchmarks(tmp_path):
+    synthesize(tmp_path, images=6, size=(640, 480))
+    coco = json.loads((tmp_path / "CarDD_COCO/annotations/instances_train2017.json").read_text())
+    assert {(i["width"], i["height"]) for i in coco["images"]} == {(640, 480)}
+    assert check_dataset(tmp_path / "CarDD_COCO", deep=True).ok

@@ -121,11 +121,17 @@ def _annotation(poly, ann_id: int, image_id: int, category_id: int) -> dict:
 
 
 def synthesize(
-    dest: Path = Path("data/synthetic"), images: int = 24, seed: int = 0, force: bool = False
+    dest: Path = Path("data/synthetic"),
+    images: int = 24,
+    seed: int = 0,
+    force: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> dict[str, tuple[int, Counter]]:
     """Write `<dest>/CarDD_COCO` with `images` synthetic photos over the three splits.
 
-    The same `images` and `seed` always give byte-identical JSON and images.
+    The same arguments always give byte-identical JSON and images. `size`
+    (width, height) makes every image that size, e.g. CarDD's typical 1024x768
+    for loading benchmarks; by default they are small (256-352 px) for CPU runs.
 
     Returns:
         Per split: (images, instances per class name).
@@ -155,6 +161,8 @@ def synthesize(
             for index in range(count):
                 image_id += 1
                 width, height = SIZES[int(rng.integers(len(SIZES)))]
+                if size is not None:
+                    width, height = size
                 pixels, _ = _background(rng, width, height)
                 # The first two images of a split carry three damages each, so
                 # together they hold all six classes.
