@@ -8,7 +8,9 @@
 #      config lookup import pkg_resources, which setuptools 82 removed);
 #   2. --no-build-isolation (an isolated build has no torch, and mmcv then
 #      silently installs without its compiled ops);
-#   3. -std=c++17 -> -std=c++20 in setup.py (torch >= 2.10 headers need C++20).
+#   3. -std=c++17 -> -std=c++20 in setup.py (torch >= 2.10 headers need C++20);
+# plus one for speed: the deformable-convolution CPU kernel made multi-threaded
+# (scripts/patch_mmcv.py says how and why).
 # The built wheel is cached outside the checkout, keyed by mmcv version,
 # Python tag, torch version and CPU/CUDA, so fresh clones (CI) skip the build.
 #
@@ -52,7 +54,7 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
 # --- fast path: nothing changed since the last successful setup --------------
-stamp_inputs=$(cat pyproject.toml scripts/setup_env.sh; echo "$TORCH_SPEC ${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}")
+stamp_inputs=$(cat pyproject.toml scripts/setup_env.sh scripts/patch_mmcv.py; echo "$TORCH_SPEC ${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}")
 stamp_hash=$(printf '%s' "$stamp_inputs" | sha256sum | cut -c1-16)
 STAMP="$VENV/.cardd-setup-$stamp_hash"
 if [[ -f "$STAMP" ]] && "$PY" -c "import mmcv.ops, mmdet, cardd" >/dev/null 2>&1; then
@@ -76,10 +78,11 @@ else
     want_cuda=0
 fi
 pytag=$("$PY" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
-key="mmcv-$MMCV_VERSION-$pytag-torch$torch_version-${variant// /_}"
+patch_level=$("$PY" -c "import runpy; print(runpy.run_path('$ROOT/scripts/patch_mmcv.py')['PATCH_LEVEL'])")
+key="mmcv-$MMCV_VERSION-$pytag-torch$torch_version-${variant// /_}-cardd$patch_level"
 # An installed mmcv counts only if its version and its compiled ops (with CUDA
 # when this setup asks for CUDA) are right.
-if "$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$want_cuda" >/dev/null 2>&1; then
+if "$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$want_cuda" "$patch_level" >/dev/null 2>&1; then
     log "mmcv $MMCV_VERSION with compiled ops already installed"
 else
     export FORCE_CUDA=$want_cuda
@@ -92,8 +95,7 @@ else
         "$PY" "$ROOT/scripts/fetch_sdist.py" mmcv "$MMCV_VERSION" "$work"
         tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
         src="$work/mmcv-$MMCV_VERSION"
-        grep -q -- '-std=c++17' "$src/setup.py" || die "mmcv setup.py has no -std=c++17 to patch"
-        sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
+        "$PY" "$ROOT/scripts/patch_mmcv.py" "$src" || die "patching mmcv's source failed"
         export MAX_JOBS=${MAX_JOBS:-$(nproc)}
         (cd "$src" && MMCV_WITH_OPS=1 "${PIP[@]}" wheel --no-build-isolation --no-deps -w "$work/dist" .) \
             || die "mmcv build failed (see the compiler output above)"
@@ -113,7 +115,7 @@ fi
 "${PIP[@]}" install -q -e ".[test]"
 
 # --- 5. verify ---------------------------------------------------------------
-"$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$want_cuda" \
+"$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$want_cuda" "$patch_level" \
     || die "mmcv $MMCV_VERSION lacks the compiled ops asked for (CUDA: $want_cuda): delete \$CARDD_CACHE/wheels/$key* and rerun"
 "$PY" - <<'EOF' || die "mmcv's compiled ops do not load: delete the cached wheel under \$CARDD_CACHE/wheels and rerun make setup"
 import mmcv, mmcv.ops, mmdet, mmengine, torch

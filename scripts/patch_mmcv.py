@@ -1,0 +1,75 @@
+"""Patch mmcv 2.1.0's source before it is built (scripts/setup_env.sh runs this).
+
+1. `-std=c++17` -> `-std=c++20` in setup.py: torch >= 2.10 headers need C++20.
+2. The deformable-convolution CPU kernel (`deformable_im2col`, the forward pass
+   of DCN) runs single-threaded in mmcv; it is about half of DCN+'s CPU
+   inference time. Each output column is written by exactly one loop index, so
+   the loop is split over threads with `at::parallel_for` (torch's own thread
+   pool, so OMP_NUM_THREADS and torch.set_num_threads apply).
+3. `mmcv/version.py` records `cardd_patch = PATCH_LEVEL`, so that setup can
+   tell a patched install from a stock one.
+
+Every replacement must match exactly once; otherwise this fails loudly rather
+than build something half-patched.
+
+Usage: python patch_mmcv.py MMCV_SOURCE_DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PATCH_LEVEL = 1
+
+IM2COL_HEAD = """    const int width_col, T *data_col) {
+  for (int index = 0; index < n; index++) {
+    // index index of output matrix"""
+IM2COL_HEAD_NEW = """    const int width_col, T *data_col) {
+  // cardd: split the independent output columns over torch's thread pool.
+  at::parallel_for(0, n, 256, [&](int64_t begin, int64_t end) {
+  for (int index = begin; index < end; index++) {
+    // index index of output matrix"""
+IM2COL_TAIL = """        *data_col_ptr = val;
+        data_col_ptr += batch_size * height_col * width_col;
+      }
+    }
+  }
+}"""
+IM2COL_TAIL_NEW = """        *data_col_ptr = val;
+        data_col_ptr += batch_size * height_col * width_col;
+      }
+    }
+  }
+  });
+}"""
+
+
+def replace_once(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    count = text.count(old)
+    if count != 1:
+        raise SystemExit(f"patch_mmcv: expected one match in {path}, found {count}: {old[:60]!r}")
+    path.write_text(text.replace(old, new))
+
+
+def patch(source: Path) -> None:
+    setup = source / "setup.py"
+    text = setup.read_text()
+    if "-std=c++17" not in text:
+        raise SystemExit("patch_mmcv: no -std=c++17 in setup.py to patch")
+    setup.write_text(text.replace("-std=c++17", "-std=c++20"))
+
+    kernel = source / "mmcv/ops/csrc/pytorch/cpu/deform_conv.cpp"
+    replace_once(kernel, IM2COL_HEAD, IM2COL_HEAD_NEW)
+    replace_once(kernel, IM2COL_TAIL, IM2COL_TAIL_NEW)
+    text = kernel.read_text()
+    kernel.write_text("#include <ATen/Parallel.h>\n" + text)
+
+    version = source / "mmcv/version.py"
+    version.write_text(version.read_text() + f"\ncardd_patch = {PATCH_LEVEL}\n")
+    print(f"[setup] patched mmcv source (cardd patch level {PATCH_LEVEL})")
+
+
+if __name__ == "__main__":
+    patch(Path(sys.argv[1]))
