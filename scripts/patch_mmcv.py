@@ -4,8 +4,11 @@
 2. The deformable-convolution CPU kernel (`deformable_im2col`, the forward pass
    of DCN) runs single-threaded in mmcv; it is about half of DCN+'s CPU
    inference time. Each output column is written by exactly one loop index, so
-   the loop is split over threads with `at::parallel_for` (torch's own thread
-   pool, so OMP_NUM_THREADS and torch.set_num_threads apply).
+   the loop is split over threads with `at::parallel_for`, torch's own OpenMP
+   pool (OMP_NUM_THREADS and torch.set_num_threads apply). That needs the
+   extension compiled and linked with `-fopenmp`: without it the pragma inside
+   `at::parallel_for` is ignored and the loop stays serial. The extension then
+   shares torch's already-loaded libgomp.so.1.
 3. `mmcv/version.py` records `cardd_patch = PATCH_LEVEL`, so that setup can
    tell a patched install from a stock one.
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PATCH_LEVEL = 1
+PATCH_LEVEL = 2
 
 IM2COL_HEAD = """    const int width_col, T *data_col) {
   for (int index = 0; index < n; index++) {
@@ -59,6 +62,16 @@ def patch(source: Path) -> None:
     if "-std=c++17" not in text:
         raise SystemExit("patch_mmcv: no -std=c++17 in setup.py to patch")
     setup.write_text(text.replace("-std=c++17", "-std=c++20"))
+    replace_once(
+        setup,
+        "extra_compile_args['cxx'] = ['-std=c++20']\n",
+        "extra_compile_args['cxx'] = ['-std=c++20', '-fopenmp']\n",
+    )
+    replace_once(
+        setup,
+        "        extra_link_args = []\n        is_rocm_pytorch = False",
+        "        extra_link_args = ['-fopenmp']\n        is_rocm_pytorch = False",
+    )
 
     kernel = source / "mmcv/ops/csrc/pytorch/cpu/deform_conv.cpp"
     replace_once(kernel, IM2COL_HEAD, IM2COL_HEAD_NEW)

@@ -1,0 +1,52 @@
+"""The install: mmcv as scripts/setup_env.sh builds it (patched, compiled ops, right numbers)."""
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+PATCH_LEVEL = runpy.run_path(str(SCRIPTS / "patch_mmcv.py"))["PATCH_LEVEL"]
+
+
+def test_installed_mmcv_is_the_patched_build():
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "check_mmcv.py"), "2.1.0", "0", str(PATCH_LEVEL)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_patch_refuses_a_source_it_does_not_know(tmp_path):
+    (tmp_path / "setup.py").write_text("extra_compile_args['cxx'] = ['-std=c++17']\n")
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "patch_mmcv.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "expected one match" in result.stderr
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_multithreaded_deform_conv_matches_torchvision(threads):
+    """The patched kernel computes what torchvision's deform_conv2d does, at any thread count."""
+    import torchvision
+    from mmcv.ops import DeformConv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 23, 31)
+    offset = torch.randn(2, 18, 23, 31) * 2  # 2 * 3 * 3 offsets, some far outside the map
+    conv = DeformConv2d(16, 8, 3, padding=1, bias=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            ours = conv(x, offset)
+    finally:
+        torch.set_num_threads(before)
+    reference = torchvision.ops.deform_conv2d(x, offset, conv.weight.detach(), padding=1)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
