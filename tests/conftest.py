@@ -42,6 +42,14 @@ def dataset_copy(synthetic_data, tmp_path) -> Path:
     return copy
 
 
+@pytest.fixture
+def release_zip(tmp_path, synthetic_root) -> Path:
+    """A zip laid out like the CarDD release, holding the synthetic dataset."""
+    from tests.zips import release_zip_of
+
+    return release_zip_of(tmp_path / "CarDD_release.zip", synthetic_root)
+
+
 @pytest.fixture(scope="session")
 def trained_work_dir(tmp_path_factory, synthetic_root) -> Path:
     """`tiny_DCN_plus` trained for one epoch on the synthetic data (real mmdet, CPU)."""
