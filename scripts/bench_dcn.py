@@ -1,7 +1,8 @@
 """Benchmark: mmcv's deformable convolution (DCN v1) forward on CPU.
 
 Times `mmcv.ops.DeformConv2dPack` on the feature maps DCN+'s ResNet-101 stages
-see for a 1333x800 input, and says which mmcv build ran (stock, or patched by
+see for a 1333x800 input, then DCN_plus's whole backbone and FPN (where all its
+DCN layers are), and says which mmcv build ran (stock, or patched by
 scripts/patch_mmcv.py to use all cores). For a before/after comparison, run it
 with two interpreters in one go on the same machine, e.g.
 
@@ -51,6 +52,26 @@ def main() -> None:
             total += median
             print(f"{name}: {channels}x{height}x{width}  {median * 1000:8.1f} ms")
     print(f"one 3x3 DCN per stage, total: {total * 1000:.1f} ms")
+
+    # The whole DCN+ backbone and FPN (all 33 DCN layers) on one 1333x800 image.
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from cardd.configs import load_config
+
+    cfg = load_config("DCN_plus")
+    cfg.model.backbone.init_cfg = None
+    init_default_scope("mmdet")
+    model = MODELS.build(cfg.model).eval()
+    image = torch.randn(1, 3, 800, 1344)
+    with torch.inference_mode():
+        model.extract_feat(image)
+        times = []
+        for _ in range(max(2, args.repeats // 2)):
+            start = time.perf_counter()
+            model.extract_feat(image)
+            times.append(time.perf_counter() - start)
+    print(f"DCN_plus backbone + FPN, 1344x800: {statistics.median(times):.2f} s")
 
 
 if __name__ == "__main__":
