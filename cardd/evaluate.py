@@ -27,6 +27,32 @@ from cardd.train import select_device
 CARDD_AREA_RANGES = [[0, 1e10], [0, 128**2], [128**2, 256**2], [256**2, 1e10]]
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
+#: The CarDD paper's DCN+ on the test split (third-party copy of its tables; see the README).
+#: Its APs/APm/APl use the paper's own size bins, so they sit beside `cardd_bins`.
+PAPER_DCN_PLUS = {
+    "bbox": {
+        "AP": 60.6,
+        "AP50": 78.8,
+        "AP75": 64.8,
+        "cardd_bins": {"APs": 37.1, "APm": 48.0, "APl": 66.0},
+        "per_class": dict(zip(CLASSES, (42.2, 42.3, 29.6, 90.1, 69.5, 90.2), strict=True)),
+    },
+    "segm": {
+        "AP": 57.0,
+        "AP50": 77.7,
+        "AP75": 58.4,
+        "cardd_bins": {"APs": 34.6, "APm": 44.0, "APl": 71.6},
+        "per_class": dict(zip(CLASSES, (40.5, 34.3, 16.6, 89.6, 70.8, 90.0), strict=True)),
+    },
+}
+
+
+def paper_reference(metrics: dict) -> dict | None:
+    """The paper's numbers to print beside these metrics: DCN_plus on the test split only."""
+    if metrics.get("split") == "test" and Path(metrics.get("config", "")).stem == "DCN_plus":
+        return PAPER_DCN_PLUS
+    return None
+
 
 @dataclass
 class EvalOptions:
@@ -105,17 +131,20 @@ def print_metrics(metrics: dict) -> None:
     per_class.add_column("")
     for name in CLASSES:
         per_class.add_column(name, justify="right")
-    for iou_type in ("bbox", "segm"):
-        scores = metrics.get(iou_type)
+    reference = paper_reference(metrics)
+    rows = [(iou_type, metrics.get(iou_type)) for iou_type in ("bbox", "segm")]
+    if reference is not None:
+        rows += [(f"{iou_type} (paper DCN+)", reference[iou_type]) for iou_type in ("bbox", "segm")]
+    for name, scores in rows:
         if scores is None:
             continue
         bins = scores["cardd_bins"]
         summary.add_row(
-            iou_type,
-            *(fmt(scores[k]) for k in SUMMARY_KEYS),
+            name,
+            *(fmt(scores.get(k)) for k in SUMMARY_KEYS),
             *(fmt(bins[k]) for k in ("APs", "APm", "APl")),
         )
-        per_class.add_row(iou_type, *(fmt(scores["per_class"][n]) for n in CLASSES))
+        per_class.add_row(name, *(fmt(scores["per_class"][n]) for n in CLASSES))
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(summary)
     console.print("* the CarDD paper's size bins: small < 128², medium 128²–256², large > 256²")

@@ -77,3 +77,31 @@ def test_eval_errors(tmp_path, synthetic_root):
             cli, ["eval", "--config", "tiny_DCN_plus", "--data-root", str(synthetic_root)]
         )
         assert result.exit_code == 1 and "cardd train --config tiny_DCN_plus" in result.output
+
+
+def test_paper_numbers_beside_dcn_plus_on_test_only(capsys):
+    from cardd.evaluate import PAPER_DCN_PLUS, paper_reference, print_metrics
+
+    scores = {
+        "AP": 1.0,
+        "AP50": 2.0,
+        "AP75": 3.0,
+        "APs": None,
+        "APm": 4.0,
+        "APl": 5.0,
+        "cardd_bins": {"APs": 6.0, "APm": None, "APl": None},
+        "per_class": dict.fromkeys(CLASSES, 7.0),
+    }
+    metrics = {
+        "config": "/x/configs/DCN_plus.py",
+        "split": "test",
+        "images": 374,
+        "bbox": scores,
+        "segm": scores,
+    }
+    assert paper_reference(metrics) is PAPER_DCN_PLUS
+    assert paper_reference({**metrics, "split": "val"}) is None
+    assert paper_reference({**metrics, "config": "tiny_DCN_plus.py"}) is None
+    print_metrics(metrics)
+    out = capsys.readouterr().out
+    assert "bbox (paper DCN+)" in out and "60.6" in out and "90.2" in out
