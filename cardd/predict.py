@@ -152,8 +152,63 @@ def _write_json(path: Path, payload: dict) -> None:
         json.dump(payload, f, indent=1)
 
 
+class OutputWriter:
+    """Writes one image's results as soon as they exist: JSON, CSV rows, picture, counts."""
+
+    def __init__(self, out_dir: Path, detector, options: InferOptions) -> None:
+        self.out_dir = out_dir
+        self.detector = detector
+        self.options = options
+        self.summary = InferSummary(out_dir=out_dir)
+        self._csv_file = open(out_dir / "predictions.csv", "w", newline="")
+        self._rows = csv.writer(self._csv_file)
+        self._rows.writerow(CSV_HEADER)
+
+    def __enter__(self) -> OutputWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._csv_file.close()
+
+    def failed(self, item: InputImage, reason: str) -> None:
+        self.summary.failed.append({"image": str(item.path), "reason": reason})
+
+    def write(self, item: InputImage, array, sample) -> None:
+        detections = self.detector.to_detections(sample)
+        height, width = array.shape[:2]
+        _write_json(
+            self.out_dir / "preds" / f"{item.relative}.json",
+            {
+                "image": str(item.path),
+                "width": width,
+                "height": height,
+                "config": str(self.detector.config_path),
+                "checkpoint": str(self.detector.checkpoint),
+                "score_thr": self.options.score_thr,
+                "detections": [d.to_dict() for d in detections],
+            },
+        )
+        for d in detections:
+            box = (f"{v:.2f}" for v in d.bbox_xyxy)
+            self._rows.writerow(
+                [
+                    str(item.path),
+                    d.label,
+                    d.category_id,
+                    d.score,
+                    *box,
+                    f"{d.area:.2f}",
+                    f"{d.area_fraction:.6f}",
+                ]
+            )
+            self.summary.per_class[d.label] += 1
+        if self.options.visualize:
+            self.detector.draw(array, sample, self.out_dir / "vis" / str(item.relative))
+        self.summary.processed += 1
+
+
 def run_inference(options: InferOptions) -> InferSummary:
-    """Run `cardd infer`: outputs stream to disk image by image.
+    """Run `cardd infer`: load the model once, then stream outputs image by image.
 
     Bad images are reported and skipped; the summary lists them.
     """
@@ -172,60 +227,27 @@ def run_inference(options: InferOptions) -> InferSummary:
         trust_checkpoint=options.trust_checkpoint,
     )
     out_dir = prepare_out_dir(options.out_dir, options.exist_ok)
-    summary = InferSummary(out_dir=out_dir)
-    config_name = str(detector.config_path)
     began = time.perf_counter()
     with (
-        open(out_dir / "predictions.csv", "w", newline="") as csv_file,
+        OutputWriter(out_dir, detector, options) as writer,
         tqdm(total=len(images), unit="img", desc="infer") as bar,
     ):
-        rows = csv.writer(csv_file)
-        rows.writerow(CSV_HEADER)
         for start in range(0, len(images), options.batch_size):
-            chunk = images[start : start + options.batch_size]
             decoded = []
-            for item in chunk:
+            for item in images[start : start + options.batch_size]:
                 try:
                     decoded.append((item, load_image(item.path)))
                 except UnreadableImage as error:
-                    summary.failed.append({"image": str(item.path), "reason": str(error)})
+                    writer.failed(item, str(error))
                     tqdm.write(f"skipped {error}")
                     bar.update(1)
             if not decoded:
                 continue
             samples = detector.infer_batch([array for _, array in decoded])
             for (item, array), sample in zip(decoded, samples, strict=True):
-                detections = detector.to_detections(sample)
-                height, width = array.shape[:2]
-                _write_json(
-                    out_dir / "preds" / f"{item.relative}.json",
-                    {
-                        "image": str(item.path),
-                        "width": width,
-                        "height": height,
-                        "config": config_name,
-                        "checkpoint": str(detector.checkpoint),
-                        "score_thr": options.score_thr,
-                        "detections": [d.to_dict() for d in detections],
-                    },
-                )
-                for d in detections:
-                    rows.writerow(
-                        [
-                            str(item.path),
-                            d.label,
-                            d.category_id,
-                            d.score,
-                            *(f"{v:.2f}" for v in d.bbox_xyxy),
-                            f"{d.area:.2f}",
-                            f"{d.area_fraction:.6f}",
-                        ]
-                    )
-                    summary.per_class[d.label] += 1
-                if options.visualize:
-                    detector.draw(array, sample, out_dir / "vis" / str(item.relative))
-                summary.processed += 1
+                writer.write(item, array, sample)
                 bar.update(1)
+    summary = writer.summary
     summary.seconds = time.perf_counter() - began
     _write_json(out_dir / "summary.json", summary.to_dict(options, detector.checkpoint))
     return summary
