@@ -30,6 +30,12 @@ def _download_gdrive(file_id: str, target: Path) -> Path:
     try:
         result = gdown.download(id=file_id, output=str(part), quiet=False, resume=True, retries=3)
     except Exception as error:  # gdown raises plain exceptions for quota, offline, etc.
+        text = str(error)
+        if "NameResolutionError" in text or "Name or service not known" in text:
+            raise CarddError(
+                "cannot reach drive.google.com: are you offline? Download the CarDD release "
+                "by hand and pass --zip, or use --url with a mirror"
+            ) from None
         raise CarddError(
             f"Google Drive download failed ({type(error).__name__}: {str(error).splitlines()[0]}); "
             "download the zip by hand and pass --zip, or use --url with a mirror"
