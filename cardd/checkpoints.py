@@ -9,8 +9,8 @@ files:
 * checkpoints written by `cardd train` (their folder holds the marker file
   `TRUST_MARKER`) and files the user vouches for (`--trust-checkpoint`) are
   unpickled in full;
-* anything else loads weights-only, with only numpy's and mmengine's plain data
-  types allowed, and only while that one file is read. That takes weight files
+* anything else loads weights-only, with only numpy's plain data types
+  allowed, and only while that one file is read. That takes weight files
   (state dict and metadata) from anywhere, but not a full mmengine checkpoint
   moved out of its work dir: its message hub pickles `builtins.getattr`, which
   stays forbidden. No process-wide environment switch either.
@@ -62,9 +62,12 @@ def trusting(path: Path | None) -> Iterator[None]:
 
 
 def _weights_only_safe_types() -> list:
-    """Plain data types found in mmengine checkpoints besides tensors."""
+    """numpy's plain data types, which checkpoint metadata may hold besides tensors.
+
+    mmengine's `HistoryBuffer` is not listed: the message hub that holds it also
+    pickles `builtins.getattr`, so allowing it would not make such a file load.
+    """
     import numpy as np
-    from mmengine.logging.history_buffer import HistoryBuffer
 
     try:
         from numpy._core.multiarray import _reconstruct, scalar
@@ -73,7 +76,7 @@ def _weights_only_safe_types() -> list:
     dtype_classes = [
         type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool")
     ]
-    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
+    return [_reconstruct, scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
 def load_file(filename: str | Path, map_location=None):

@@ -59,25 +59,10 @@ class CarddGroup(click.Group):
             ctx.exit(130)
 
 
-def _console():
-    from rich.console import Console
-
-    # Piped output (logs, CI) gets room for the nine-column class tables.
-    return Console(width=None if sys.stdout.isatty() else 160)
-
-
 def _print_counts(title: str, summary: dict) -> None:
-    from rich.table import Table
+    from cardd.console import console, counts_table
 
-    from cardd.classes import CLASSES
-
-    table = Table(title=title)
-    for column in ("split", "images", *CLASSES, "instances"):
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for split, (images, per_class) in summary.items():
-        counts = [str(per_class.get(name, 0)) for name in CLASSES]
-        table.add_row(split, str(images), *counts, str(sum(per_class.values())))
-    _console().print(table)
+    console().print(counts_table(title, summary))
 
 
 def _parse_size(ctx, param, value: str | None) -> tuple[int, int] | None:
@@ -97,7 +82,9 @@ def _parse_size(ctx, param, value: str | None) -> tuple[int, int] | None:
 
 def _finish_check(report) -> None:
     """Print a dataset check's table and problems; exit 1 when it found any."""
-    _console().print(report.table())
+    from cardd.console import console
+
+    console().print(report.table())
     if not report.ok:
         for line in report.problem_lines():
             click.echo(line, err=True)
@@ -161,8 +148,6 @@ def download_data(
     """Download (or take) the CarDD release zip, extract it safely, check it."""
     from cardd.data.download import download_data as run
 
-    if zip_path is not None and url is not None:
-        raise CarddUsageError("pass either --zip or --url, not both")
     _finish_check(run(dest=dest, zip_path=zip_path, url=url, keep_sod=keep_sod, force=force))
 
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from cardd import checkpoints
 from cardd.classes import CATEGORY_IDS, CLASSES
 from cardd.configs import load_config, resolve_config, set_data_root
+from cardd.devices import runner_device
 from cardd.errors import CarddError, CarddUsageError
 from cardd.runs import next_run_dir
-from cardd.train import select_device
 
 #: Area ranges (pixels) of the CarDD paper: small < 128^2, medium 128^2..256^2, large > 256^2.
 CARDD_AREA_RANGES = [[0, 1e10], [0, 128**2], [128**2, 256**2], [256**2, 1e10]]
@@ -70,23 +69,26 @@ def _percent(value: float) -> float | None:
     return None if value < 0 else round(float(value) * 100, 2)
 
 
-def coco_scores(gt_json: Path, results_json: Path, iou_type: str, cardd_bins: bool = False) -> dict:
-    """AP, AP50, AP75, APs/m/l and per-class AP (percent) of a COCO results file."""
-    import numpy as np
+def load_coco(path: Path):
+    """A pycocotools `COCO` of a JSON file, quietly (pycocotools prints a lot)."""
     from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return COCO(str(path))
+
+
+def _scores(gt, results: list, iou_type: str, area_ranges=None) -> dict:
+    """AP, AP50, AP75, APs/m/l and per-class AP (percent) of loaded results."""
+    import numpy as np
     from pycocotools.cocoeval import COCOeval
 
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints a lot
-        gt = COCO(str(gt_json))
-        with open(results_json) as f:
-            results = json.load(f)
-        if not results:
-            return {key: 0.0 for key in SUMMARY_KEYS} | {"per_class": dict.fromkeys(CLASSES, 0.0)}
-        dt = gt.loadRes(results)
-        evaluator = COCOeval(gt, dt, iou_type)
+    if not results:
+        return {key: 0.0 for key in SUMMARY_KEYS} | {"per_class": dict.fromkeys(CLASSES, 0.0)}
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
         evaluator.params.catIds = list(CATEGORY_IDS)
-        if cardd_bins:
-            evaluator.params.areaRng = CARDD_AREA_RANGES
+        if area_ranges is not None:
+            evaluator.params.areaRng = area_ranges
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -102,15 +104,24 @@ def coco_scores(gt_json: Path, results_json: Path, iou_type: str, cardd_bins: bo
     return scores
 
 
-def score_results(gt_json: Path, results_prefix: Path) -> dict:
-    """Both IoU types, both sets of size bins."""
+def coco_scores(gt_json: Path, results_json: Path, iou_type: str, cardd_bins: bool = False) -> dict:
+    """AP, AP50, AP75, APs/m/l and per-class AP (percent) of a COCO results file."""
+    with open(results_json) as f:
+        results = json.load(f)
+    return _scores(load_coco(gt_json), results, iou_type, CARDD_AREA_RANGES if cardd_bins else None)
+
+
+def score_results(gt, results_prefix: Path) -> dict:
+    """Both IoU types, both sets of size bins, against one loaded ground truth."""
     metrics = {}
     for iou_type in ("bbox", "segm"):
-        results = Path(f"{results_prefix}.{iou_type}.json")
-        if not results.is_file():
+        path = Path(f"{results_prefix}.{iou_type}.json")
+        if not path.is_file():
             continue
-        scores = coco_scores(gt_json, results, iou_type)
-        cardd = coco_scores(gt_json, results, iou_type, cardd_bins=True)
+        with open(path) as f:
+            results = json.load(f)
+        scores = _scores(gt, results, iou_type)
+        cardd = _scores(gt, results, iou_type, CARDD_AREA_RANGES)
         scores["cardd_bins"] = {key: cardd[key] for key in ("APs", "APm", "APl")}
         metrics[iou_type] = scores
     return metrics
@@ -118,8 +129,9 @@ def score_results(gt_json: Path, results_prefix: Path) -> dict:
 
 def print_metrics(metrics: dict) -> None:
     """Two rich tables: the summary per IoU type, and AP per class."""
-    from rich.console import Console
     from rich.table import Table
+
+    from cardd.console import console
 
     def fmt(value):
         return "-" if value is None else f"{value:.1f}"
@@ -145,10 +157,10 @@ def print_metrics(metrics: dict) -> None:
             *(fmt(bins[k]) for k in ("APs", "APm", "APl")),
         )
         per_class.add_row(name, *(fmt(scores["per_class"][n]) for n in CLASSES))
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(summary)
-    console.print("* the CarDD paper's size bins: small < 128², medium 128²–256², large > 256²")
-    console.print(per_class)
+    out = console()
+    out.print(summary)
+    out.print("* the CarDD paper's size bins: small < 128², medium 128²–256², large > 256²")
+    out.print(per_class)
 
 
 def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
@@ -162,7 +174,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     if opts.split not in ("val", "test"):
         raise CarddUsageError("--split must be val or test")
     config_path = resolve_config(opts.config)
-    device = select_device(opts.device)
+    device = runner_device(opts.device)
     cfg = load_config(config_path)
     if opts.data_root is not None:
         set_data_root(cfg, opts.data_root)
@@ -203,16 +215,15 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
         runner = Runner.from_cfg(cfg)
         runner.test()
 
-    with open(gt_json) as f:
-        images = len(json.load(f)["images"])
+    gt = load_coco(gt_json)
     metrics = {
         "config": str(config_path),
         "checkpoint": str(checkpoint),
         "split": opts.split,
         "data_root": str(loader.dataset.data_root),
-        "images": images,
+        "images": len(gt.getImgIds()),
         "device": device,
-        **score_results(gt_json, results_prefix),
+        **score_results(gt, results_prefix),
     }
     with open(out / "metrics.json", "w") as f:
         json.dump(metrics, f, indent=2)

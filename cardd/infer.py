@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cardd import checkpoints
 from cardd.classes import CLASSES, PALETTE, label_to_category_id
 from cardd.configs import load_config, resolve_config
+from cardd.devices import resolve_device
 from cardd.errors import CarddError
 
 if TYPE_CHECKING:
@@ -124,7 +125,6 @@ class DamageDetector:
         score_thr: float = 0.3,
         trust_checkpoint: bool = False,
     ) -> None:
-        import torch
         from mmdet.registry import MODELS
         from mmengine.model.utils import revert_sync_batchnorm
         from mmengine.registry import init_default_scope
@@ -136,11 +136,7 @@ class DamageDetector:
         self.checkpoint = checkpoints.resolve_checkpoint(
             checkpoint, Path("work_dirs") / self.config_path.stem, self.config_path.stem
         )
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif device.startswith("cuda") and not torch.cuda.is_available():
-            raise CarddError(f"device {device}: no CUDA GPU is visible to PyTorch")
-        self.device = device
+        self.device = resolve_device(device)
         self.score_thr = score_thr
 
         cfg = load_config(self.config_path)
@@ -172,7 +168,7 @@ class DamageDetector:
                 "train one with `cardd train`"
             )
         model.dataset_meta = {"classes": CLASSES, "palette": list(PALETTE)}
-        self.model = model.to(device).eval()
+        self.model = model.to(self.device).eval()
         self._pipeline = self._build_pipeline(cfg)
         self._visualizer = None
 

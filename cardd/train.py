@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from cardd import checkpoints
 from cardd.configs import load_config, resolve_config, set_data_root
+from cardd.devices import resolve_device, runner_device
 from cardd.errors import CarddError, CarddUsageError
 
 if TYPE_CHECKING:
     from mmengine.config import Config
 
 LAUNCHERS = ("none", "pytorch", "slurm")
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -49,21 +49,6 @@ class TrainOptions:
 def default_work_dir(config: str) -> Path:
     """`work_dirs/<config name>`, relative to the working directory."""
     return Path("work_dirs") / resolve_config(config).stem
-
-
-def select_device(device: str) -> str:
-    """Resolve `auto`, and make `cpu` binding even on a machine with a GPU."""
-    if device not in DEVICES:
-        raise CarddUsageError(f"--device must be one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        # Must happen before CUDA is initialised; mmengine picks CUDA whenever it sees one.
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        return "cpu"
-    import torch
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CarddError("--device cuda: no CUDA GPU is visible to PyTorch")
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _check_data(cfg: Config) -> None:
@@ -133,7 +118,7 @@ def build_config(opts: TrainOptions) -> Config:
         )
 
     if opts.amp:
-        if opts.device == "cpu" or not _cuda_available():
+        if resolve_device(opts.device) == "cpu":
             raise CarddError("--amp needs a CUDA GPU")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.loss_scale = "dynamic"
@@ -144,12 +129,6 @@ def build_config(opts: TrainOptions) -> Config:
     _check_data(cfg)
     _check_load_from(cfg)
     return cfg
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _setup_distributed_cpu(cfg: Config) -> None:
@@ -241,7 +220,7 @@ def train(opts: TrainOptions) -> Path:
             raise CarddUsageError(
                 "--nproc starts its own processes: do not combine it with --launcher"
             )
-        device = select_device(opts.device)
+        device = runner_device(opts.device)
         if device == "cuda":
             import torch
 
@@ -253,7 +232,7 @@ def train(opts: TrainOptions) -> Path:
         if code != 0:
             raise CarddError(f"distributed training failed (torchrun exit code {code})")
         return Path(opts.work_dir or default_work_dir(opts.config))
-    device = select_device(opts.device)
+    device = runner_device(opts.device)
     cfg = build_config(opts)
     if opts.launcher != "none" and device == "cuda":
         cfg.env_cfg.dist_cfg = dict(backend="nccl")

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardd.classes import CATEGORIES, CLASSES, SPLITS, annotation_file, image_folder
+from cardd.classes import CATEGORIES, SPLITS, annotation_file, image_folder
 
 #: How many examples of each kind of problem are listed; the rest are counted.
 SHOW_PER_KIND = 5
@@ -50,22 +50,10 @@ class CheckReport:
 
     def table(self):
         """A rich table: images and instances per class per split."""
-        from rich.table import Table
+        from cardd.console import counts_table
 
-        table = Table(title=f"CarDD dataset at {self.root}")
-        table.add_column("split")
-        table.add_column("images", justify="right")
-        for name in CLASSES:
-            table.add_column(name, justify="right")
-        table.add_column("instances", justify="right")
-        for split, stats in self.splits.items():
-            table.add_row(
-                split,
-                str(stats.images),
-                *(str(stats.instances[name]) for name in CLASSES),
-                str(sum(stats.instances.values())),
-            )
-        return table
+        counts = {split: (stats.images, stats.instances) for split, stats in self.splits.items()}
+        return counts_table(f"CarDD dataset at {self.root}", counts)
 
 
 def _check_polygons(segmentation, where: str, report: CheckReport) -> None:

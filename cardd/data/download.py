@@ -9,7 +9,7 @@ from cardd.data.check import CheckReport, check_dataset
 from cardd.data.extract import extract_release
 from cardd.data.layout import DATASET_DIR
 from cardd.download import download, partial_path
-from cardd.errors import CarddError
+from cardd.errors import CarddError, CarddUsageError
 
 #: The official release: a Google Drive file of about 4,000 images.
 GDRIVE_FILE_ID = "1bbyqVCKZX5Ur5Zg-uKj0jD0maWAVeOLx"
@@ -66,7 +66,7 @@ def download_data(
         The check report of the dataset in place.
     """
     if zip_path is not None and url is not None:
-        raise CarddError("pass either --zip or --url, not both")
+        raise CarddUsageError("pass either --zip or --url, not both")
     target = dest / DATASET_DIR
     if target.exists() and not force:
         print(f"{target} is already in place; nothing changed (use --force to replace it)")
