@@ -2,10 +2,14 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint pytest bench clean
+.PHONY: setup browser demo test lint pytest bench clean
 
 setup:
 	@bash scripts/setup_env.sh
+
+# The web-page test drives a real browser (Debian's chromium).
+browser:
+	@bash scripts/install_browser.sh
 
 demo: setup
 	$(BIN)/cardd demo
@@ -13,10 +17,10 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check cardd tests scripts
 
-pytest: setup
+pytest: setup browser
 	$(BIN)/pytest
 
-test: setup lint pytest
+test: setup browser lint pytest
 
 bench: setup
 	$(BIN)/python scripts/bench_infer.py

@@ -1,48 +1,98 @@
-"""Checkpoint files: which to trust, how to load them, which is the newest.
+"""Checkpoint files: which may run code when loaded, how to load them, which is the newest.
 
-PyTorch >= 2.6 loads with `weights_only=True` by default, and mmengine 0.10.7
-(which calls plain `torch.load`) then cannot resume from the checkpoints it
-wrote itself: they carry its `HistoryBuffer` and numpy arrays. This module is
-the one place that decides, by registering the loader mmengine uses for local
-files:
+A `.pth` file is a pickle, and unpickling calls whatever functions the file
+names. cardd therefore loads every file weights-only (tensors, plain
+containers, numpy's plain data types) with two exceptions, both about one
+exact file and never about where it lies:
 
-* checkpoints written by `cardd train` (their folder holds the marker file
-  `TRUST_MARKER`) and files the user vouches for (`--trust-checkpoint`) are
-  unpickled in full;
-* anything else loads weights-only, with only numpy's plain data types
-  allowed, and only while that one file is read. That takes weight files
-  (state dict and metadata) from anywhere, but not a full mmengine checkpoint
-  moved out of its work dir: its message hub pickles `builtins.getattr`, which
-  stays forbidden. No process-wide environment switch either.
+* a file that is, byte for byte, a checkpoint this user's own `cardd train`
+  wrote: training records each checkpoint's sha256 in the user's cardd state
+  folder as it saves it (`trust_registry()`), and loading compares the hash of
+  the bytes it reads;
+* the file the user vouches for (`--trust-checkpoint`, `trusting(path)`).
+
+A marker or any other file next to a checkpoint grants nothing; an edited or
+swapped file has another hash. The exceptions exist because mmengine 0.10.7
+pickles its `HistoryBuffer` and `builtins.getattr` into training checkpoints,
+which PyTorch >= 2.6 refuses weights-only: without them `--resume` could not
+work. Weight files (MMDetection's, `cardd export`'s) never need them.
+
+This module is the one loader: `install_loader` registers it for mmengine's
+local files (resume, `load_from`, mmdet's `init_detector`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from cardd.errors import CarddError
 
-#: Written by `cardd train` into every work dir it creates.
-TRUST_MARKER = ".cardd-work-dir"
-
 _user_trusted: set[Path] = set()
+_HASH_CHUNK = 1 << 20
 
 
-def mark_trusted_work_dir(work_dir: Path) -> None:
-    """Record that the checkpoints in `work_dir` are written by cardd's own training."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    marker = work_dir / TRUST_MARKER
-    if not marker.exists():
-        marker.write_text("checkpoints in this folder were written by `cardd train`\n")
+def state_dir() -> Path:
+    """The user's cardd state folder: `$CARDD_STATE`, else `$XDG_STATE_HOME/cardd`,
+    else `~/.local/state/cardd`."""
+    if os.environ.get("CARDD_STATE"):
+        return Path(os.environ["CARDD_STATE"]).expanduser()
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base).expanduser() / "cardd"
 
 
-def is_trusted(path: Path) -> bool:
-    """Whether `path` may be unpickled in full."""
-    path = Path(path).expanduser().resolve()
-    return path in _user_trusted or (path.parent / TRUST_MARKER).is_file()
+def trust_registry() -> Path:
+    """One line per checkpoint `cardd train` wrote: `<sha256> <path when written>`."""
+    return state_dir() / "trusted_checkpoints.txt"
+
+
+def _sha256_of(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := stream.read(_HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    with open(path, "rb") as f:
+        return _sha256_of(f)
+
+
+def record_trusted(path: Path) -> str:
+    """Record `path`'s current bytes as written by this user's training; returns the hash.
+
+    The registry is appended to with one `write` (atomic for lines this short),
+    so concurrent training processes cannot interleave records.
+    """
+    digest = file_sha256(path)
+    registry = trust_registry()
+    registry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    line = f"{digest} {Path(path).resolve()}\n".encode()
+    fd = os.open(registry, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+    return digest
+
+
+def _recorded_hashes() -> set[str]:
+    registry = trust_registry()
+    if not registry.is_file():
+        return set()
+    with open(registry) as f:
+        return {line.split(" ", 1)[0] for line in f if len(line) > 64}
+
+
+def is_recorded(path: Path) -> bool:
+    """Whether `path` is byte for byte a checkpoint this user's `cardd train` wrote."""
+    return file_sha256(path) in _recorded_hashes()
 
 
 @contextlib.contextmanager
@@ -80,27 +130,76 @@ def _weights_only_safe_types() -> list:
 
 
 def load_file(filename: str | Path, map_location=None):
-    """Load a local checkpoint by the rules in the module docstring."""
+    """Load a local checkpoint by the rules in the module docstring.
+
+    The file is opened once: the bytes that are hashed are the bytes that are
+    unpickled, so a file swapped while it loads cannot slip through.
+
+    Raises:
+        CarddError: the file does not load weights-only and is not trusted, or is
+            not a checkpoint at all.
+    """
     import pickle
 
     import torch
 
     path = Path(filename).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is not a checkpoint file")
-    if is_trusted(path):
-        return torch.load(path, map_location=map_location, weights_only=False)
+        raise CarddError(f"{path} is not a checkpoint file")
+    with open(path, "rb") as stream:
+        if path.resolve() in _user_trusted:
+            return _torch_load(path, stream, map_location, weights_only=False)
+        try:
+            with torch.serialization.safe_globals(_weights_only_safe_types()):
+                return _torch_load(path, stream, map_location, weights_only=True)
+        except pickle.UnpicklingError as error:
+            refused_global = _refused_global(str(error))
+            detail = _weights_only_detail(str(error))
+        stream.seek(0)
+        if _sha256_of(stream) in _recorded_hashes():
+            stream.seek(0)
+            return _torch_load(path, stream, map_location, weights_only=False)
+    if refused_global is None:
+        raise CarddError(f"{path} is not a readable checkpoint ({detail})")
+    raise CarddError(
+        f"{path} holds more than weights (it names {refused_global}, which loading it would "
+        "run) and is not a checkpoint your `cardd train` wrote; pass --trust-checkpoint "
+        "only if you trust whoever made it, or ask them for a `cardd export` file"
+    )
+
+
+def _refused_global(message: str) -> str | None:
+    """The Python object a weights-only load refused (`GLOBAL module.name`), if any."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    return found.group(1) if found else None
+
+
+def _weights_only_detail(message: str) -> str:
+    """PyTorch's reason without its boilerplate paragraphs."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [
+        line
+        for line in lines
+        if not line.startswith(("Weights only load failed", "Check the documentation", "Please"))
+    ]
+    return (useful[0] if useful else lines[0] if lines else "unknown format")[:200]
+
+
+def _torch_load(path: Path, stream: BinaryIO, map_location, weights_only: bool):
+    import pickle
+
+    import torch
+
     try:
-        with torch.serialization.safe_globals(_weights_only_safe_types()):
-            return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(stream, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0][:300]
-        raise CarddError(
-            f"{path} was not written by `cardd train` and does not load weights-only "
-            f"({reason}); if you trust this file, pass --trust-checkpoint"
-        ) from None
-    except (RuntimeError, EOFError) as error:
-        raise CarddError(f"{path} is not a readable checkpoint: {error}") from None
+        if weights_only:
+            raise  # load_file decides whether the full unpickler may have it
+        first = str(error).strip().splitlines()[0][:200]
+        raise CarddError(f"{path} is not a readable checkpoint ({first})") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as error:
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no data"
+        raise CarddError(f"{path} is not a readable checkpoint ({first})") from None
 
 
 def install_loader() -> None:
@@ -115,34 +214,42 @@ _EPOCH_OR_ITER = re.compile(r"(?:epoch|iter)_(\d+)\.pth$")
 
 
 def latest_checkpoint(work_dir: Path) -> Path | None:
-    """The newest checkpoint in `work_dir`: mmengine's `last_checkpoint` pointer if
-    valid, else the highest `epoch_N.pth`/`iter_N.pth`, else the newest `best_*.pth`."""
+    """The newest checkpoint in `work_dir`: the file mmengine's `last_checkpoint` names
+    (looked up in `work_dir`), else the highest `epoch_N.pth`/`iter_N.pth`, else the
+    newest `best_*.pth`."""
     pointer = work_dir / "last_checkpoint"
     if pointer.is_file():
-        target = Path(pointer.read_text().strip())
-        if not target.is_absolute():
-            target = work_dir / target.name
+        # The pointer holds the absolute path it had when written; only its name is
+        # used, inside this work dir, so a moved or shared run finds its own file and
+        # a pointer can never lead elsewhere.
+        target = work_dir / Path(pointer.read_text().strip()).name
         if target.is_file():
             return target
-        if (work_dir / target.name).is_file():  # the work dir was moved
-            return work_dir / target.name
     numbered = [
         (int(m.group(1)), p) for p in work_dir.glob("*.pth") if (m := _EPOCH_OR_ITER.search(p.name))
     ]
     if numbered:
         return max(numbered)[1]
+    return best_checkpoint(work_dir)
+
+
+def best_checkpoint(work_dir: Path) -> Path | None:
+    """The `best_*.pth` that mmengine's CheckpointHook kept (`save_best`), newest first."""
     best = sorted(work_dir.glob("best_*.pth"), key=lambda p: p.stat().st_mtime)
     return best[-1] if best else None
 
 
 def resolve_checkpoint(checkpoint: str | Path, work_dir: Path, config_name: str) -> Path:
-    """`latest` -> the newest checkpoint in `work_dir`; a path -> itself, checked."""
-    if str(checkpoint) == "latest":
-        found = latest_checkpoint(work_dir) if work_dir.is_dir() else None
+    """`latest`/`best` -> that checkpoint of `work_dir`; a path -> itself, checked."""
+    name = str(checkpoint)
+    if name in ("latest", "best"):
+        finder = latest_checkpoint if name == "latest" else best_checkpoint
+        found = finder(work_dir) if work_dir.is_dir() else None
         if found is None:
+            what = "no checkpoint" if name == "latest" else "no best_*.pth checkpoint"
             raise CarddError(
-                f"no checkpoint in {work_dir}: train one with `cardd train --config "
-                f"{config_name}` or pass --checkpoint PATH"
+                f"{what} in {work_dir}: train one with `cardd train --config {config_name}`, "
+                "pass --work-dir DIR of the run, or --checkpoint PATH"
             )
         return found
     path = Path(checkpoint).expanduser()

@@ -23,11 +23,23 @@ ExistingFile = click.Path(path_type=Path, exists=True, dir_okay=False)
 config_option = click.option(
     "--config", default="DCN_plus", show_default=True, help="Config name (configs/NAME.py) or path."
 )
+model_config_option = click.option(
+    "--config",
+    default=None,
+    help="Config name or path. Default: the config inside the model file "
+    "(an export's, or a training checkpoint's), else DCN_plus.",
+)
 checkpoint_option = click.option(
     "--checkpoint",
     default="latest",
     show_default=True,
-    help="Checkpoint path, or 'latest': the newest in work_dirs/<config>.",
+    help="A checkpoint or `cardd export` file, or 'latest' / 'best' (the best_*.pth kept) "
+    "of the work dir.",
+)
+model_work_dir_option = click.option(
+    "--work-dir",
+    type=PathArg,
+    help="The training run 'latest'/'best' look in. Default: work_dirs/<config name>.",
 )
 data_root_option = click.option(
     "--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/)."
@@ -36,7 +48,10 @@ device_option = click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
 trust_option = click.option(
-    "--trust-checkpoint", is_flag=True, help="Unpickle a checkpoint not written by cardd train."
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Unpickle this file in full (it may run code): only for a file whose maker you "
+    "trust. Files your own `cardd train` wrote and weight files never need it.",
 )
 
 
@@ -105,6 +120,8 @@ def cli() -> None:
       cardd download-weights             fetch the COCO-pretrained DCN model
       cardd train --config DCN_plus      the CarDD paper's best model (GPU)
       cardd infer photo.jpg              detect damage in photos
+      cardd serve                        the claims service: HTTP API and web page
+      cardd export --out model.pth       a trained model to share (weights only)
     """
 
 
@@ -282,7 +299,12 @@ Examples:
     help="For runs started by torchrun or srun.",
 )
 @click.option("--seed", type=int, help="Random seed.")
-@click.option("--max-epochs", type=click.IntRange(min=1), help="Override the config's epochs.")
+@click.option(
+    "--max-epochs",
+    type=click.IntRange(min=1),
+    help="Train N epochs; epoch-based lr steps scale in proportion "
+    "(DCN_plus 24 -> 12: steps 16, 22 -> 8, 11).",
+)
 @click.option(
     "--cfg-options",
     multiple=True,
@@ -291,6 +313,11 @@ Examples:
 )
 @trust_option
 @click.option("--exist-ok", is_flag=True, help="Train into a work dir that holds an earlier run.")
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the merged config after all options (and the effective lr), then exit.",
+)
 def train(
     config,
     work_dir,
@@ -306,10 +333,17 @@ def train(
     cfg_options,
     trust_checkpoint,
     exist_ok,
+    print_config,
 ) -> None:
-    """Train a model (mmengine Runner); checkpoints and logs go to the work dir."""
+    """Train a model (mmengine Runner); checkpoints and logs go to the work dir.
+
+    The lr in a config is for its total batch of base_batch_size images (4 for
+    DCN_plus) and scales linearly with the real total batch (auto_scale_lr):
+    change the batch size, not the lr.
+    """
     from cardd.configs import parse_cfg_options
     from cardd.train import TrainOptions
+    from cardd.train import print_config as describe
     from cardd.train import train as run
 
     options = TrainOptions(
@@ -328,37 +362,93 @@ def train(
         trust_checkpoint=trust_checkpoint,
         exist_ok=exist_ok,
     )
+    if print_config:
+        click.echo(describe(options))
+        return
     out = run(options)
     click.echo(f"training finished: checkpoints and logs in {out}")
 
 
-@cli.command(
-    "eval", epilog="Example: cardd eval --config DCN_plus --checkpoint latest --split test"
-)
-@config_option
+EVAL_EPILOG = """\b
+Examples:
+  cardd eval --checkpoint best --work-dir work_dirs/DCN_plus --split test
+  cardd eval --checkpoint model.pth --data-root data/CarDD_COCO      # a `cardd export` file
+  cardd eval --results rfdetr_test.json --data-root data/CarDD_COCO --split test
+  cardd eval --results preds.json --ann data/CarDD_COCO/annotations/instances_test2017.json
+"""
+
+
+@cli.command("eval", epilog=EVAL_EPILOG)
+@model_config_option
 @checkpoint_option
+@model_work_dir_option
 @click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
 @data_root_option
+@click.option(
+    "--results",
+    type=ExistingFile,
+    help="Score this COCO results file of any model instead of running a checkpoint.",
+)
+@click.option(
+    "--ann", type=ExistingFile, help="With --results: the ground-truth COCO JSON to score against."
+)
 @click.option("--out", type=PathArg, help="Output folder. Default: runs/eval/exp, exp2, ...")
 @device_option
 @click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
 @trust_option
-def eval_(config, checkpoint, split, data_root, out, device, save_coco, trust_checkpoint) -> None:
-    """COCO box and mask AP, per class and in the CarDD paper's size bins."""
-    from cardd.evaluate import EvalOptions, evaluate, print_metrics
-
-    metrics, out_dir = evaluate(
-        EvalOptions(
-            config=config,
-            checkpoint=checkpoint,
-            split=split,
-            data_root=data_root,
-            out=out,
-            device=device,
-            save_coco=save_coco,
-            trust_checkpoint=trust_checkpoint,
-        )
+def eval_(
+    config,
+    checkpoint,
+    work_dir,
+    split,
+    data_root,
+    results,
+    ann,
+    out,
+    device,
+    save_coco,
+    trust_checkpoint,
+) -> None:
+    """COCO box and mask AP, per class and in the CarDD paper's size bins, of a
+    model or of any model's COCO results file."""
+    from cardd.evaluate import (
+        EvalOptions,
+        ResultsEvalOptions,
+        evaluate,
+        evaluate_results,
+        print_metrics,
     )
+
+    if results is not None:
+        if ann is not None and data_root is not None:
+            raise click.UsageError("--ann and --data-root both name the ground truth: pass one")
+        metrics, out_dir = evaluate_results(
+            ResultsEvalOptions(
+                results=results,
+                ann=ann,
+                data_root=data_root or Path("data/CarDD_COCO"),
+                split=split,
+                out=out,
+            )
+        )
+        if metrics["detections"] == 0:
+            click.echo(f"{results} holds no detections: every AP is 0", err=True)
+    else:
+        if ann is not None:
+            raise click.UsageError("--ann goes with --results; for a model, use --data-root")
+        metrics, out_dir = evaluate(
+            EvalOptions(
+                config=config,
+                checkpoint=checkpoint,
+                work_dir=work_dir,
+                split=split,
+                data_root=data_root,
+                out=out,
+                device=device,
+                save_coco=save_coco,
+                trust_checkpoint=trust_checkpoint,
+            )
+        )
     print_metrics(metrics)
     click.echo(f"metrics written to {out_dir / 'metrics.json'}")
 
@@ -367,14 +457,16 @@ INFER_EPILOG = """\b
 Examples:
   cardd infer photo.jpg
   cardd infer claims/ --recursive --score-thr 0.5 --out-dir runs/claims
-  cardd infer 'photos/*.png' --config tiny_DCN_plus --checkpoint runs/demo/work_dir/epoch_12.pth
+  cardd infer photos/ --checkpoint model.pth                # a `cardd export` file
+  cardd infer 'photos/*.png' --checkpoint runs/demo/work_dir/epoch_12.pth
 """
 
 
 @cli.command(epilog=INFER_EPILOG)
 @click.argument("inputs", nargs=-1, required=True)
-@config_option
+@model_config_option
 @checkpoint_option
+@model_work_dir_option
 @click.option("--out-dir", type=PathArg, help="Default: runs/infer/exp, exp2, ...")
 @click.option(
     "--score-thr",
@@ -387,12 +479,13 @@ Examples:
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--no-vis", is_flag=True, help="Skip the annotated images.")
-@click.option("--exist-ok", is_flag=True, help="Write into a non-empty --out-dir.")
+@click.option("--exist-ok", is_flag=True, help="Replace an earlier run's outputs in --out-dir.")
 @trust_option
 def infer(
     inputs,
     config,
     checkpoint,
+    work_dir,
     out_dir,
     score_thr,
     device,
@@ -403,13 +496,14 @@ def infer(
     trust_checkpoint,
 ) -> None:
     """Detect damage in images (files, folders, globs): annotated images, JSON, CSV."""
-    from cardd.predict import InferOptions, run_inference
+    from cardd.infer import InferOptions, run_inference
 
     summary = run_inference(
         InferOptions(
             inputs=inputs,
             config=config,
             checkpoint=checkpoint,
+            work_dir=work_dir,
             out_dir=out_dir,
             score_thr=score_thr,
             device=device,
@@ -428,6 +522,121 @@ def infer(
     )
     if failed:
         raise click.exceptions.Exit(1)
+
+
+SERVE_EPILOG = """\b
+Examples:
+  cardd serve --checkpoint dcn_plus.pth                   # http://127.0.0.1:8000/
+  cardd serve --checkpoint best --work-dir work_dirs/DCN_plus --device cuda
+  CARDD_API_KEY=... cardd serve --checkpoint dcn_plus.pth --host 0.0.0.0 --port 8080
+  curl -F image=@car.jpg 'http://127.0.0.1:8000/v1/detect?score_thr=0.5'
+"""
+
+
+@cli.command(epilog=SERVE_EPILOG)
+@model_config_option
+@checkpoint_option
+@model_work_dir_option
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--score-thr",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.3,
+    show_default=True,
+    help="Default threshold; a request may ask for another (?score_thr=).",
+)
+@click.option(
+    "--api-key",
+    envvar="CARDD_API_KEY",
+    help="Require 'Authorization: Bearer KEY' on /v1/* (or set CARDD_API_KEY).",
+)
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=20.0, show_default=True)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=50_000_000,
+    show_default=True,
+    help="Refuse larger images from their header, before decoding.",
+)
+@click.option(
+    "--save-dir", type=PathArg, help="Keep every upload and its JSON here (default: keep none)."
+)
+@trust_option
+def serve(
+    config,
+    checkpoint,
+    work_dir,
+    device,
+    host,
+    port,
+    score_thr,
+    api_key,
+    max_upload_mb,
+    max_pixels,
+    save_dir,
+    trust_checkpoint,
+) -> None:
+    """The claims service: an HTTP API and a web page around one model (FastAPI)."""
+    from cardd.serve import ServeOptions
+    from cardd.serve import serve as run
+
+    run(
+        ServeOptions(
+            config=config,
+            checkpoint=checkpoint,
+            work_dir=work_dir,
+            device=device,
+            host=host,
+            port=port,
+            score_thr=score_thr,
+            api_key=api_key,
+            max_upload_mb=max_upload_mb,
+            max_pixels=max_pixels,
+            save_dir=save_dir,
+            trust_checkpoint=trust_checkpoint,
+        ),
+        announce=click.echo,
+    )
+
+
+EXPORT_EPILOG = """\b
+Examples:
+  cardd export --checkpoint best --work-dir work_dirs/DCN_plus --out dcn_plus.pth --half
+  cardd export --checkpoint runs/demo/work_dir/epoch_12.pth --out tiny.pth
+"""
+
+
+@cli.command(epilog=EXPORT_EPILOG)
+@checkpoint_option
+@model_config_option
+@model_work_dir_option
+@click.option("--out", type=PathArg, required=True, help="The file to write (*.pth).")
+@click.option("--half", is_flag=True, help="Store the weights in fp16: half the size.")
+@trust_option
+@force_option("--out file")
+def export(checkpoint, config, work_dir, out, half, trust_checkpoint, force) -> None:
+    """Write a model file to share: weights, config, classes, versions, metrics; it
+    loads with torch.load(weights_only=True) and runs no code."""
+    from cardd.export import ExportOptions, export_model
+
+    result = export_model(
+        ExportOptions(
+            out=out,
+            checkpoint=checkpoint,
+            config=config,
+            work_dir=work_dir,
+            half=half,
+            trust_checkpoint=trust_checkpoint,
+            force=force,
+        )
+    )
+    epoch = f", epoch {result.epoch}" if result.epoch is not None else ""
+    click.echo(
+        f"exported {result.source}{epoch} -> {result.path} ({result.size_bytes / 1e6:.1f} MB)"
+    )
+    click.echo(f"sha256 {result.sha256}")
 
 
 @cli.command()

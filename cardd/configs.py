@@ -90,3 +90,65 @@ def parse_cfg_options(pairs: tuple[str, ...]) -> dict:
         except (ValueError, SyntaxError):
             options[key] = value  # a plain string
     return options
+
+
+def _literal(node):
+    """A config value from its syntax tree: literals, containers, `dict(k=v, ...)`
+    and negative numbers only. Anything else (calls, names, attributes) is refused."""
+    import ast
+
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _literal(node.operand)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        items = [_literal(element) for element in node.elts]
+        return {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)](items)
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values, strict=True)}
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and not node.args
+        and all(keyword.arg is not None for keyword in node.keywords)
+    ):
+        return {keyword.arg: _literal(keyword.value) for keyword in node.keywords}
+    raise ValueError(
+        f"line {getattr(node, 'lineno', '?')}: {ast.dump(node)[:80]} is not plain data"
+    )
+
+
+def config_from_text(text: str, source: str) -> Config:
+    """A merged config's text (mmengine's `Config.pretty_text`, as `cardd export` stores
+    it) -> a `Config`, without running it.
+
+    mmengine would execute config text as Python; text that came inside a model file
+    is someone else's code, so only `name = <plain data>` statements are accepted.
+
+    Raises:
+        CarddError: the text is anything but such assignments.
+    """
+    import ast
+
+    from mmengine.config import Config
+
+    from cardd.errors import CarddError
+
+    try:
+        tree = ast.parse(text)
+        values = {}
+        for statement in tree.body:
+            if not (
+                isinstance(statement, ast.Assign)
+                and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)
+            ):
+                raise ValueError(f"line {statement.lineno}: not a `name = value` assignment")
+            values[statement.targets[0].id] = _literal(statement.value)
+    except (SyntaxError, ValueError, RecursionError) as error:
+        raise CarddError(f"the config embedded in {source} is not plain data ({error})") from None
+    values.pop("custom_imports", None)  # cardd imports its own plugins; nothing else is run
+    return Config(values)

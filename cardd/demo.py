@@ -35,7 +35,7 @@ def run_demo(
     """Run the pipeline end to end; returns where everything went."""
     from cardd.data.synth import synthesize
     from cardd.evaluate import EvalOptions, evaluate, print_metrics
-    from cardd.predict import InferOptions, run_inference
+    from cardd.infer import InferOptions, run_inference
     from cardd.train import TrainOptions, train
 
     run_dir = out if out is not None else next_run_dir(Path("runs"), stem="demo")

@@ -1,30 +1,28 @@
-"""`cardd eval`: COCO metrics of a checkpoint, per class and in the CarDD paper's size bins.
+"""`cardd eval`: COCO metrics of a model, or of any model's predictions, the paper's way.
 
-The model runs through mmengine's test loop with mmdet's `CocoMetric`, which
-dumps the predictions in COCO format; cardd then scores that file with
-pycocotools twice: with COCO's area ranges (small < 32^2, medium < 96^2) and
-with the CarDD paper's (small < 128^2, medium < 256^2), since the paper's APs/m/l
-use the latter and reproductions that use COCO's bins report a very different APs.
+Two sources, one scoring (`cardd.metrics.score_detections`: COCO AP, AP50, AP75,
+APs/m/l in COCO's bins and the CarDD paper's, AP per class, for boxes and masks):
+
+* a checkpoint or `cardd export` file, run through mmengine's test loop with
+  `CarddCocoMetric`; it is loaded as inference loads it (`cardd.models`), so a
+  file that does not fit the config, or is for other classes, is refused
+  instead of scored;
+* a COCO results file from any model (`--results`), checked first.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cardd import checkpoints
-from cardd.classes import CATEGORY_IDS, CLASSES
-from cardd.configs import load_config, resolve_config, set_data_root
+from cardd.classes import CATEGORY_IDS, CLASSES, annotation_file
+from cardd.configs import set_data_root
+from cardd.data.check import dataset_categories_problem
 from cardd.devices import runner_device
 from cardd.errors import CarddError, CarddUsageError
+from cardd.metrics import IOU_TYPES, SUMMARY_KEYS
 from cardd.runs import next_run_dir
-
-#: Area ranges (pixels) of the CarDD paper: small < 128^2, medium 128^2..256^2, large > 256^2.
-CARDD_AREA_RANGES = [[0, 1e10], [0, 128**2], [128**2, 256**2], [256**2, 1e10]]
-SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 #: The CarDD paper's DCN+ on the test split (third-party copy of its tables; see the README).
 #: Its APs/APm/APl use the paper's own size bins, so they sit beside `cardd_bins`.
@@ -47,16 +45,20 @@ PAPER_DCN_PLUS = {
 
 
 def paper_reference(metrics: dict) -> dict | None:
-    """The paper's numbers to print beside these metrics: DCN_plus on the test split only."""
-    if metrics.get("split") == "test" and Path(metrics.get("config", "")).stem == "DCN_plus":
+    """The paper's numbers to print beside these metrics: on the test split, for
+    DCN_plus or for another model's results file."""
+    if metrics.get("split") != "test":
+        return None
+    if "results" in metrics or Path(metrics.get("config", "")).stem == "DCN_plus":
         return PAPER_DCN_PLUS
     return None
 
 
 @dataclass
 class EvalOptions:
-    config: str = "DCN_plus"
+    config: str | None = None  # None: the export's own config, else DCN_plus
     checkpoint: str = "latest"
+    work_dir: Path | None = None
     split: str = "test"
     data_root: Path | None = None
     out: Path | None = None
@@ -65,66 +67,49 @@ class EvalOptions:
     trust_checkpoint: bool = False
 
 
-def _percent(value: float) -> float | None:
-    return None if value < 0 else round(float(value) * 100, 2)
+@dataclass
+class ResultsEvalOptions:
+    results: Path
+    ann: Path | None = None  # default: <data_root>/annotations/instances_<split>2017.json
+    data_root: Path = Path("data/CarDD_COCO")
+    split: str = "test"
+    out: Path | None = None
 
 
 def load_coco(path: Path):
     """A pycocotools `COCO` of a JSON file, quietly (pycocotools prints a lot)."""
+    import contextlib
+    import io
+
     from pycocotools.coco import COCO
 
     with contextlib.redirect_stdout(io.StringIO()):
         return COCO(str(path))
 
 
-def _scores(gt, results: list, iou_type: str, area_ranges=None) -> dict:
-    """AP, AP50, AP75, APs/m/l and per-class AP (percent) of loaded results."""
-    import numpy as np
-    from pycocotools.cocoeval import COCOeval
-
-    if not results:
-        return {key: 0.0 for key in SUMMARY_KEYS} | {"per_class": dict.fromkeys(CLASSES, 0.0)}
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
-        evaluator.params.catIds = list(CATEGORY_IDS)
-        if area_ranges is not None:
-            evaluator.params.areaRng = area_ranges
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    stats = evaluator.stats
-    scores = {key: _percent(stats[i]) for i, key in enumerate(SUMMARY_KEYS)}
-    precision = evaluator.eval["precision"]  # [IoU, recall, class, area, maxDets]
-    per_class = {}
-    for k, name in enumerate(CLASSES):
-        values = precision[:, :, k, 0, -1]
-        values = values[values > -1]
-        per_class[name] = _percent(float(np.mean(values))) if values.size else None
-    scores["per_class"] = per_class
-    return scores
+def _ground_truth(ann: Path) -> None:
+    """Refuse a missing ground truth or one whose categories are not CarDD's in order."""
+    if not ann.is_file():
+        raise CarddError(
+            f"no annotations at {ann}: fetch the dataset with `cardd download-data` "
+            "(or pass --data-root / --ann)"
+        )
+    problem = dataset_categories_problem(ann)
+    if problem:
+        raise CarddError(problem)
 
 
-def coco_scores(gt_json: Path, results_json: Path, iou_type: str, cardd_bins: bool = False) -> dict:
-    """AP, AP50, AP75, APs/m/l and per-class AP (percent) of a COCO results file."""
-    with open(results_json) as f:
-        results = json.load(f)
-    return _scores(load_coco(gt_json), results, iou_type, CARDD_AREA_RANGES if cardd_bins else None)
+def _out_dir(out: Path | None) -> Path:
+    out = out if out is not None else next_run_dir(Path("runs") / "eval")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CarddUsageError(f"{out} is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
-def score_results(gt, results_prefix: Path) -> dict:
-    """Both IoU types, both sets of size bins, against one loaded ground truth."""
-    metrics = {}
-    for iou_type in ("bbox", "segm"):
-        path = Path(f"{results_prefix}.{iou_type}.json")
-        if not path.is_file():
-            continue
-        with open(path) as f:
-            results = json.load(f)
-        scores = _scores(gt, results, iou_type)
-        cardd = _scores(gt, results, iou_type, CARDD_AREA_RANGES)
-        scores["cardd_bins"] = {key: cardd[key] for key in ("APs", "APm", "APl")}
-        metrics[iou_type] = scores
-    return metrics
+def _write_metrics(out: Path, metrics: dict) -> None:
+    with open(out / "metrics.json", "w") as f:
+        json.dump(metrics, f, indent=2)
 
 
 def print_metrics(metrics: dict) -> None:
@@ -136,7 +121,8 @@ def print_metrics(metrics: dict) -> None:
     def fmt(value):
         return "-" if value is None else f"{value:.1f}"
 
-    summary = Table(title=f"{metrics['split']} split, {metrics['images']} images")
+    where = f"{metrics['split']} split" if metrics.get("split") else metrics.get("ann_file", "")
+    summary = Table(title=f"{where}, {metrics['images']} images")
     for column in ("", *SUMMARY_KEYS, "APs*", "APm*", "APl*"):
         summary.add_column(column, justify="right")
     per_class = Table(title="AP per class")
@@ -164,42 +150,40 @@ def print_metrics(metrics: dict) -> None:
 
 
 def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
-    """Evaluate a checkpoint on a split; write `metrics.json` (and the COCO results).
+    """Evaluate a checkpoint or export on a split; write `metrics.json` (and the COCO
+    results with `save_coco`).
 
     Returns:
         The metrics and the output folder.
     """
     from mmengine.runner import Runner
 
+    from cardd import checkpoints, metrics
+    from cardd.models import load_weights, open_model
+
     if opts.split not in ("val", "test"):
         raise CarddUsageError("--split must be val or test")
-    config_path = resolve_config(opts.config)
     device = runner_device(opts.device)
-    cfg = load_config(config_path)
+    model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
+    cfg = model_file.cfg
     if opts.data_root is not None:
         set_data_root(cfg, opts.data_root)
-    work_dir = Path("work_dirs") / config_path.stem
-    checkpoint = checkpoints.resolve_checkpoint(opts.checkpoint, work_dir, config_path.stem)
-
     loader = cfg[f"{opts.split}_dataloader"]
     gt_json = Path(loader.dataset.data_root) / loader.dataset.ann_file
-    if not gt_json.is_file():
-        raise CarddError(
-            f"no {opts.split} annotations at {gt_json}: fetch the dataset with "
-            "`cardd download-data` (or pass --data-root)"
-        )
-    out = opts.out if opts.out is not None else next_run_dir(Path("runs") / "eval")
-    if out.exists() and any(out.iterdir()):
-        raise CarddUsageError(f"{out} is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    _ground_truth(gt_json)
+    out = _out_dir(opts.out)
 
     results_prefix = out / "coco_results"
     cfg.test_dataloader = loader
-    cfg.test_evaluator = cfg[f"{opts.split}_evaluator"]
-    cfg.test_evaluator.outfile_prefix = str(results_prefix)
-    cfg.test_evaluator.ann_file = str(gt_json)
+    cfg.test_evaluator = dict(
+        cfg[f"{opts.split}_evaluator"],
+        type="CarddCocoMetric",
+        outfile_prefix=str(results_prefix),
+        ann_file=str(gt_json),
+    )
     cfg.work_dir = str(out)
-    cfg.load_from = str(checkpoint)
+    cfg.load_from = None  # the weights are put in below, strictly
+    cfg.resume = False
     cfg.launcher = "none"
     # mmengine keeps one visualizer per name; a run earlier in this process (the
     # demo trains first) already holds the config's.
@@ -210,24 +194,148 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
         cfg.pop(key, None)
     cfg.default_hooks.pop("checkpoint", None)
 
+    metrics.register()
     checkpoints.install_loader()
-    with checkpoints.trusting(checkpoint if opts.trust_checkpoint else None):
-        runner = Runner.from_cfg(cfg)
-        runner.test()
+    runner = Runner.from_cfg(cfg)
+    load_weights(runner.model, model_file)
+    runner.test()
+    metric = runner.test_loop.evaluator.metrics[0]
 
-    gt = load_coco(gt_json)
-    metrics = {
-        "config": str(config_path),
-        "checkpoint": str(checkpoint),
+    result = {
+        "config": model_file.config_source,
+        "checkpoint": str(model_file.path),
         "split": opts.split,
         "data_root": str(loader.dataset.data_root),
-        "images": len(gt.getImgIds()),
+        "images": len(metric._coco_api.getImgIds()),
         "device": device,
-        **score_results(gt, results_prefix),
+        **metric.last_scores,
     }
-    with open(out / "metrics.json", "w") as f:
-        json.dump(metrics, f, indent=2)
+    _write_metrics(out, result)
     if not opts.save_coco:
-        for iou_type in ("bbox", "segm"):
+        for iou_type in IOU_TYPES:
             Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
+    return result, out
+
+
+def _is_segmentation(value) -> bool:
+    """COCO RLE (`{"size": [h, w], "counts": str | list}`) or polygons (lists of >= 6 numbers)."""
+    if isinstance(value, dict):
+        return isinstance(value.get("size"), list) and isinstance(value.get("counts"), (str, list))
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(p, list) and len(p) >= 6 and all(isinstance(v, (int, float)) for v in p)
+            for p in value
+        )
+    )
+
+
+def _validated_results(path: Path, gt) -> tuple[list[dict], list[str]]:
+    """A COCO results file, checked against the ground truth; and the IoU types it
+    can be scored for (`bbox` when every result has a box, `segm` a segmentation).
+
+    Raises:
+        CarddError: one line naming what is wrong.
+    """
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except OSError as error:
+        raise CarddError(f"cannot read {path}: {error.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CarddError(f"{path} is not JSON ({error})") from None
+    if not isinstance(results, list):
+        raise CarddError(
+            f"{path} is not a list of COCO results (a JSON {type(results).__name__}); "
+            "expected [{image_id, category_id, score, bbox and/or segmentation}, ...]"
+        )
+    if not results:
+        return [], list(IOU_TYPES)
+    for index, result in enumerate(results):
+        missing = [
+            key
+            for key in ("image_id", "category_id", "score")
+            if not isinstance(result, dict) or key not in result
+        ]
+        if missing or not ("bbox" in result or "segmentation" in result):
+            missing = missing or ["bbox or segmentation"]
+            raise CarddError(f"{path}: result {index} lacks {', '.join(missing)}")
+        box = result.get("bbox")
+        if box is not None and not (
+            isinstance(box, list)
+            and len(box) == 4
+            and all(isinstance(v, (int, float)) for v in box)
+        ):
+            raise CarddError(f"{path}: result {index} has bbox {box!r}, not [x, y, width, height]")
+        segmentation = result.get("segmentation")
+        if segmentation is not None and not _is_segmentation(segmentation):
+            raise CarddError(
+                f"{path}: result {index} has a segmentation that is neither RLE "
+                "({size, counts}) nor a list of polygons"
+            )
+        if not isinstance(result["image_id"], int):
+            raise CarddError(f"{path}: result {index} has image_id {result['image_id']!r}")
+        if not isinstance(result["score"], (int, float)):
+            raise CarddError(f"{path}: result {index} has a score that is not a number")
+    bad_categories = sorted(
+        {repr(r["category_id"]) for r in results if r["category_id"] not in CATEGORY_IDS}
+    )
+    if bad_categories:
+        named = ", ".join(f"{i} {n}" for i, n in zip(CATEGORY_IDS, CLASSES, strict=True))
+        raise CarddError(
+            f"{path}: category ids {', '.join(bad_categories[:10])} are not CarDD's ({named}); "
+            "map the model's labels to these ids"
+        )
+    known = set(gt.getImgIds())
+    unknown = sorted({repr(r["image_id"]) for r in results if r["image_id"] not in known})
+    if unknown:
+        count = sum(r["image_id"] not in known for r in results)
+        raise CarddError(
+            f"{path}: {count} of {len(results)} results name {len(unknown)} image ids "
+            f"absent from the ground truth (e.g. {', '.join(unknown[:5])}); "
+            "wrong split or another id numbering?"
+        )
+    iou_types = [
+        iou_type
+        for iou_type, key in (("bbox", "bbox"), ("segm", "segmentation"))
+        if all(key in r for r in results)
+    ]
+    with_masks = sum("segmentation" in r for r in results)
+    if 0 < with_masks < len(results) and "bbox" not in iou_types:
+        raise CarddError(
+            f"{path}: {with_masks} of {len(results)} results carry a segmentation and the "
+            "others no box: every result needs a bbox, or every one a segmentation"
+        )
+    return results, iou_types
+
+
+def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path]:
+    """Score a COCO results file of any model exactly as a checkpoint's evaluation is
+    scored; write `metrics.json`.
+
+    Returns:
+        The metrics and the output folder.
+    """
+    from cardd.metrics import score_detections
+
+    ann = opts.ann if opts.ann is not None else opts.data_root / annotation_file(opts.split)
+    _ground_truth(ann)
+    gt = load_coco(ann)
+    results, iou_types = _validated_results(opts.results, gt)
+    out = _out_dir(opts.out)
+    split = opts.split
+    if opts.ann is not None:
+        name = opts.ann.name
+        split = next((s for s in ("train", "val", "test") if name == f"instances_{s}2017.json"), "")
+    metrics = {
+        "results": str(opts.results),
+        "ann_file": str(ann),
+        "split": split or None,
+        "images": len(gt.getImgIds()),
+        "detections": len(results),
+    }
+    for iou_type in iou_types:
+        metrics[iou_type] = score_detections(gt, results, iou_type)
+    _write_metrics(out, metrics)
     return metrics, out

@@ -1,256 +1,247 @@
-"""The inference engine: `DamageDetector` loads a model once and predicts per image.
+"""`cardd infer`: run `DamageDetector` over files, folders and globs, stream the outputs.
 
-It runs MMDetection's own inference path (the config's test pipeline and the
-model's `test_step`, as `mmdet.apis.inference_detector` does) and adds what a
-service needs: images from paths, numpy arrays or PIL images (EXIF orientation
-respected, grayscale and RGBA accepted), one score threshold for every output,
-CarDD category ids, mask areas and RLE masks, and a refusal of checkpoints
-trained for other classes (mmdet only warns and labels with COCO's 80 classes).
+Output folder layout (see the README):
+    vis/<relative path>          annotated image
+    preds/<relative path>.json   detections of one image
+    predictions.csv              one row per detection
+    summary.json                 counts, failures, timing
 """
 
 from __future__ import annotations
 
+import csv
+import glob
+import json
+import time
+from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePosixPath
 
-from cardd import checkpoints
-from cardd.classes import CLASSES, PALETTE, label_to_category_id
-from cardd.configs import load_config, resolve_config
-from cardd.devices import resolve_device
-from cardd.errors import CarddError
+from cardd.classes import CLASSES
+from cardd.detector import CSV_HEADER, ImageResult
+from cardd.errors import CarddUsageError
+from cardd.runs import next_run_dir
 
-if TYPE_CHECKING:
-    import numpy as np
-    from PIL.Image import Image as PILImage
-
-    ImageInput = str | Path | np.ndarray | PILImage
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
-class Detection:
-    """One damaged region: what, how sure, where (original-image pixels)."""
+class InputImage:
+    """An image to process and where its outputs go, relative to the output folder."""
 
-    label: str
-    category_id: int
-    score: float
-    bbox_xyxy: list[float]
-    area: float  # mask pixels, or box area when the model predicts no mask
-    area_fraction: float  # area / (width * height)
-    mask: Any = field(default=None, repr=False)  # bool array (H, W) or None
+    path: Path
+    relative: PurePosixPath
 
-    def to_dict(self, with_mask: bool = True) -> dict:
-        """JSON-ready dict; the mask as COCO RLE (`{"size": [h, w], "counts": str}`)."""
-        out = {
-            "label": self.label,
-            "category_id": self.category_id,
-            "score": self.score,
-            "bbox_xyxy": [round(v, 2) for v in self.bbox_xyxy],
-            "area": round(self.area, 2),
-            "area_fraction": round(self.area_fraction, 6),
+
+@dataclass
+class InferOptions:
+    inputs: tuple[str, ...]
+    config: str | None = None  # None: the export's own config, else DCN_plus
+    checkpoint: str = "latest"
+    work_dir: Path | None = None
+    out_dir: Path | None = None
+    score_thr: float = 0.3
+    device: str = "auto"
+    batch_size: int = 1
+    recursive: bool = False
+    visualize: bool = True
+    exist_ok: bool = False
+    trust_checkpoint: bool = False
+
+
+@dataclass
+class InferSummary:
+    out_dir: Path
+    processed: int = 0
+    failed: list[dict] = field(default_factory=list)
+    per_class: Counter = field(default_factory=Counter)
+    seconds: float = 0.0  # wall time of the image loop: decode, model, outputs
+    config_source: str = ""
+
+    @property
+    def detections(self) -> int:
+        return sum(self.per_class.values())
+
+    def to_dict(self, options: InferOptions, checkpoint: Path) -> dict:
+        return {
+            "config": self.config_source,
+            "checkpoint": str(checkpoint),
+            "score_thr": options.score_thr,
+            "images_processed": self.processed,
+            "images_failed": len(self.failed),
+            "failed": self.failed,
+            "detections": self.detections,
+            "detections_per_class": {name: self.per_class.get(name, 0) for name in CLASSES},
+            "seconds_per_image": round(self.seconds / self.processed, 4)
+            if self.processed
+            else None,
         }
-        if with_mask and self.mask is not None:
-            out["mask"] = encode_mask(self.mask)
-        return out
 
 
-def encode_mask(mask) -> dict:
-    """A boolean mask as COCO run-length encoding with a text `counts`."""
-    import numpy as np
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-class UnreadableImage(CarddError):
-    """An input that is not a decodable image."""
+def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[InputImage]:
+    """Expand files, folders and glob patterns into images with unique relative outputs.
 
-
-def load_image(image: ImageInput):
-    """Any supported input -> a BGR uint8 array (H, W, 3), EXIF orientation applied.
-
-    Raises:
-        UnreadableImage: missing, truncated, empty or not an image.
+    A folder's images keep their path under the folder, prefixed with the
+    folder's name; a file keeps its name. Where two inputs would still map to
+    the same output (same name in two places), the later one gets `_2`, `_3`...
     """
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    found: list[tuple[Path, PurePosixPath]] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p)):
+                found.append(
+                    (file, PurePosixPath(path.resolve().name, *file.relative_to(path).parts))
+                )
+        elif path.is_file():
+            found.append((path, PurePosixPath(path.name)))
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
+            found.extend((m, PurePosixPath(m.name)) for m in matches if m.is_file())
+        else:
+            raise CarddUsageError(f"input {item} does not exist")
+    if not found:
+        raise CarddUsageError(f"no images found in {', '.join(inputs)}")
+    taken: set[PurePosixPath] = set()
+    images = []
+    seen_paths: set[Path] = set()
+    for path, relative in found:
+        if path.resolve() in seen_paths:
+            continue
+        seen_paths.add(path.resolve())
+        unique, n = relative, 1
+        while unique in taken:
+            n += 1
+            unique = relative.with_name(f"{relative.stem}_{n}{relative.suffix}")
+        taken.add(unique)
+        images.append(InputImage(path, unique))
+    return images
 
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] not in (3, 4) or image.size == 0:
-            raise UnreadableImage(f"array of shape {image.shape} is not an HxWx3 BGR image")
-        return np.ascontiguousarray(image[:, :, :3].astype(np.uint8, copy=False))
-    if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as opened:
-                opened.load()  # raises on truncated files
-                pil = ImageOps.exif_transpose(opened)
-                rgb = pil.convert("RGB")
-        except FileNotFoundError:
-            raise UnreadableImage(f"{image}: no such file") from None
-        except UnidentifiedImageError:
-            raise UnreadableImage(f"{image}: not an image file") from None
-        except (OSError, ValueError, SyntaxError) as error:
-            raise UnreadableImage(f"{image}: {error}") from None
-    elif hasattr(image, "convert"):  # a PIL image
-        rgb = ImageOps.exif_transpose(image).convert("RGB")
-    else:
-        raise UnreadableImage(f"unsupported image input of type {type(image).__name__}")
-    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+#: What a run writes into its output folder; `--exist-ok` replaces these as a whole.
+RUN_OUTPUTS = ("vis", "preds", "predictions.csv", "summary.json")
 
 
-class DamageDetector:
-    """Load a cardd model once; call `predict` per image (or `predict_batch`).
+def prepare_out_dir(out_dir: Path | None, exist_ok: bool) -> Path:
+    """The run's output folder: new under `runs/infer`, or the given one if it is free.
 
-    Args:
-        config: config name (`DCN_plus`) or path.
-        checkpoint: checkpoint path, or `latest` (the newest in `work_dirs/<config>`).
-        device: `auto`, `cpu`, `cuda` or `cuda:N`.
-        score_thr: detections below this score are dropped everywhere.
-        trust_checkpoint: unpickle a checkpoint not written by `cardd train`.
-
-    Example:
-        >>> detector = DamageDetector("DCN_plus", "work_dirs/DCN_plus/best.pth")
-        >>> for d in detector.predict("claim.jpg"):
-        ...     print(d.label, d.score, d.bbox_xyxy)
+    With `exist_ok` an earlier run's outputs there are removed first (other files
+    are left alone), so no earlier picture or JSON mixes with this run's.
     """
+    import shutil
 
-    def __init__(
-        self,
-        config: str | Path = "DCN_plus",
-        checkpoint: str | Path = "latest",
-        device: str = "auto",
-        score_thr: float = 0.3,
-        trust_checkpoint: bool = False,
-    ) -> None:
-        from mmdet.registry import MODELS
-        from mmengine.model.utils import revert_sync_batchnorm
-        from mmengine.registry import init_default_scope
-        from mmengine.runner import load_checkpoint
-
-        if not 0.0 <= score_thr <= 1.0:
-            raise CarddError(f"score threshold must be within [0, 1], got {score_thr}")
-        self.config_path = resolve_config(config)
-        self.checkpoint = checkpoints.resolve_checkpoint(
-            checkpoint, Path("work_dirs") / self.config_path.stem, self.config_path.stem
-        )
-        self.device = resolve_device(device)
-        self.score_thr = score_thr
-
-        cfg = load_config(self.config_path)
-        classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
-        if classes != CLASSES:
-            raise CarddError(f"{self.config_path.name} is not a CarDD config (classes {classes})")
-        cfg.model.backbone.init_cfg = None  # weights come from the checkpoint
-        # As mmdet's init_detector builds it, minus its fallback to COCO's class
-        # names (and the global `warnings.simplefilter` that comes with it).
-        init_default_scope(cfg.get("default_scope", "mmdet"))
-        model = revert_sync_batchnorm(MODELS.build(cfg.model))
-        model.cfg = cfg
-        checkpoints.install_loader()
-        with checkpoints.trusting(self.checkpoint if trust_checkpoint else None):
-            try:
-                loaded = load_checkpoint(
-                    model, str(self.checkpoint), map_location="cpu", strict=True, logger="silent"
-                )
-            except RuntimeError as error:
-                raise CarddError(
-                    f"{self.checkpoint} does not fit {self.config_path.name} "
-                    f"({str(error).splitlines()[0][:200]})"
-                ) from None
-        trained_for = checkpoints.checkpoint_classes(loaded)
-        if trained_for != CLASSES:
-            raise CarddError(
-                f"{self.checkpoint} was trained for {len(trained_for or ())} classes "
-                f"{list(trained_for or [])[:8]}, not the six CarDD classes; "
-                "train one with `cardd train`"
+    if out_dir is None:
+        out_dir = next_run_dir(Path("runs") / "infer")
+    elif out_dir.exists() and not out_dir.is_dir():
+        raise CarddUsageError(f"--out-dir {out_dir} is a file")
+    elif out_dir.is_dir() and any(out_dir.iterdir()):
+        if not exist_ok:
+            raise CarddUsageError(
+                f"{out_dir} is not empty: pass --exist-ok to replace its outputs, "
+                "or another --out-dir"
             )
-        model.dataset_meta = {"classes": CLASSES, "palette": list(PALETTE)}
-        self.model = model.to(self.device).eval()
-        self._pipeline = self._build_pipeline(cfg)
-        self._visualizer = None
+        for name in RUN_OUTPUTS:
+            earlier = out_dir / name
+            if earlier.is_dir() and not earlier.is_symlink():
+                shutil.rmtree(earlier)
+            elif earlier.exists() or earlier.is_symlink():
+                earlier.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
 
-    @staticmethod
-    def _build_pipeline(cfg):
-        from mmcv.transforms import Compose
-        from mmdet.utils import get_test_pipeline_cfg
 
-        steps = [dict(step) for step in get_test_pipeline_cfg(cfg)]
-        steps[0]["type"] = "mmdet.LoadImageFromNDArray"  # images arrive decoded
-        # Inference has no ground truth to load.
-        steps = [s for s in steps if s["type"] not in ("LoadAnnotations", "mmdet.LoadAnnotations")]
-        return Compose(steps)
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
 
-    def predict(self, image: ImageInput) -> list[Detection]:
-        """Detections in one image, sorted by score (highest first)."""
-        return self.predict_batch([image])[0]
 
-    def predict_batch(self, images: list[ImageInput]) -> list[list[Detection]]:
-        """Detections for several images, run through the model as one batch."""
-        return [self.to_detections(s) for s in self.infer_batch([load_image(i) for i in images])]
+class OutputWriter:
+    """Writes one image's results as soon as they exist: JSON, CSV rows, picture, counts."""
 
-    def infer_batch(self, arrays: list) -> list:
-        """Raw mmdet `DetDataSample`s (thresholded) for decoded BGR arrays."""
-        import torch
-        from mmengine.dataset import pseudo_collate
+    def __init__(self, out_dir: Path, detector, options: InferOptions) -> None:
+        self.out_dir = out_dir
+        self.detector = detector
+        self.options = options
+        self.summary = InferSummary(out_dir=out_dir, config_source=detector.config_source)
+        self._csv_file = open(out_dir / "predictions.csv", "w", newline="")
+        self._rows = csv.writer(self._csv_file)
+        self._rows.writerow(CSV_HEADER)
 
-        batch = pseudo_collate(
-            [self._pipeline({"img": array, "img_id": index}) for index, array in enumerate(arrays)]
-        )
-        with torch.inference_mode():
-            samples = self.model.test_step(batch)
-        for sample in samples:
-            keep = sample.pred_instances.scores >= self.score_thr
-            sample.pred_instances = sample.pred_instances[keep]
-        return samples
+    def __enter__(self) -> OutputWriter:
+        return self
 
-    def to_detections(self, sample) -> list[Detection]:
-        """A thresholded `DetDataSample` -> `Detection`s sorted by score."""
-        height, width = sample.ori_shape[:2]
-        instances = sample.pred_instances
-        order = instances.scores.argsort(descending=True)
-        scores = instances.scores[order].cpu().numpy()
-        labels = instances.labels[order].cpu().numpy()
-        boxes = instances.bboxes[order].cpu().numpy()
-        masks = instances.masks[order].cpu().numpy() if "masks" in instances else None
-        detections = []
-        for i in range(len(scores)):
-            x1, y1, x2, y2 = (float(v) for v in boxes[i])
-            mask = masks[i] if masks is not None else None
-            area = float(mask.sum()) if mask is not None else max(0.0, x2 - x1) * max(0.0, y2 - y1)
-            label = int(labels[i])
-            detections.append(
-                Detection(
-                    label=CLASSES[label],
-                    category_id=label_to_category_id(label),
-                    score=float(scores[i]),
-                    bbox_xyxy=[x1, y1, x2, y2],
-                    area=area,
-                    area_fraction=area / float(width * height),
-                    mask=mask,
-                )
+    def __exit__(self, *exc) -> None:
+        self._csv_file.close()
+
+    def failed(self, item: InputImage, reason: str) -> None:
+        self.summary.failed.append({"image": str(item.path), "reason": reason})
+
+    def write(self, item: InputImage, array, result: ImageResult) -> None:
+        """The image's JSON, CSV rows and (unless --no-vis) picture, and its counts."""
+        from cardd.draw import draw_detections, encode_image
+
+        _write_json(self.out_dir / "preds" / f"{item.relative}.json", result.to_dict())
+        self._rows.writerows(result.csv_rows())
+        for d in result.detections:
+            self.summary.per_class[d.label] += 1
+        if self.options.visualize:
+            picture = self.out_dir / "vis" / str(item.relative)
+            picture.parent.mkdir(parents=True, exist_ok=True)
+            drawn = draw_detections(array, result.detections)
+            picture.write_bytes(encode_image(drawn, picture.suffix))
+        self.summary.processed += 1
+
+
+def run_inference(options: InferOptions) -> InferSummary:
+    """Run `cardd infer`: load the model once, then stream outputs image by image.
+
+    Bad images are reported and skipped; the summary lists them.
+    """
+    from tqdm import tqdm
+
+    from cardd.detector import DamageDetector, UnreadableImage, load_image
+
+    if options.batch_size < 1:
+        raise CarddUsageError("--batch-size must be >= 1")
+    images = collect_inputs(options.inputs, options.recursive)
+    detector = DamageDetector(
+        options.config,
+        options.checkpoint,
+        options.device,
+        options.score_thr,
+        trust_checkpoint=options.trust_checkpoint,
+        work_dir=options.work_dir,
+    )
+    out_dir = prepare_out_dir(options.out_dir, options.exist_ok)
+    began = time.perf_counter()
+    with (
+        OutputWriter(out_dir, detector, options) as writer,
+        tqdm(total=len(images), unit="img", desc="infer") as bar,
+    ):
+        for start in range(0, len(images), options.batch_size):
+            decoded = []
+            for item in images[start : start + options.batch_size]:
+                try:
+                    decoded.append((item, load_image(item.path)))
+                except UnreadableImage as error:
+                    writer.failed(item, str(error))
+                    tqdm.write(f"skipped {error}")
+                    bar.update(1)
+            if not decoded:
+                continue
+            results = detector.detect(
+                [array for _, array in decoded], [str(item.path) for item, _ in decoded]
             )
-        return detections
-
-    def draw(self, image_bgr, sample, out_file: Path) -> None:
-        """Save the image with boxes, masks, names and scores (mmdet's visualizer)."""
-        if self._visualizer is None:
-            from mmdet.registry import VISUALIZERS
-
-            cfg = dict(self.model.cfg.visualizer)
-            cfg["name"] = f"cardd-{id(self)}"  # mmengine keeps visualizers by unique name
-            cfg["vis_backends"] = None
-            self._visualizer = VISUALIZERS.build(cfg)
-            self._visualizer.dataset_meta = self.model.dataset_meta
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        self._visualizer.add_datasample(
-            out_file.stem,
-            image_bgr[:, :, ::-1],
-            sample,
-            draw_gt=False,
-            show=False,
-            pred_score_thr=self.score_thr,
-            out_file=str(out_file),
-        )
+            for (item, array), result in zip(decoded, results, strict=True):
+                writer.write(item, array, result)
+                bar.update(1)
+    summary = writer.summary
+    summary.seconds = time.perf_counter() - began
+    _write_json(out_dir / "summary.json", summary.to_dict(options, detector.checkpoint))
+    return summary

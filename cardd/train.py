@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd import checkpoints
-from cardd.configs import load_config, resolve_config, set_data_root
+from cardd.configs import load_config, set_data_root
+from cardd.data.check import dataset_categories_problem
 from cardd.devices import resolve_device, runner_device
 from cardd.errors import CarddError, CarddUsageError
+from cardd.models import default_work_dir
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -46,11 +48,6 @@ class TrainOptions:
     exist_ok: bool = False
 
 
-def default_work_dir(config: str) -> Path:
-    """`work_dirs/<config name>`, relative to the working directory."""
-    return Path("work_dirs") / resolve_config(config).stem
-
-
 def _check_data(cfg: Config) -> None:
     root = Path(cfg.train_dataloader.dataset.data_root)
     for split in ("train", "val"):
@@ -64,6 +61,9 @@ def _check_data(cfg: Config) -> None:
                 "make the toy subset with `cardd reduce-data`, or synthesize one with "
                 "`cardd synth-data` (then pass --data-root)"
             )
+        problem = dataset_categories_problem(ann)
+        if problem:
+            raise CarddError(problem)
 
 
 def _check_load_from(cfg: Config) -> None:
@@ -84,8 +84,30 @@ def _cap_workers(cfg: Config, world_size: int) -> None:
             loader.num_workers = cores
 
 
-def build_config(opts: TrainOptions) -> Config:
-    """The merged config of the run, validated; nothing is written yet."""
+def scale_schedule(cfg: Config, max_epochs: int) -> None:
+    """Train for `max_epochs` with the same schedule shape: epoch-based milestones and
+    ends scale in proportion (DCN_plus: 24 epochs, steps at 16 and 22; 12 epochs:
+    steps at 8 and 11). Iteration-based schedulers (the warm-up) are left alone."""
+    old = cfg.train_cfg.max_epochs
+    cfg.train_cfg.max_epochs = max_epochs
+    cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", 1), max_epochs)
+    schedulers = cfg.get("param_scheduler") or []
+    for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+        if not scheduler.get("by_epoch", True):
+            continue
+        if "milestones" in scheduler:
+            scheduler.milestones = [
+                max(1, min(max_epochs, round(m * max_epochs / old))) for m in scheduler.milestones
+            ]
+        if scheduler.get("end") == old:
+            scheduler.end = max_epochs
+        if "T_max" in scheduler and scheduler.T_max == old:
+            scheduler.T_max = max_epochs
+
+
+def build_config(opts: TrainOptions, check_files: bool = True) -> Config:
+    """The merged config of the run; with `check_files` also validated against the
+    disk (dataset, start weights, earlier runs). Nothing is written yet."""
     cfg = load_config(opts.config, opts.cfg_options)
     cfg.work_dir = str(opts.work_dir or default_work_dir(opts.config))
     if opts.data_root is not None:
@@ -93,11 +115,27 @@ def build_config(opts: TrainOptions) -> Config:
     if opts.load_from is not None:
         cfg.load_from = None if opts.load_from.lower() == "none" else opts.load_from
     if opts.max_epochs is not None:
-        cfg.train_cfg.max_epochs = opts.max_epochs
-        cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", 1), opts.max_epochs)
+        scale_schedule(cfg, opts.max_epochs)
     if opts.seed is not None:
         cfg.randomness = dict(seed=opts.seed)
+    if opts.amp:
+        if resolve_device(opts.device) == "cpu":
+            raise CarddError("--amp needs a CUDA GPU")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    if opts.launcher not in LAUNCHERS:
+        raise CarddUsageError(f"--launcher must be one of {', '.join(LAUNCHERS)}")
+    cfg.launcher = opts.launcher
+    _cap_workers(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    if check_files:
+        _resolve_resume(cfg, opts)
+        _check_data(cfg)
+        _check_load_from(cfg)
+    return cfg
 
+
+def _resolve_resume(cfg: Config, opts: TrainOptions) -> None:
+    """`--resume` -> the checkpoint to continue; refuse to train over an earlier run."""
     work_dir = Path(cfg.work_dir)
     if opts.resume is not None:
         if opts.resume == "auto":
@@ -117,18 +155,25 @@ def build_config(opts: TrainOptions) -> Config:
             "--work-dir for a new run, or --exist-ok to train over it"
         )
 
-    if opts.amp:
-        if resolve_device(opts.device) == "cpu":
-            raise CarddError("--amp needs a CUDA GPU")
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.loss_scale = "dynamic"
-    if opts.launcher not in LAUNCHERS:
-        raise CarddUsageError(f"--launcher must be one of {', '.join(LAUNCHERS)}")
-    cfg.launcher = opts.launcher
-    _cap_workers(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
-    _check_data(cfg)
-    _check_load_from(cfg)
-    return cfg
+
+def describe_config(cfg: Config) -> str:
+    """The merged config as text, and the learning rate it trains with.
+
+    mmengine's `auto_scale_lr` scales the configured lr by (total batch /
+    base_batch_size); the text says the result, so nobody halves it twice.
+    """
+    text = cfg.pretty_text
+    scale = cfg.get("auto_scale_lr") or {}
+    optimizer = cfg.get("optim_wrapper", {}).get("optimizer", {})
+    if scale.get("enable") and "lr" in optimizer:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        total = cfg.train_dataloader.batch_size * world
+        lr = optimizer["lr"] * total / scale["base_batch_size"]
+        text += (
+            f"\n# effective lr: {lr:g} = {optimizer['lr']:g} x total batch {total} "
+            f"/ base_batch_size {scale['base_batch_size']} (auto_scale_lr)\n"
+        )
+    return text
 
 
 def _setup_distributed_cpu(cfg: Config) -> None:
@@ -144,17 +189,30 @@ def _setup_distributed_cpu(cfg: Config) -> None:
 
 def run_training(cfg: Config, device: str, trust: Path | None = None) -> Path:
     """Train in this process (one rank of a distributed run, or the only one)."""
-    from mmengine.runner import Runner
-
     checkpoints.install_loader()
     if cfg.launcher != "none" and device == "cpu":
         _setup_distributed_cpu(cfg)
     work_dir = Path(cfg.work_dir)
-    checkpoints.mark_trusted_work_dir(work_dir)
     with checkpoints.trusting(trust):
-        runner = Runner.from_cfg(cfg)
+        runner = _recording_runner().from_cfg(cfg)
         runner.train()
     return work_dir
+
+
+def _recording_runner() -> type:
+    """mmengine's Runner, recording the sha256 of every checkpoint it saves in the
+    user's trust registry (`cardd.checkpoints`), so `--resume` may unpickle them."""
+    from mmengine.dist import is_main_process
+    from mmengine.runner import Runner
+
+    class RecordingRunner(Runner):
+        def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+            super().save_checkpoint(out_dir, filename, *args, **kwargs)
+            path = Path(out_dir) / filename
+            if is_main_process() and path.is_file():
+                checkpoints.record_trusted(path)
+
+    return RecordingRunner
 
 
 def _free_port() -> int:
@@ -238,3 +296,9 @@ def train(opts: TrainOptions) -> Path:
         cfg.env_cfg.dist_cfg = dict(backend="nccl")
     trust = Path(cfg.load_from) if opts.trust_checkpoint and cfg.get("load_from") else None
     return run_training(cfg, device, trust=trust)
+
+
+def print_config(opts: TrainOptions) -> str:
+    """`cardd train --print-config`: the merged config after all options, as text.
+    Nothing is checked on disk (dataset and weights need not exist) or written."""
+    return describe_config(build_config(opts, check_files=False))

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny real datasets and a tiny real checkpoint, built once per session.
 
+The trust registry (`cardd.checkpoints`) lives in a fresh temporary folder.
 Thread counts are capped before torch is imported: on a 2-core machine OpenMP
 threads that outnumber the cores make small CPU training steps ~100x slower.
 """
@@ -7,9 +8,12 @@ threads that outnumber the cores make small CPU training steps ~100x slower.
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("MKL_NUM_THREADS", "2")
+# The trust registry of the checkpoints the tests train: theirs, not the user's.
+os.environ["CARDD_STATE"] = tempfile.mkdtemp(prefix="cardd-state-")
 
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -79,3 +83,28 @@ def tiny_checkpoint(trained_work_dir) -> Path:
 def read_json(path: Path):
     with open(path) as f:
         return json.load(f)
+
+
+class Trap:
+    """Unpickling this object runs `os.mkdir(sentinel)`: a stand-in for any code a
+    booby-trapped checkpoint could run. Nothing may create the sentinel unless the
+    user vouched for the file."""
+
+    def __init__(self, sentinel: Path) -> None:
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.sentinel),))
+
+
+def booby_trap(checkpoint: Path, out: Path, sentinel: Path) -> Path:
+    """`checkpoint` (a real one) with a `Trap` hidden in its metadata, saved to `out`."""
+    import torch
+
+    from cardd import checkpoints
+
+    with checkpoints.trusting(checkpoint):
+        contents = checkpoints.load_file(checkpoint)
+    contents["meta"]["trap"] = Trap(sentinel)
+    torch.save(contents, out)
+    return out

@@ -100,3 +100,31 @@ def test_unknown_name_lists_the_known_ones():
         resolve_config("DCN_pluss")
     with pytest.raises(CarddUsageError, match="does not exist"):
         resolve_config("nowhere/x.py")
+
+
+def test_config_text_round_trips_as_data(dcn_plus):
+    from cardd.configs import config_from_text
+
+    again = config_from_text(dcn_plus.pretty_text, "test")
+    assert again.model.to_dict() == dcn_plus.model.to_dict()
+    assert again.test_pipeline == dcn_plus.test_pipeline
+    assert "custom_imports" not in again
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "import os\nx = 1",
+        "x = __import__('os').system('true')",
+        "x = dict(a=open('/etc/passwd'))",
+        "x = [i for i in range(3)]",
+        "x = y",
+        "def f(): pass",
+    ],
+)
+def test_config_text_with_code_is_refused(text):
+    from cardd.configs import config_from_text
+    from cardd.errors import CarddError
+
+    with pytest.raises(CarddError, match="not plain data"):
+        config_from_text(text, "model.pth")

@@ -30,6 +30,7 @@ def test_clean_dataset_exits_zero_with_table(synthetic_root):
         ("annotation of unknown image", lambda c: c["annotations"][0].update(image_id=999)),
         ("duplicate id", lambda c: c["annotations"][1].update(id=c["annotations"][0]["id"])),
         ("wrong categories", lambda c: c["categories"][3].update(name="glass_shatter")),
+        ("wrong categories", lambda c: c.update(categories=c["categories"][::-1])),
     ],
 )
 def test_planted_fault_is_found(dataset_copy, kind, change):
@@ -70,3 +71,10 @@ def test_not_a_dataset(tmp_path):
     assert result.exit_code == 1 and "does not exist" in result.output
     result = CliRunner().invoke(cli, ["check-data", "--root", str(tmp_path)])
     assert result.exit_code == 1 and "no annotations/ folder" in result.output
+
+
+def test_reordered_categories_are_named_as_such(dataset_copy):
+    root = dataset_copy / "CarDD_COCO"
+    _edit(root, "val", lambda c: c["categories"].insert(0, c["categories"].pop(2)))
+    report = check_dataset(root)
+    assert any("another order" in m for m in report.problems["wrong categories"])

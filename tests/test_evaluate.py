@@ -1,15 +1,20 @@
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from cardd.classes import CLASSES
 from cardd.cli import cli
-from cardd.evaluate import coco_scores
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 
 
+def _eval(*args):
+    return CliRunner().invoke(cli, ["eval", *args])
+
+
+@slow
 def test_eval_writes_metrics_with_per_class_rows_and_cardd_bins(
     tiny_checkpoint, synthetic_root, tmp_path
 ):
@@ -45,31 +50,113 @@ def test_eval_writes_metrics_with_per_class_rows_and_cardd_bins(
             assert scores[key] is None or 0 <= scores[key] <= 100
     assert (out / "coco_results.bbox.json").is_file()  # --save-coco
     assert "AP per class" in result.output
+    # the numbers are those of the results file, scored the paper's way
+    results_out = tmp_path / "from_results"
+    again = _eval(
+        "--results",
+        str(out / "coco_results.segm.json"),
+        "--data-root",
+        str(synthetic_root),
+        "--split",
+        "val",
+        "--out",
+        str(results_out),
+    )
+    assert again.exit_code == 0, again.output
+    rescored = json.loads((results_out / "metrics.json").read_text())
+    assert rescored["segm"] == metrics["segm"] and rescored["bbox"] == metrics["bbox"]
 
 
-def test_scores_of_perfect_predictions(synthetic_root, tmp_path):
-    """Ground truth as predictions scores 100 AP: the scoring itself is right."""
-    gt_path = synthetic_root / "annotations/instances_test2017.json"
-    gt = json.loads(gt_path.read_text())
-    results = [
-        {
-            "image_id": a["image_id"],
-            "category_id": a["category_id"],
-            "bbox": a["bbox"],
-            "score": 1.0,
-        }
-        for a in gt["annotations"]
-    ]
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(results))
-    scores = coco_scores(gt_path, path, "bbox")
-    assert scores["AP"] == 100.0
-    assert all(v == 100.0 for v in scores["per_class"].values())
-    cardd = coco_scores(gt_path, path, "bbox", cardd_bins=True)
-    # synthetic damages are all < 128^2 pixels: small in CarDD's bins, not all in COCO's
-    assert cardd["APs"] == 100.0 and cardd["APl"] is None
+@slow
+def test_training_validation_logs_cardd_bins(trained_work_dir):
+    logs = list(trained_work_dir.glob("*/vis_data/scalars.json"))
+    records = [json.loads(line) for line in logs[0].read_text().splitlines()]
+    validation = [r for r in records if "coco/bbox_mAP" in r]
+    assert validation and "coco/bbox_mAP_s_cardd" in validation[-1]
+    assert "coco/segm_mAP_l_cardd" in validation[-1]
 
 
+def _refused_without_metrics(result, out, message):
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (out / "metrics.json").exists()
+
+
+@slow
+def test_a_model_that_does_not_load_is_not_scored(tiny_checkpoint, synthetic_root, tmp_path):
+    full = torch.load(tiny_checkpoint, weights_only=False)
+    state = full["state_dict"]
+    half_missing = dict(list(state.items())[: len(state) // 2])
+    partial = tmp_path / "partial.pth"
+    torch.save({"state_dict": half_missing, "meta": full["meta"]}, partial)
+    other_classes = tmp_path / "other.pth"
+    meta = {**full["meta"], "dataset_meta": {"classes": [f"c{i}" for i in range(6)]}}
+    torch.save({"state_dict": state, "meta": meta}, other_classes)
+    common = ["--config", "tiny_DCN_plus", "--data-root", str(synthetic_root), "--split", "val"]
+    common += ["--device", "cpu"]
+    out = tmp_path / "a"
+    result = _eval(*common, "--checkpoint", str(partial), "--out", str(out))
+    _refused_without_metrics(result, out, "does not fit")
+    out = tmp_path / "b"
+    result = _eval(*common, "--checkpoint", str(other_classes), "--out", str(out))
+    _refused_without_metrics(result, out, "not the six CarDD classes")
+
+
+@slow
+def test_best_and_work_dir_find_a_run(trained_work_dir, synthetic_root, tmp_path):
+    import shutil
+
+    run = tmp_path / "my_run"
+    shutil.copytree(trained_work_dir, run)
+    (run / "epoch_1.pth").rename(run / "best_coco_bbox_mAP_epoch_1.pth")
+    (run / "last_checkpoint").unlink()
+    out = tmp_path / "eval"
+    result = _eval(
+        "--checkpoint",
+        "best",
+        "--work-dir",
+        str(run),
+        "--data-root",
+        str(synthetic_root),
+        "--split",
+        "val",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["checkpoint"].endswith("best_coco_bbox_mAP_epoch_1.pth")
+    assert metrics["config"].endswith("(embedded)")  # the run's own config
+
+
+@slow
+def test_reordered_categories_are_refused(tiny_checkpoint, dataset_copy, tmp_path):
+    root = dataset_copy / "CarDD_COCO"
+    path = root / "annotations/instances_val2017.json"
+    coco = json.loads(path.read_text())
+    coco["categories"] = coco["categories"][::-1]
+    path.write_text(json.dumps(coco))
+    out = tmp_path / "eval"
+    result = _eval(
+        "--config",
+        "tiny_DCN_plus",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--data-root",
+        str(root),
+        "--split",
+        "val",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    )
+    _refused_without_metrics(result, out, "another order")
+
+
+@slow
 def test_eval_errors(tmp_path, synthetic_root):
     runner = CliRunner()
     with runner.isolated_filesystem(temp_dir=tmp_path):
@@ -105,3 +192,89 @@ def test_paper_numbers_beside_dcn_plus_on_test_only(capsys):
     print_metrics(metrics)
     out = capsys.readouterr().out
     assert "bbox (paper DCN+)" in out and "60.6" in out and "90.2" in out
+
+
+# --- `cardd eval --results`: any model's predictions, the paper's protocol --------------
+
+
+def _gt(synthetic_root):
+    return synthetic_root / "annotations/instances_test2017.json"
+
+
+def _perfect_results(synthetic_root) -> list[dict]:
+    gt = json.loads(_gt(synthetic_root).read_text())
+    return [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": a["bbox"],
+            "segmentation": a["segmentation"],
+            "score": 0.9,
+        }
+        for a in gt["annotations"]
+    ]
+
+
+def test_results_of_another_model_score_like_a_checkpoint(synthetic_root, tmp_path):
+    path = tmp_path / "preds.json"
+    path.write_text(json.dumps(_perfect_results(synthetic_root)))
+    out = tmp_path / "out"
+    result = _eval("--results", str(path), "--ann", str(_gt(synthetic_root)), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["detections"] == len(
+        _perfect_results(synthetic_root)
+    )
+    for iou_type in ("bbox", "segm"):
+        assert metrics[iou_type]["AP"] == 100.0
+        assert metrics[iou_type]["cardd_bins"]["APs"] == 100.0  # synthetic damage is small
+    assert "paper DCN+" in result.output  # the test split: the paper's rows beside
+
+
+def test_boxes_only_score_bbox_only(synthetic_root, tmp_path):
+    results = _perfect_results(synthetic_root)
+    for r in results:
+        del r["segmentation"]
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps(results))
+    out = tmp_path / "out"
+    result = _eval("--results", str(path), "--data-root", str(synthetic_root), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "bbox" in metrics and "segm" not in metrics
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not JSON"),
+        ('{"a": 1}', "not a list of COCO results"),
+        ('[{"image_id": 1, "category_id": 1, "score": 1}]', "lacks bbox or segmentation"),
+        ("CATEGORY", "category ids 0, 7 are not CarDD's"),
+        ("IMAGE", "2 of 3 results name 1 image ids absent"),
+    ],
+)
+def test_bad_results_files_are_one_line(synthetic_root, tmp_path, content, message):
+    results = _perfect_results(synthetic_root)[:3]
+    if content == "CATEGORY":
+        results[0]["category_id"], results[1]["category_id"] = 0, 7
+        content = json.dumps(results)
+    elif content == "IMAGE":
+        results[1]["image_id"] = results[2]["image_id"] = 987654
+        content = json.dumps(results)
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    out = tmp_path / "out"
+    result = _eval("--results", str(path), "--ann", str(_gt(synthetic_root)), "--out", str(out))
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (out / "metrics.json").exists()
+
+
+def test_empty_results_score_zero_and_say_so(synthetic_root, tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text("[]")
+    out = tmp_path / "out"
+    result = _eval("--results", str(path), "--ann", str(_gt(synthetic_root)), "--out", str(out))
+    assert result.exit_code == 0 and "every AP is 0" in result.output
+    assert json.loads((out / "metrics.json").read_text())["bbox"]["AP"] == 0.0

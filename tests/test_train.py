@@ -5,12 +5,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from cardd.checkpoints import TRUST_MARKER
+from cardd import checkpoints
 from cardd.cli import cli
 from cardd.errors import CarddError
 from cardd.train import TrainOptions, build_config, worker_argv
@@ -33,7 +34,9 @@ def _cardd(*args, **kwargs):
 def test_one_epoch_writes_checkpoint_config_and_logs(trained_work_dir):
     assert (trained_work_dir / "epoch_1.pth").is_file()
     assert (trained_work_dir / "tiny_DCN_plus.py").is_file()  # the merged config
-    assert (trained_work_dir / TRUST_MARKER).is_file()
+    # recorded as this user's own: resume may unpickle it, nothing else grants that
+    assert checkpoints.is_recorded(trained_work_dir / "epoch_1.pth")
+    assert not list(trained_work_dir.glob(".cardd*"))
     logs = list(trained_work_dir.glob("*/*.log"))
     assert logs and "Epoch(train)" in logs[0].read_text()
     checkpoint = torch.load(trained_work_dir / "epoch_1.pth", weights_only=False)
@@ -106,18 +109,75 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
     assert "Distributed launcher: pytorch" in result.stdout + result.stderr
 
 
-def test_worker_argv_round_trips_the_options(tmp_path):
+def test_worker_argv_parses_back_into_the_same_options(tmp_path):
+    """What torchrun's workers receive is what the user asked for, option by option."""
+    from cardd.configs import parse_cfg_options
+
     opts = TrainOptions(
         config="tiny_DCN_plus",
-        work_dir=tmp_path,
+        work_dir=tmp_path / "w",
+        data_root=tmp_path / "d",
+        load_from="none",
+        resume="auto",
+        device="cpu",
         seed=3,
+        max_epochs=5,
         amp=True,
-        cfg_options={"train_dataloader.batch_size": 1, "x": "a b"},
+        trust_checkpoint=True,
+        exist_ok=True,
+        cfg_options={"train_dataloader.batch_size": 1, "x": "a b", "y": [1, 2]},
     )
     argv = worker_argv(opts)
-    assert argv[argv.index("--seed") + 1] == "3" and "--amp" in argv
-    assert "train_dataloader.batch_size=1" in argv and "x='a b'" in argv
-    assert argv[argv.index("--launcher") + 1] == "pytorch"
+    params = cli.commands["train"].make_context("train", list(argv)).params
+    parsed = TrainOptions(
+        config=params["config"],
+        work_dir=params["work_dir"],
+        data_root=params["data_root"],
+        load_from=params["load_from"],
+        resume=params["resume"],
+        amp=params["amp"],
+        device=params["device"],
+        nproc=params["nproc"],
+        launcher=params["launcher"],
+        seed=params["seed"],
+        max_epochs=params["max_epochs"],
+        cfg_options=parse_cfg_options(params["cfg_options"]),
+        trust_checkpoint=params["trust_checkpoint"],
+        exist_ok=params["exist_ok"],
+    )
+    assert parsed == TrainOptions(**{**opts.__dict__, "launcher": "pytorch"})
+
+
+def test_max_epochs_scales_the_lr_steps(tmp_path):
+    cfg = build_config(TrainOptions(config="DCN_plus", max_epochs=12), check_files=False)
+    warmup, steps = cfg.param_scheduler
+    assert (steps.milestones, steps.end) == ([8, 11], 12)
+    assert (warmup.by_epoch, warmup.end) == (False, 500)  # iterations: unchanged
+    assert cfg.train_cfg.max_epochs == 12 and cfg.train_cfg.val_interval == 6
+    short = build_config(TrainOptions(config="DCN_plus", max_epochs=3), check_files=False)
+    assert short.param_scheduler[1].milestones == [2, 3] and short.train_cfg.val_interval == 3
+
+
+def test_print_config_needs_no_data_and_explains_the_lr(tmp_path):
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path):
+        result = runner.invoke(
+            cli,
+            [
+                "train",
+                "--config",
+                "DCN_plus",
+                "--print-config",
+                "--max-epochs",
+                "12",
+                "--cfg-options",
+                "train_dataloader.batch_size=2",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert "milestones=[\n" in result.output or "milestones=[" in result.output
+        assert "effective lr: 0.0025 = 0.005 x total batch 2 / base_batch_size 4" in result.output
+        assert not any(Path(".").iterdir())  # nothing written
 
 
 def test_clear_errors_before_anything_heavy(tmp_path, synthetic_root):

@@ -56,6 +56,38 @@ class CheckReport:
         return counts_table(f"CarDD dataset at {self.root}", counts)
 
 
+def categories_problem(categories: list) -> str | None:
+    """Why a JSON's `categories` list is not CarDD's, else None.
+
+    The order matters, not only the ids and names: mmdet numbers its labels in
+    the JSON's order, while cardd names them in CarDD's, so a reordered list
+    would give every detection the wrong name.
+    """
+    found = [
+        (c.get("id"), c.get("name")) if isinstance(c, dict) else (None, None) for c in categories
+    ]
+    expected = [(c["id"], c["name"]) for c in CATEGORIES]
+    if found == expected:
+        return None
+    if sorted(found, key=repr) == sorted(expected, key=repr):
+        return f"categories in another order than CarDD's {expected}: {found}"
+    return f"categories {found}, expected {expected}"
+
+
+def dataset_categories_problem(ann_file: Path) -> str | None:
+    """`categories_problem` of an annotation file (None when it cannot be read:
+    the caller reports a missing or broken file its own way)."""
+    try:
+        with open(ann_file) as f:
+            categories = json.load(f).get("categories")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(categories, list):
+        return None
+    problem = categories_problem(categories)
+    return f"{ann_file}: {problem}; fix its `categories` list" if problem else None
+
+
 def _check_polygons(segmentation, where: str, report: CheckReport) -> None:
     if isinstance(segmentation, dict):  # RLE: allowed by COCO, not used by CarDD
         if "counts" not in segmentation or "size" not in segmentation:
@@ -98,13 +130,10 @@ def check_split(root: Path, split: str, report: CheckReport, deep: bool = False)
     if not img_dir.is_dir():
         report.add("missing image folder", str(img_dir))
 
-    categories = {c.get("id"): c.get("name") for c in coco["categories"]}
+    problem = categories_problem(coco["categories"])
+    if problem:
+        report.add("wrong categories", f"{split}: {problem}")
     expected = {c["id"]: c["name"] for c in CATEGORIES}
-    if categories != expected:
-        report.add(
-            "wrong categories",
-            f"{split}: got {sorted(categories.items())}, expected {sorted(expected.items())}",
-        )
 
     stats = SplitStats()
     images = {}

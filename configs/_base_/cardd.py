@@ -5,6 +5,10 @@
 # `data_root` is the CarDD_COCO folder (holding annotations/); `cardd train
 # --data-root DIR` replaces it everywhere it is used.
 dataset_type = 'CocoDataset'
+
+# Registers CarddCocoMetric (COCO AP in COCO's and the CarDD paper's size bins).
+custom_imports = dict(imports=['cardd.mmdet_plugins'],
+                      allow_failed_imports=False)
 data_root = 'data/CarDD_COCO/'
 backend_args = None
 
@@ -78,15 +82,16 @@ test_dataloader = dict(
         pipeline=test_pipeline,
         backend_args=backend_args))
 
+# mmdet's CocoMetric plus the CarDD paper's size bins, in one COCOeval pass.
 val_evaluator = dict(
-    type='CocoMetric',
+    type='CarddCocoMetric',
     ann_file=data_root + 'annotations/instances_val2017.json',
     metric=['bbox', 'segm'],
     classwise=True,
     format_only=False,
     backend_args=backend_args)
 test_evaluator = dict(
-    type='CocoMetric',
+    type='CarddCocoMetric',
     ann_file=data_root + 'annotations/instances_test2017.json',
     metric=['bbox', 'segm'],
     classwise=True,

@@ -1,0 +1,349 @@
+"""The inference engine: `DamageDetector` loads a model once and predicts per image;
+`ImageResult` is what cardd says about one image, and every output (`cardd infer`'s
+JSON and CSV, `cardd serve`'s answers) is made from it.
+
+It runs MMDetection's own inference path (the config's test pipeline and the
+model's `test_step`, as `mmdet.apis.inference_detector` does) and adds what a
+service needs: images from paths, numpy arrays or PIL images (EXIF orientation
+respected, grayscale and RGBA accepted), one score threshold for every output,
+CarDD category ids, mask areas and RLE masks, and a refusal of checkpoints
+trained for other classes (mmdet only warns and labels with COCO's 80 classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cardd.classes import CLASSES, label_to_category_id
+from cardd.devices import resolve_device
+from cardd.errors import CarddError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL.Image import Image as PILImage
+
+    ImageInput = str | Path | np.ndarray | PILImage
+
+
+@dataclass
+class Detection:
+    """One damaged region: what, how sure, where (original-image pixels)."""
+
+    label: str
+    category_id: int
+    score: float
+    bbox_xyxy: list[float]
+    area: float  # mask pixels, or box area when the model predicts no mask
+    area_fraction: float  # area / (width * height)
+    mask: Any = field(default=None, repr=False)  # bool array (H, W) or None
+
+    def to_dict(self, with_mask: bool = True) -> dict:
+        """JSON-ready dict; the mask as COCO RLE (`{"size": [h, w], "counts": str}`)."""
+        out = {
+            "label": self.label,
+            "category_id": self.category_id,
+            "score": self.score,
+            "bbox_xyxy": [round(v, 2) for v in self.bbox_xyxy],
+            "area": round(self.area, 2),
+            "area_fraction": round(self.area_fraction, 6),
+        }
+        if with_mask and self.mask is not None:
+            out["mask"] = encode_mask(self.mask)
+        return out
+
+
+CSV_HEADER = (
+    "image",
+    "label",
+    "category_id",
+    "score",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "area",
+    "area_fraction",
+)
+
+
+@dataclass
+class ImageResult:
+    """One image's detections and where they came from: the single source of the
+    per-image JSON (`to_dict`), the CSV rows (`csv_rows`) and the service's answers."""
+
+    image: str
+    width: int
+    height: int
+    detections: list[Detection]
+    config: str
+    checkpoint: str
+    score_thr: float
+
+    def to_dict(self, with_masks: bool = True) -> dict:
+        """The JSON document of `cardd infer`'s preds/*.json and `POST /v1/detect`."""
+        return {
+            "image": self.image,
+            "width": self.width,
+            "height": self.height,
+            "config": self.config,
+            "checkpoint": self.checkpoint,
+            "score_thr": self.score_thr,
+            "detections": [d.to_dict(with_mask=with_masks) for d in self.detections],
+        }
+
+    def csv_rows(self) -> list[list]:
+        """One row per detection, in `CSV_HEADER`'s columns."""
+        return [
+            [
+                self.image,
+                d.label,
+                d.category_id,
+                d.score,
+                *(f"{v:.2f}" for v in d.bbox_xyxy),
+                f"{d.area:.2f}",
+                f"{d.area_fraction:.6f}",
+            ]
+            for d in self.detections
+        ]
+
+
+def encode_mask(mask) -> dict:
+    """A boolean mask as COCO run-length encoding with a text `counts`."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+class UnreadableImage(CarddError):
+    """An input that is not a decodable image (`too_large`: more pixels than allowed)."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+#: Pixels above which an image is refused from its header, before decoding: a
+#: decompression bomb (a few KB of PNG that decode to gigabytes) stops here.
+MAX_PIXELS = 178_956_970  # PIL's own error threshold (2 x Image.MAX_IMAGE_PIXELS)
+
+
+def _decode(opened, name: str, max_pixels: int):
+    """A PIL image opened lazily -> RGB PIL image, refusing too many pixels first."""
+    from PIL import ImageOps
+
+    width, height = opened.size
+    if width * height > max_pixels:
+        raise UnreadableImage(
+            f"{name}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}",
+            too_large=True,
+        )
+    opened.load()  # raises on truncated files
+    return ImageOps.exif_transpose(opened).convert("RGB")
+
+
+def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image"):
+    """An image file's bytes -> a BGR uint8 array, EXIF orientation applied; the
+    pixel count is checked from the header before anything is decoded.
+
+    Raises:
+        UnreadableImage: empty, truncated, not an image, or too many pixels.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise UnreadableImage(f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            rgb = _decode(opened, name, max_pixels)
+    except UnidentifiedImageError:
+        raise UnreadableImage(f"{name}: not an image file") from None
+    except Image.DecompressionBombError as error:
+        raise UnreadableImage(
+            f"{name}: over the limit of {max_pixels} pixels ({error})", too_large=True
+        ) from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise UnreadableImage(f"{name}: {error}") from None
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+
+def load_image(image: ImageInput):
+    """Any supported input -> a BGR uint8 array (H, W, 3), EXIF orientation applied.
+
+    Raises:
+        UnreadableImage: missing, truncated, empty or not an image.
+    """
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if isinstance(image, np.ndarray):
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4) or image.size == 0:
+            raise UnreadableImage(f"array of shape {image.shape} is not an HxWx3 BGR image")
+        return np.ascontiguousarray(image[:, :, :3].astype(np.uint8, copy=False))
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as opened:
+                rgb = _decode(opened, str(image), MAX_PIXELS)
+        except FileNotFoundError:
+            raise UnreadableImage(f"{image}: no such file") from None
+        except UnidentifiedImageError:
+            raise UnreadableImage(f"{image}: not an image file") from None
+        except Image.DecompressionBombError as error:
+            raise UnreadableImage(
+                f"{image}: over the limit of {MAX_PIXELS} pixels ({error})", too_large=True
+            ) from None
+        except (OSError, ValueError, SyntaxError) as error:
+            raise UnreadableImage(f"{image}: {error}") from None
+    elif hasattr(image, "convert"):  # a PIL image
+        rgb = ImageOps.exif_transpose(image).convert("RGB")
+    else:
+        raise UnreadableImage(f"unsupported image input of type {type(image).__name__}")
+    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+
+class DamageDetector:
+    """Load a cardd model once; call `predict` per image (or `predict_batch`).
+
+    Args:
+        config: config name (`DCN_plus`) or path; None: the one inside a
+            `cardd export` file, else DCN_plus.
+        checkpoint: a checkpoint or export path, `latest` or `best` (of `work_dir`).
+        device: `auto`, `cpu`, `cuda` or `cuda:N`.
+        score_thr: detections below this score are dropped everywhere.
+        trust_checkpoint: unpickle this file in full even though it holds more than
+            weights and your `cardd train` did not write it.
+        work_dir: where `latest`/`best` look (default `work_dirs/<config name>`).
+
+    Example:
+        >>> detector = DamageDetector(checkpoint="model.pth")   # a `cardd export` file
+        >>> for d in detector.predict("claim.jpg"):
+        ...     print(d.label, d.score, d.bbox_xyxy)
+    """
+
+    def __init__(
+        self,
+        config: str | Path | None = None,
+        checkpoint: str | Path = "latest",
+        device: str = "auto",
+        score_thr: float = 0.3,
+        trust_checkpoint: bool = False,
+        work_dir: str | Path | None = None,
+    ) -> None:
+        from cardd.models import build_model, open_model
+
+        if not 0.0 <= score_thr <= 1.0:
+            raise CarddError(f"score threshold must be within [0, 1], got {score_thr}")
+        self.device = resolve_device(device)
+        self.model_file = open_model(
+            config,
+            checkpoint,
+            work_dir=Path(work_dir) if work_dir is not None else None,
+            trust_checkpoint=trust_checkpoint,
+        )
+        self.checkpoint = self.model_file.path
+        self.config_source = self.model_file.config_source
+        self.score_thr = score_thr
+        self.model = build_model(self.model_file, self.device)
+        self._pipeline = self._build_pipeline(self.model.cfg)
+
+    @staticmethod
+    def _build_pipeline(cfg):
+        from mmcv.transforms import Compose
+        from mmdet.utils import get_test_pipeline_cfg
+
+        steps = [dict(step) for step in get_test_pipeline_cfg(cfg)]
+        steps[0]["type"] = "mmdet.LoadImageFromNDArray"  # images arrive decoded
+        # Inference has no ground truth to load.
+        steps = [s for s in steps if s["type"] not in ("LoadAnnotations", "mmdet.LoadAnnotations")]
+        return Compose(steps)
+
+    def predict(self, image: ImageInput, score_thr: float | None = None) -> list[Detection]:
+        """Detections in one image, sorted by score (highest first)."""
+        return self.predict_batch([image], score_thr)[0]
+
+    def predict_batch(
+        self, images: list[ImageInput], score_thr: float | None = None
+    ) -> list[list[Detection]]:
+        """Detections for several images, run through the model as one batch."""
+        arrays = [load_image(i) for i in images]
+        return [r.detections for r in self.detect(arrays, score_thr=score_thr)]
+
+    def detect(
+        self,
+        arrays: list,
+        names: list[str] | None = None,
+        score_thr: float | None = None,
+    ) -> list[ImageResult]:
+        """`ImageResult`s for decoded BGR arrays, run through the model as one batch.
+
+        Args:
+            arrays: BGR uint8 images (`load_image`, `decode_image_bytes`).
+            names: what each result's `image` says (default: `image0`, `image1`...).
+            score_thr: this call's threshold instead of the detector's.
+        """
+        thr = self.score_thr if score_thr is None else score_thr
+        if not 0.0 <= thr <= 1.0:
+            raise CarddError(f"score threshold must be within [0, 1], got {thr}")
+        names = names if names is not None else [f"image{i}" for i in range(len(arrays))]
+        samples = self._forward(arrays)
+        return [
+            ImageResult(
+                image=name,
+                width=int(array.shape[1]),
+                height=int(array.shape[0]),
+                detections=self._detections(sample, thr),
+                config=self.config_source,
+                checkpoint=str(self.checkpoint),
+                score_thr=thr,
+            )
+            for name, array, sample in zip(names, arrays, samples, strict=True)
+        ]
+
+    def _forward(self, arrays: list) -> list:
+        """Raw mmdet `DetDataSample`s for decoded BGR arrays (mmdet's test pipeline)."""
+        import torch
+        from mmengine.dataset import pseudo_collate
+
+        batch = pseudo_collate(
+            [self._pipeline({"img": array, "img_id": index}) for index, array in enumerate(arrays)]
+        )
+        with torch.inference_mode():
+            return self.model.test_step(batch)
+
+    @staticmethod
+    def _detections(sample, score_thr: float) -> list[Detection]:
+        """A `DetDataSample` -> its `Detection`s at or above `score_thr`, best first."""
+        height, width = sample.ori_shape[:2]
+        instances = sample.pred_instances
+        instances = instances[instances.scores >= score_thr]
+        order = instances.scores.argsort(descending=True)
+        scores = instances.scores[order].cpu().numpy()
+        labels = instances.labels[order].cpu().numpy()
+        boxes = instances.bboxes[order].cpu().numpy()
+        masks = instances.masks[order].cpu().numpy() if "masks" in instances else None
+        detections = []
+        for i in range(len(scores)):
+            x1, y1, x2, y2 = (float(v) for v in boxes[i])
+            mask = masks[i] if masks is not None else None
+            area = float(mask.sum()) if mask is not None else max(0.0, x2 - x1) * max(0.0, y2 - y1)
+            label = int(labels[i])
+            detections.append(
+                Detection(
+                    label=CLASSES[label],
+                    category_id=label_to_category_id(label),
+                    score=float(scores[i]),
+                    bbox_xyxy=[x1, y1, x2, y2],
+                    area=area,
+                    area_fraction=area / float(width * height),
+                    mask=mask,
+                )
+            )
+        return detections

@@ -1,0 +1,152 @@
+"""`cardd export`: one self-describing model file to share, loadable weights-only anywhere.
+
+A training checkpoint is a pickle of mmengine objects (optimizer state, message
+hub), ~700 MB for DCN_plus, and loading it runs code. An export holds only
+what a model needs and what a reader wants to know, all plain data:
+
+    {"state_dict": {name: tensor},                  # fp16 with --half
+     "meta": {"dataset_meta": {"classes", "palette"}, "epoch"},   # as mmdet reads it
+     "cardd_export": {"format": 1, "config": <merged config text>, "classes": [...],
+                      "epoch", "metrics", "source_sha256", "half", "versions": {...}}}
+
+`torch.load(path, weights_only=True)` reads it on any machine; cardd's
+`infer`, `eval` and `DamageDetector` take it without `--config`; plain
+MMDetection loads its weights with `load_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cardd.errors import CarddError, CarddUsageError
+
+EXPORT_FORMAT = 1
+
+
+@dataclass
+class ExportOptions:
+    out: Path
+    checkpoint: str = "latest"
+    config: str | None = None  # None: the checkpoint's own config, else DCN_plus
+    work_dir: Path | None = None
+    half: bool = False
+    trust_checkpoint: bool = False
+    force: bool = False
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    sha256: str
+    size_bytes: int
+    source: Path
+    epoch: int | None
+    metrics: dict
+
+
+def validation_metrics(work_dir: Path, epoch: int | None) -> dict:
+    """The validation scalars mmengine logged for `epoch` in the run's
+    `<timestamp>/vis_data/scalars.json` (the newest log that has them), else {}."""
+    if epoch is None:
+        return {}
+    for log in sorted(work_dir.glob("*/vis_data/scalars.json"), reverse=True):
+        found = {}
+        with open(log) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("step") == epoch and any(k.startswith("coco/") for k in record):
+                    found = {k: v for k, v in record.items() if k.startswith("coco/")}
+        if found:
+            return found
+    return {}
+
+
+def _versions() -> dict:
+    import mmcv
+    import mmdet
+    import mmengine
+    import torch
+
+    from cardd import __version__
+
+    versions = {
+        "cardd": __version__,
+        "mmdet": mmdet.__version__,
+        "mmengine": mmengine.__version__,
+        "mmcv": mmcv.__version__,
+        "torch": torch.__version__,
+    }
+    # plain str: torch's version is a `TorchVersion`, which weights-only loading refuses
+    return {name: str.__str__(version) for name, version in versions.items()}
+
+
+def export_model(opts: ExportOptions) -> ExportResult:
+    """Write the export of a checkpoint; the file appears whole or not at all.
+
+    The weights are put into the model built from the embedded config first
+    (strictly), so an export that would not load is never written.
+    """
+    import torch
+
+    from cardd import checkpoints
+    from cardd.classes import CLASSES, PALETTE
+    from cardd.models import EXPORT_KEY, build_model, open_model
+
+    out = opts.out
+    if out.suffix != ".pth":
+        raise CarddUsageError(f"--out {out}: name the export *.pth")
+    if out.exists() and not opts.force:
+        raise CarddUsageError(f"{out} exists: pass --force to replace it, or another --out")
+    model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
+    model = build_model(model_file, "cpu")
+    state_dict = {
+        name: (tensor.half() if opts.half and tensor.is_floating_point() else tensor).clone()
+        for name, tensor in model.state_dict().items()
+    }
+    meta = model_file.contents.get("meta") or {}
+    earlier = model_file.exported or {}
+    epoch = meta.get("epoch", earlier.get("epoch"))
+    epoch = int(epoch) if isinstance(epoch, int) else None
+    metrics = earlier.get("metrics") or validation_metrics(model_file.path.parent, epoch)
+    description = {
+        "format": EXPORT_FORMAT,
+        "config": model_file.cfg.pretty_text,
+        "classes": list(CLASSES),
+        "epoch": epoch,
+        "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        "half": opts.half,
+        "source": model_file.path.name,
+        "source_sha256": model_file.sha256,
+        "versions": _versions(),
+    }
+    payload = {
+        "state_dict": state_dict,
+        "meta": {
+            "dataset_meta": {"classes": CLASSES, "palette": [list(c) for c in PALETTE]},
+            "epoch": epoch,
+        },
+        EXPORT_KEY: description,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        torch.save(payload, partial)
+        os.replace(partial, out)
+    except OSError as error:
+        raise CarddError(f"cannot write {out}: {error.strerror or error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return ExportResult(
+        path=out,
+        sha256=checkpoints.file_sha256(out),
+        size_bytes=out.stat().st_size,
+        source=model_file.path,
+        epoch=epoch,
+        metrics=description["metrics"],
+    )

@@ -1,0 +1,149 @@
+"""Model files: from `--config/--checkpoint/--work-dir` to loaded weights, one path for all.
+
+`cardd infer`, `cardd eval`, `cardd serve` and `DamageDetector` all open a model
+here, so they accept the same files and refuse the same ones:
+
+* the file loads by `cardd.checkpoints`' rules (weights-only unless it is this
+  user's own training checkpoint or `--trust-checkpoint` names it);
+* a `cardd export` file carries its config, and so does an mmengine training
+  checkpoint (the run's merged config): without `--config`, that one is used,
+  read as plain data, never executed;
+* the config and the checkpoint must both be for the six CarDD classes in order;
+* every weight must fit the model (strict loading), so a model that did not
+  load is never run, let alone scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cardd import checkpoints
+from cardd.classes import CLASSES
+from cardd.configs import config_from_text, load_config, resolve_config
+from cardd.errors import CarddError
+
+if TYPE_CHECKING:
+    import torch
+    from mmengine.config import Config
+
+#: The config used when neither `--config` nor the model file names one.
+DEFAULT_CONFIG = "DCN_plus"
+#: The key of a `cardd export` file's self-description.
+EXPORT_KEY = "cardd_export"
+
+
+@dataclass
+class ModelFile:
+    """A checkpoint or export, loaded once, with the config that builds its model."""
+
+    path: Path
+    contents: dict
+    cfg: Config
+    config_source: str  # a config file, or "<file> (embedded)"
+
+    @property
+    def exported(self) -> dict | None:
+        """The self-description of a `cardd export` file, else None."""
+        return self.contents.get(EXPORT_KEY)
+
+    @property
+    def sha256(self) -> str:
+        return checkpoints.file_sha256(self.path)
+
+
+def default_work_dir(config: str | Path | None) -> Path:
+    """`work_dirs/<config name>`, relative to the working directory."""
+    return Path("work_dirs") / resolve_config(config or DEFAULT_CONFIG).stem
+
+
+def open_model(
+    config: str | Path | None = None,
+    checkpoint: str | Path = "latest",
+    work_dir: Path | None = None,
+    trust_checkpoint: bool = False,
+) -> ModelFile:
+    """Find, load and check a model file (the weights are not put in a model yet).
+
+    Args:
+        config: config name or path; None: the one the file carries (an export's, or
+            the merged config mmengine stores in a training checkpoint), else DCN_plus.
+        checkpoint: a path, `latest` or `best` (of `work_dir`).
+        work_dir: where `latest`/`best` look; default `work_dirs/<config name>`.
+        trust_checkpoint: unpickle this file in full (the user vouches for it).
+
+    Raises:
+        CarddError: no such file, a file that may not or cannot be loaded, or a
+            model for other classes.
+    """
+    config_name = resolve_config(config or DEFAULT_CONFIG).stem
+    work_dir = work_dir if work_dir is not None else default_work_dir(config)
+    path = checkpoints.resolve_checkpoint(checkpoint, work_dir, config_name)
+    with checkpoints.trusting(path if trust_checkpoint else None):
+        contents = checkpoints.load_file(path, map_location="cpu")
+    if not isinstance(contents, dict) or not isinstance(contents.get("state_dict", contents), dict):
+        raise CarddError(f"{path} holds no model weights (a {type(contents).__name__})")
+    exported = contents.get(EXPORT_KEY)
+    meta = contents.get("meta")
+    embedded = (exported or {}).get("config") if isinstance(exported, dict) else None
+    if embedded is None and isinstance(meta, dict):
+        embedded = meta.get("cfg")  # mmengine stores the run's merged config there
+    if config is None and isinstance(embedded, str):
+        cfg = config_from_text(embedded, str(path))
+        source = f"{path} (embedded)"
+    else:
+        config_path = resolve_config(config or DEFAULT_CONFIG)
+        cfg = load_config(config_path)
+        source = str(config_path)
+    classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
+    if classes != CLASSES:
+        raise CarddError(f"{source} is not a CarDD config (classes {list(classes)[:8]})")
+    trained_for = checkpoints.checkpoint_classes(contents)
+    if trained_for != CLASSES:
+        raise CarddError(
+            f"{path} was trained for {len(trained_for or ())} classes "
+            f"{list(trained_for or [])[:8]}, not the six CarDD classes in order; "
+            "train one with `cardd train`"
+        )
+    return ModelFile(path=path, contents=contents, cfg=cfg, config_source=source)
+
+
+def load_weights(model: torch.nn.Module, model_file: ModelFile) -> None:
+    """Put the file's weights into `model`, every one of them (strict).
+
+    Raises:
+        CarddError: missing, unexpected or mis-shaped weights: the file is not a
+            model of this config.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    try:
+        _load_checkpoint_to_model(model, model_file.contents, strict=True, logger="silent")
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())[:240]
+        raise CarddError(
+            f"{model_file.path} does not fit {model_file.config_source} ({detail})"
+        ) from None
+
+
+def build_model(model_file: ModelFile, device: str):
+    """The model of `model_file`'s config, with its weights, on `device`, in eval mode.
+
+    Built as mmdet's `init_detector` builds it, minus its fallback to COCO's class
+    names and its pretrained-backbone download.
+    """
+    from mmdet.registry import MODELS
+    from mmengine.model.utils import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+
+    from cardd.classes import PALETTE
+
+    cfg = model_file.cfg
+    cfg.model.backbone.init_cfg = None  # the weights come from the file
+    init_default_scope(cfg.get("default_scope", "mmdet"))
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    load_weights(model, model_file)
+    model.cfg = cfg
+    model.dataset_meta = {"classes": CLASSES, "palette": list(PALETTE)}
+    return model.to(device).eval()

@@ -1,0 +1,402 @@
+"""`cardd serve`: the claims service. FastAPI on uvicorn, one model, a web page.
+
+    GET  /             the web page (cardd/web/, nothing from the internet)
+    GET  /health       status, model, device, classes: for probes and the page
+    POST /v1/detect    multipart `image` -> the JSON of `cardd infer`'s preds/*.json + timing
+    POST /v1/annotate  multipart `image` -> the annotated photo (image/jpeg, original size)
+    GET  /docs         OpenAPI docs (FastAPI's own)
+
+What it withstands, and how:
+* bodies: read as a stream and cut at `--max-upload-mb` (413) whatever the
+  Content-Length says; the multipart body is parsed in memory, so no upload
+  touches the disk unless `--save-dir` is given;
+* images: the header is read first and more than `--max-pixels` is refused (413)
+  before any pixel is decoded; non-images, empty and truncated files are 400s;
+* concurrency: the model runs one request at a time (a lock per service, in a
+  worker thread); decoding, drawing and encoding run in worker threads too, so
+  the event loop and `/health` stay responsive while the model works;
+* access: loopback by default; with an API key, `/v1/*` needs
+  `Authorization: Bearer KEY` (401 otherwise), `/health` stays open.
+Every error is JSON: `{"error": "..."}`.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the endpoint annotations
+# (`Request`, imported inside `create_app`) at run time.
+import os
+import secrets
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cardd.errors import CarddUsageError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from cardd.detector import DamageDetector
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class ServeOptions:
+    config: str | None = None
+    checkpoint: str = "latest"
+    work_dir: Path | None = None
+    device: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    score_thr: float = 0.3
+    api_key: str | None = None
+    max_upload_mb: float = 20.0
+    max_pixels: int = 50_000_000
+    save_dir: Path | None = None
+    trust_checkpoint: bool = False
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class RequestError(Exception):
+    """A client's mistake: answered with `status` and `{"error": message}`; with
+    `close`, the connection is closed after the answer (a body still streaming in)."""
+
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.close = close
+
+
+#: Seconds an upload may take to arrive: a trickling, endless body is cut off.
+UPLOAD_SECONDS = 120
+
+
+async def read_body(request, limit: int, seconds: float = UPLOAD_SECONDS) -> bytes:
+    """The request body, at most `limit` bytes (413 beyond), within `seconds` (408).
+
+    Nothing over the limit is kept. A body declared or found to be larger than four
+    times the limit (an endless stream, say) is not read further: the answer closes
+    the connection. Smaller excess is read and dropped, so that ordinary clients
+    get to read the 413 instead of a reset connection.
+    """
+    import asyncio
+
+    declared = request.headers.get("content-length")
+    declared = int(declared) if declared is not None and declared.isdigit() else None
+    cap = 4 * limit
+    if declared is not None and declared > cap:
+        raise RequestError(413, f"upload of {declared} bytes is over the limit of {limit}", True)
+    chunks: list[bytes] = []
+    size, ended = 0, False
+
+    async def receive() -> None:
+        nonlocal size, ended
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= limit:
+                chunks.append(chunk)
+            elif size > cap:
+                return
+        ended = True
+
+    try:
+        await asyncio.wait_for(receive(), timeout=seconds)
+    except TimeoutError:
+        raise RequestError(408, f"the upload did not arrive within {seconds:g} s", True) from None
+    if size > limit:
+        raise RequestError(413, f"upload is over the limit of {limit} bytes", close=not ended)
+    return b"".join(chunks)
+
+
+def image_part(body: bytes, content_type: str) -> tuple[str, bytes]:
+    """The `image` file of a multipart/form-data body, parsed in memory.
+
+    Returns:
+        The file name the client gave (may be empty) and the file's bytes.
+    """
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    kind, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise RequestError(400, "send the photo as multipart/form-data in a field named 'image'")
+    parts: list[dict] = []
+    header = {"field": b"", "value": b""}
+
+    def on_part_begin():
+        parts.append({"headers": {}, "data": []})
+
+    def on_header_field(data, start, end):
+        header["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        header["value"] += data[start:end]
+
+    def on_header_end():
+        parts[-1]["headers"][header["field"].lower()] = header["value"]
+        header["field"], header["value"] = b"", b""
+
+    def on_part_data(data, start, end):
+        parts[-1]["data"].append(data[start:end])
+
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except Exception as error:  # python-multipart raises its own and ValueErrors
+        raise RequestError(400, f"malformed multipart body ({error})") from None
+    for part in parts:
+        _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        if disposition.get(b"name") == b"image":
+            name = disposition.get(b"filename", b"").decode("utf-8", "replace")
+            return Path(name).name, b"".join(part["data"])
+    raise RequestError(400, "no file field named 'image' in the form")
+
+
+class Service:
+    """The model and what guards it: one inference at a time, options, counters."""
+
+    def __init__(self, detector: "DamageDetector", options: ServeOptions) -> None:
+        self.detector = detector
+        self.options = options
+        self.model_lock = threading.Lock()
+        self.checkpoint_sha256 = detector.model_file.sha256
+
+    def health(self) -> dict:
+        from cardd import __version__
+        from cardd.classes import CLASSES, PALETTE
+
+        return {
+            "status": "ok",
+            "config": self.detector.config_source,
+            "checkpoint": str(self.detector.checkpoint),
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "device": self.detector.device,
+            "classes": list(CLASSES),
+            "palette": [list(c) for c in PALETTE],
+            "score_thr": self.options.score_thr,
+            "api_key_required": bool(self.options.api_key),
+            "version": __version__,
+        }
+
+    def decode(self, data: bytes, name: str):
+        from cardd.detector import UnreadableImage, decode_image_bytes
+
+        try:
+            return decode_image_bytes(data, self.options.max_pixels, name=name or "upload")
+        except UnreadableImage as error:
+            status = 413 if error.too_large else 400
+            raise RequestError(status, str(error)) from None
+
+    def detect(self, array, name: str, score_thr: float):
+        """The model's result for one decoded image, under the model lock."""
+        with self.model_lock:
+            began = time.perf_counter()
+            result = self.detector.detect([array], [name], score_thr=score_thr)[0]
+            return result, (time.perf_counter() - began) * 1000
+
+    def save(self, data: bytes, name: str, payload: dict) -> None:
+        """Keep an upload and its answer in `--save-dir` (only when asked to)."""
+        import json
+
+        folder = self.options.save_dir
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in _SUFFIXES else ".img"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{stem}{suffix}").write_bytes(data)
+        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1))
+
+
+_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def create_app(service: Service) -> "FastAPI":
+    """The FastAPI application around a loaded model."""
+    from fastapi import Depends, FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+
+    from cardd import __version__
+
+    app = FastAPI(
+        title="cardd",
+        version=__version__,
+        description="Car-damage detection and segmentation (CarDD classes) for claims photos.",
+    )
+    upload_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image"],
+                        "properties": {"image": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    }
+
+    @app.exception_handler(RequestError)
+    async def request_error(_, error: RequestError):
+        headers = {"Connection": "close"} if error.close else None
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_, error: HTTPException):
+        return JSONResponse(
+            {"error": str(error.detail)}, status_code=error.status_code, headers=error.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_, error: RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    def authorised(request: Request) -> None:
+        key = service.options.api_key
+        if not key:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), key.encode()):
+            raise RequestError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
+
+    async def detect_upload(request: Request, score_thr: float):
+        began = time.perf_counter()
+        body = await read_body(request, service.options.max_upload_bytes)
+        name, data = image_part(body, request.headers.get("content-type", ""))
+        if not data:
+            raise RequestError(400, "the uploaded file is empty")
+        decoded = time.perf_counter()
+        array = await run_in_threadpool(service.decode, data, name)
+        decode_ms = (time.perf_counter() - decoded) * 1000
+        result, model_ms = await run_in_threadpool(service.detect, array, name, score_thr)
+        timing = {"decode": decode_ms, "model": model_ms}
+        return began, data, name, array, result, timing
+
+    threshold = Query(
+        None, ge=0.0, le=1.0, description="Drop detections below this score (default: --score-thr)."
+    )
+
+    @app.get("/health")
+    async def health() -> dict:
+        return service.health()
+
+    @app.post("/v1/detect", dependencies=[Depends(authorised)], openapi_extra=upload_doc)
+    async def detect(request: Request, score_thr: float | None = threshold):
+        """Detections in one photo: the schema of `cardd infer`'s preds/*.json, plus timing."""
+        thr = service.options.score_thr if score_thr is None else score_thr
+        began, data, name, _, result, timing = await detect_upload(request, thr)
+        payload = result.to_dict()
+        timing["total"] = (time.perf_counter() - began) * 1000
+        payload["timing_ms"] = {k: round(v, 2) for k, v in timing.items()}
+        if service.options.save_dir is not None:
+            await run_in_threadpool(service.save, data, name, payload)
+        return payload
+
+    @app.post(
+        "/v1/annotate",
+        dependencies=[Depends(authorised)],
+        openapi_extra=upload_doc,
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    async def annotate(request: Request, score_thr: float | None = threshold):
+        """The photo with masks, boxes, class names and scores drawn, as JPEG."""
+        from cardd.draw import draw_detections, encode_jpeg
+
+        thr = service.options.score_thr if score_thr is None else score_thr
+        _, data, name, array, result, _ = await detect_upload(request, thr)
+
+        def render() -> bytes:
+            return encode_jpeg(draw_detections(array, result.detections))
+
+        jpeg = await run_in_threadpool(render)
+        if service.options.save_dir is not None:
+            await run_in_threadpool(service.save, data, name, result.to_dict())
+        return Response(jpeg, media_type="image/jpeg")
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(WEB_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    return app
+
+
+def _api_key(options: ServeOptions) -> str | None:
+    return options.api_key or os.environ.get("CARDD_API_KEY") or None
+
+
+def serve(options: ServeOptions, announce=print) -> None:
+    """Load the model, then serve until Ctrl-C or SIGTERM; returns after a graceful
+    shutdown (in-flight requests finish, for at most 5 seconds)."""
+    import uvicorn
+
+    from cardd.detector import DamageDetector
+
+    if not 0 < options.port < 65536:
+        raise CarddUsageError(f"--port must be 1..65535, got {options.port}")
+    options.api_key = _api_key(options)
+    detector = DamageDetector(
+        options.config,
+        options.checkpoint,
+        options.device,
+        options.score_thr,
+        trust_checkpoint=options.trust_checkpoint,
+        work_dir=options.work_dir,
+    )
+    app = create_app(Service(detector, options))
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        limit_concurrency=256,
+    )
+    server = uvicorn.Server(config)
+    if options.host not in LOOPBACK and not options.api_key:
+        announce(
+            f"warning: serving on {options.host} without an API key: anyone who can reach "
+            "this machine can use the model (set --api-key or CARDD_API_KEY)"
+        )
+    shown = f"[{options.host}]" if ":" in options.host else options.host
+    announce(f"cardd serve: {detector.checkpoint} on {detector.device}")
+    announce(f"open http://{shown}:{options.port}/  (API docs: /docs; Ctrl-C to stop)")
+    # uvicorn re-raises the signal that stopped it once it has shut down; a handler
+    # that ignores it makes that a normal return (exit 0) rather than a kill.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind
+        raise CarddUsageError(
+            f"could not listen on {options.host}:{options.port} (in use, or not this machine's)"
+        ) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise CarddUsageError(f"could not listen on {options.host}:{options.port}")

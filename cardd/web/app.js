@@ -1,0 +1,189 @@
+// cardd's web page: upload photos to /v1/detect, draw the masks, boxes and labels
+// on a canvas, and filter by score without uploading again. No dependencies.
+"use strict";
+
+const state = { classes: [], palette: [], results: [], keyNeeded: false };
+const $ = (id) => document.getElementById(id);
+
+function threshold() {
+  return parseFloat($("threshold").value);
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+// COCO run-length encoding ("counts" as text, column-major) -> run lengths.
+function decodeCounts(text) {
+  const counts = [];
+  let p = 0;
+  while (p < text.length) {
+    let x = 0, k = 0, more = 1;
+    while (more) {
+      const c = text.charCodeAt(p) - 48;
+      x |= (c & 0x1f) << (5 * k);
+      more = c & 0x20;
+      p += 1;
+      k += 1;
+      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+    }
+    if (counts.length > 2) x += counts[counts.length - 2];
+    counts.push(x);
+  }
+  return counts;
+}
+
+function colour(categoryId, alpha) {
+  const [r, g, b] = state.palette[categoryId - 1] || [255, 0, 0];
+  return alpha === undefined ? `rgb(${r},${g},${b})` : `rgba(${r},${g},${b},${alpha})`;
+}
+
+function draw(entry) {
+  const { canvas, bitmap, response } = entry;
+  const width = bitmap.width, height = bitmap.height;
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(bitmap, 0, 0);
+  const shown = response.detections.filter((d) => d.score >= threshold());
+  // masks: one overlay, alpha-blended per pixel
+  const overlay = ctx.getImageData(0, 0, width, height);
+  const px = overlay.data;
+  for (const d of shown) {
+    if (!d.mask) continue;
+    const [r, g, b] = state.palette[d.category_id - 1] || [255, 0, 0];
+    const counts = decodeCounts(d.mask.counts);
+    let index = 0;
+    for (let run = 0; run < counts.length; run += 1) {
+      if (run % 2 === 1) {
+        for (let i = index; i < index + counts[run]; i += 1) {
+          const x = Math.floor(i / height), y = i - x * height;
+          const o = (y * width + x) * 4;
+          px[o] = px[o] * 0.55 + r * 0.45;
+          px[o + 1] = px[o + 1] * 0.55 + g * 0.45;
+          px[o + 2] = px[o + 2] * 0.55 + b * 0.45;
+        }
+      }
+      index += counts[run];
+    }
+  }
+  ctx.putImageData(overlay, 0, 0);
+  // boxes and labels, sized for the photo
+  const line = Math.max(2, Math.round(Math.max(width, height) / 500));
+  const font = Math.max(13, Math.round(Math.max(width, height) / 60));
+  ctx.font = `600 ${font}px system-ui, sans-serif`;
+  ctx.textBaseline = "top";
+  for (const d of shown) {
+    const [x1, y1, x2, y2] = d.bbox_xyxy;
+    ctx.lineWidth = line;
+    ctx.strokeStyle = colour(d.category_id);
+    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    const text = `${d.label} ${d.score.toFixed(2)}`;
+    const w = ctx.measureText(text).width + font * 0.5;
+    const ty = y1 - font * 1.3 >= 0 ? y1 - font * 1.3 : y1;
+    ctx.fillStyle = colour(d.category_id, 0.85);
+    ctx.fillRect(x1, ty, w, font * 1.3);
+    ctx.fillStyle = "#fff";
+    ctx.fillText(text, x1 + font * 0.25, ty + font * 0.15);
+  }
+  // table, summary and download
+  const body = entry.element.querySelector("tbody");
+  body.replaceChildren();
+  for (const d of shown) {
+    const row = document.createElement("tr");
+    const name = document.createElement("td");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = colour(d.category_id);
+    name.append(swatch, d.label);
+    const score = document.createElement("td");
+    score.textContent = d.score.toFixed(3);
+    const area = document.createElement("td");
+    area.textContent = (d.area_fraction * 100).toFixed(2);
+    row.append(name, score, area);
+    body.append(row);
+  }
+  const total = response.detections.length;
+  entry.element.querySelector(".summary").textContent =
+    `${shown.length} of ${total} detections at score ≥ ${threshold().toFixed(2)}` +
+    ` · ${response.width}×${response.height} px · model ${Math.round(response.timing_ms.model)} ms`;
+  const filtered = { ...response, score_thr: threshold(), detections: shown };
+  const link = entry.element.querySelector(".download");
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(filtered, null, 1)], { type: "application/json" }));
+  link.download = `${response.image.replace(/\.[^.]*$/, "")}.json`;
+  link.hidden = false;
+}
+
+function headers() {
+  const key = $("api-key").value.trim();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function detect(file) {
+  const element = $("result-template").content.firstElementChild.cloneNode(true);
+  element.querySelector(".name").textContent = file.name;
+  $("results").prepend(element);
+  const status = element.querySelector(".status");
+  const form = new FormData();
+  form.append("image", file, file.name);
+  let response;
+  try {
+    response = await fetch("v1/detect?score_thr=0", { method: "POST", body: form, headers: headers() });
+  } catch (error) {
+    status.textContent = `the service did not answer (${error.message})`;
+    return;
+  }
+  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) {
+    status.textContent = body.error || `HTTP ${response.status}`;
+    if (response.status === 401) {
+      $("key-box").hidden = false;
+      showError("This service needs an API key: enter it above and choose the photos again.");
+    }
+    return;
+  }
+  status.hidden = true;
+  // the picture as the browser shows it: EXIF orientation applied, as the service does
+  const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+  const entry = { element, canvas: element.querySelector("canvas"), bitmap, response: body };
+  state.results.push(entry);
+  draw(entry);
+}
+
+async function handle(files) {
+  showError("");
+  for (const file of files) {
+    await detect(file); // one at a time: the model serves one request at a time anyway
+  }
+}
+
+function setUp() {
+  $("files").addEventListener("change", (e) => handle([...e.target.files]));
+  $("camera").addEventListener("change", (e) => handle([...e.target.files]));
+  $("threshold").addEventListener("input", () => {
+    $("threshold-value").textContent = threshold().toFixed(2);
+    state.results.forEach(draw);
+  });
+  const drop = $("drop");
+  ["dragenter", "dragover"].forEach((type) =>
+    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((type) =>
+    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+  drop.addEventListener("drop", (e) => handle([...e.dataTransfer.files].filter((f) => f.type.startsWith("image/"))));
+  fetch("health")
+    .then((r) => r.json())
+    .then((health) => {
+      state.classes = health.classes;
+      state.palette = health.palette;
+      $("threshold").value = health.score_thr;
+      $("threshold-value").textContent = Number(health.score_thr).toFixed(2);
+      $("model").textContent = `model ${health.checkpoint} · ${health.device} · cardd ${health.version}`;
+      $("key-box").hidden = !health.api_key_required;
+    })
+    .catch(() => showError("The service did not answer /health."));
+}
+
+setUp();

@@ -1,0 +1,170 @@
+"""`DamageDetector`: the Python API, on a tiny_DCN_plus checkpoint trained in the session."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cardd import DamageDetector, Detection
+from cardd.classes import CLASSES
+from cardd.detector import encode_mask, load_image
+from cardd.errors import CarddError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def detector(tiny_checkpoint):
+    return DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu", score_thr=0.0)
+
+
+@pytest.fixture(scope="module")
+def test_image(synthetic_root):
+    coco = json.loads((synthetic_root / "annotations/instances_test2017.json").read_text())
+    return synthetic_root / "test2017" / coco["images"][0]["file_name"]
+
+
+def test_same_boxes_and_scores_as_mmdet_inference_detector(detector, test_image):
+    from mmdet.apis import inference_detector
+
+    array = load_image(test_image)
+    ours = detector.predict(array)
+    theirs = inference_detector(detector.model, array).pred_instances
+    theirs = theirs[theirs.scores.argsort(descending=True)]
+    assert len(ours) == len(theirs) > 0
+    np.testing.assert_allclose([d.score for d in ours], theirs.scores.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        [d.bbox_xyxy for d in ours], theirs.bboxes.numpy(), rtol=1e-4, atol=1e-3
+    )
+    assert [d.label for d in ours] == [CLASSES[i] for i in theirs.labels.tolist()]
+
+
+def test_path_array_and_pil_inputs_agree(detector, test_image):
+    from_path = detector.predict(test_image)
+    from_array = detector.predict(np.asarray(Image.open(test_image))[:, :, ::-1])
+    from_pil = detector.predict(Image.open(test_image))
+    for other in (from_array, from_pil):
+        assert [d.score for d in other] == pytest.approx([d.score for d in from_path])
+
+
+def test_detection_fields(detector, test_image):
+    detections = detector.predict(str(test_image))
+    width, height = Image.open(test_image).size
+    scores = [d.score for d in detections]
+    assert scores == sorted(scores, reverse=True)
+    for d in detections:
+        assert isinstance(d, Detection)
+        assert d.category_id == CLASSES.index(d.label) + 1
+        assert d.mask.shape == (height, width) and d.mask.dtype == bool
+        assert d.area == float(d.mask.sum())
+        assert d.area_fraction == pytest.approx(d.area / (width * height))
+        x1, y1, x2, y2 = d.bbox_xyxy
+        assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+        as_dict = d.to_dict()
+        assert as_dict["mask"]["size"] == [height, width] and isinstance(
+            as_dict["mask"]["counts"], str
+        )
+
+
+def test_threshold_applies(tiny_checkpoint, detector, test_image):
+    everything = detector.predict(test_image)
+    cut = float(np.median([d.score for d in everything]))
+    strict = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu", score_thr=cut)
+    kept = strict.predict(test_image)
+    assert all(d.score >= cut for d in kept)
+    assert len(kept) == sum(d.score >= cut for d in everything)
+
+
+def test_grayscale_rgba_and_exif_rotation(detector, test_image, tmp_path):
+    image = Image.open(test_image)
+    gray = tmp_path / "gray.png"
+    image.convert("L").save(gray)
+    rgba = tmp_path / "rgba.png"
+    image.convert("RGBA").save(rgba)
+    assert load_image(gray).shape == load_image(rgba).shape == (image.height, image.width, 3)
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    image.save(rotated, exif=exif)
+    assert load_image(rotated).shape == (image.width, image.height, 3)
+    detector.predict(gray)
+    detector.predict(rgba)
+
+
+def test_checkpoint_with_other_classes_is_refused(tiny_checkpoint, tmp_path):
+    full = torch.load(tiny_checkpoint, weights_only=False)
+    checkpoint = {"state_dict": full["state_dict"], "meta": full["meta"]}  # weights only
+    checkpoint["meta"]["dataset_meta"]["classes"] = tuple(f"c{i}" for i in range(6))
+    other = tmp_path / "other.pth"
+    torch.save(checkpoint, other)
+    with pytest.raises(CarddError, match="not the six CarDD classes"):
+        DamageDetector("tiny_DCN_plus", other, device="cpu")
+    del checkpoint["meta"]["dataset_meta"]
+    torch.save(checkpoint, other)
+    with pytest.raises(CarddError, match="not the six CarDD classes"):
+        DamageDetector("tiny_DCN_plus", other, device="cpu")
+
+
+def test_checkpoint_of_another_architecture_is_refused(tiny_checkpoint):
+    with pytest.raises(CarddError, match="does not fit"):
+        DamageDetector("DCN_plus", tiny_checkpoint, device="cpu")
+
+
+def test_rle_round_trip():
+    from pycocotools import mask as mask_utils
+
+    mask = np.zeros((5, 7), dtype=bool)
+    mask[1:3, 2:6] = True
+    rle = encode_mask(mask)
+    decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
+    assert (decoded.astype(bool) == mask).all()
+
+
+def test_image_result_is_the_one_source_of_json_and_csv(detector, test_image):
+    from cardd.detector import CSV_HEADER
+
+    result = detector.detect([load_image(test_image)], ["claims/car.jpg"], score_thr=0.1)[0]
+    document = result.to_dict()
+    assert document["image"] == "claims/car.jpg" and document["score_thr"] == 0.1
+    assert document["checkpoint"] == str(detector.checkpoint)
+    assert all(d["score"] >= 0.1 for d in document["detections"])
+    rows = result.csv_rows()
+    assert len(rows) == len(document["detections"])
+    assert all(len(row) == len(CSV_HEADER) and row[0] == "claims/car.jpg" for row in rows)
+    # a per-call threshold does not change the detector's
+    assert detector.score_thr == 0.0
+    assert len(detector.detect([load_image(test_image)])[0].detections) >= len(rows)
+
+
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height but which holds almost no data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0"))
+
+
+def test_decode_refuses_bombs_from_the_header_and_bad_bytes(test_image):
+    from cardd.detector import UnreadableImage, decode_image_bytes
+
+    with pytest.raises(UnreadableImage, match="over the limit") as error:
+        decode_image_bytes(_png_header_claiming(100_000, 100_000), max_pixels=50_000_000)
+    assert error.value.too_large
+    for data, message in ((b"", "empty"), (b"hello", "not an image")):
+        with pytest.raises(UnreadableImage, match=message):
+            decode_image_bytes(data)
+    data = test_image.read_bytes()
+    with pytest.raises(UnreadableImage):
+        decode_image_bytes(data[: len(data) // 2])
+    assert (decode_image_bytes(data) == load_image(test_image)).all()

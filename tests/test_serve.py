@@ -1,0 +1,235 @@
+"""`cardd serve` against a live uvicorn on loopback: the API, its limits, its shutdown."""
+
+import io
+import json
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from click.testing import CliRunner
+from PIL import Image
+
+from cardd.cli import cli
+from tests import live_service
+from tests.test_detector import _png_header_claiming
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def spool_dir(tmp_path_factory):
+    """The service's TMPDIR: an upload spooled to disk would land here."""
+    return tmp_path_factory.mktemp("spool")
+
+
+@pytest.fixture(scope="module")
+def service(tiny_checkpoint, tmp_path_factory, spool_dir):
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with live_service.running(
+        tiny_checkpoint, log, "--max-upload-mb", "1", "--max-pixels", "4000000",
+        env={"TMPDIR": str(spool_dir)},
+    ) as running:  # fmt: skip
+        yield running
+
+
+@pytest.fixture(scope="module")
+def photo(synthetic_root):
+    return sorted((synthetic_root / "test2017").glob("*.jpg"))[0]
+
+
+def _post(service, path, data: bytes, name="car.jpg", **params):
+    return requests.post(
+        f"{service.url}{path}", files={"image": (name, data)}, params=params, timeout=120
+    )
+
+
+def test_health(service, tiny_checkpoint):
+    from cardd import __version__, checkpoints
+    from cardd.classes import CLASSES
+
+    health = requests.get(f"{service.url}/health", timeout=5).json()
+    assert health["status"] == "ok" and health["device"] == "cpu"
+    assert health["classes"] == list(CLASSES) and health["version"] == __version__
+    assert health["checkpoint"] == str(tiny_checkpoint)
+    assert health["checkpoint_sha256"] == checkpoints.file_sha256(tiny_checkpoint)
+    assert health["config"].endswith("tiny_DCN_plus.py") and not health["api_key_required"]
+
+
+def test_detect_gives_what_cardd_infer_gives(service, photo, tiny_checkpoint, tmp_path):
+    out = tmp_path / "infer"
+    result = CliRunner().invoke(
+        cli,
+        ["infer", str(photo), "--config", "tiny_DCN_plus", "--checkpoint", str(tiny_checkpoint),
+         "--device", "cpu", "--score-thr", "0.1", "--out-dir", str(out), "--no-vis"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = json.loads((out / "preds" / f"{photo.name}.json").read_text())
+    response = _post(service, "/v1/detect", photo.read_bytes(), name=photo.name, score_thr=0.1)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    timing = answer.pop("timing_ms")
+    assert set(timing) == {"decode", "model", "total"} and timing["total"] >= timing["model"] > 0
+    assert answer["image"] == photo.name
+    for key in ("width", "height", "config", "checkpoint", "score_thr"):
+        assert answer[key] == expected[key], key
+    assert len(answer["detections"]) == len(expected["detections"]) > 0
+    for ours, theirs in zip(answer["detections"], expected["detections"], strict=True):
+        assert ours["label"] == theirs["label"] and ours["category_id"] == theirs["category_id"]
+        assert ours["score"] == pytest.approx(theirs["score"], abs=1e-5)
+        assert ours["bbox_xyxy"] == pytest.approx(theirs["bbox_xyxy"], abs=0.02)
+        assert ours["area"] == pytest.approx(theirs["area"], rel=0.01, abs=2)
+        assert ours["mask"]["size"] == theirs["mask"]["size"]
+
+
+def test_threshold_per_request(service, photo):
+    everything = _post(service, "/v1/detect", photo.read_bytes(), score_thr=0).json()["detections"]
+    cut = sorted(d["score"] for d in everything)[len(everything) // 2]
+    kept = _post(service, "/v1/detect", photo.read_bytes(), score_thr=cut).json()["detections"]
+    assert all(d["score"] >= cut for d in kept)
+    assert len(kept) == sum(d["score"] >= cut for d in everything) < len(everything)
+    default = _post(service, "/v1/detect", photo.read_bytes()).json()
+    assert default["score_thr"] == 0.3
+    bad = _post(service, "/v1/detect", photo.read_bytes(), score_thr=1.5)
+    assert bad.status_code == 422 and "score_thr" in bad.json()["error"]
+
+
+def test_annotate_returns_the_photo_drawn_at_its_size(service, photo):
+    response = _post(service, "/v1/annotate", photo.read_bytes(), score_thr=0)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    drawn = Image.open(io.BytesIO(response.content))
+    assert drawn.format == "JPEG" and drawn.size == Image.open(photo).size
+
+
+def _error(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert isinstance(response.json()["error"], str) and response.json()["error"]
+
+
+def test_bad_input_is_a_4xx_json_error_and_the_service_goes_on(service, photo, spool_dir):
+    data = photo.read_bytes()
+    _error(_post(service, "/v1/detect", b"this is not a photo", name="x.jpg"), 400)
+    _error(_post(service, "/v1/detect", b"", name="empty.jpg"), 400)
+    _error(_post(service, "/v1/detect", data[: len(data) // 2]), 400)
+    _error(requests.post(f"{service.url}/v1/detect", data=b"raw", timeout=10), 400)
+    _error(requests.post(f"{service.url}/v1/detect", files={"photo": ("a.jpg", data)}), 400)
+    started = time.perf_counter()
+    bomb = _post(service, "/v1/detect", _png_header_claiming(100_000, 100_000), name="bomb.png")
+    _error(bomb, 413)
+    assert "over the limit" in bomb.json()["error"] and time.perf_counter() - started < 1
+    started = time.perf_counter()
+    huge = _post(service, "/v1/detect", b"\xff" * (3 * 1024 * 1024), name="huge.jpg")
+    _error(huge, 413)
+    assert time.perf_counter() - started < 1
+    assert _post(service, "/v1/detect", data).status_code == 200  # still serving
+    assert not any(spool_dir.iterdir())  # no upload ever touched the disk
+
+
+def test_endless_upload_is_cut_at_the_limit(service):
+    def endless():
+        chunk = b"\0" * 65536
+        while True:
+            yield chunk
+
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+    try:
+        response = requests.post(
+            f"{service.url}/v1/detect", data=endless(), headers=headers, timeout=30
+        )
+    except requests.ConnectionError:
+        pass  # the service may close the connection mid-stream; then it answered 413 first
+    else:
+        _error(response, 413)
+    assert requests.get(f"{service.url}/health", timeout=5).status_code == 200
+
+
+def test_eight_clients_forty_requests_all_answered_right(service, photo):
+    data = photo.read_bytes()
+    reference = _post(service, "/v1/detect", data, score_thr=0.1).json()["detections"]
+
+    def one(_):
+        response = _post(service, "/v1/detect", data, score_thr=0.1)
+        return response.status_code, response.json().get("detections")
+
+    health_seconds = []
+
+    def probe():
+        time.sleep(1.0)  # the model is busy with the queue by now
+        started = time.perf_counter()
+        assert requests.get(f"{service.url}/health", timeout=10).status_code == 200
+        health_seconds.append((started, time.perf_counter()))
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, range(40)))
+    finished = time.perf_counter()
+    prober.join()
+    assert len(answers) == 40
+    for status, detections in answers:
+        assert status == 200
+        assert [d["label"] for d in detections] == [d["label"] for d in reference]
+        assert [d["score"] for d in detections] == pytest.approx(
+            [d["score"] for d in reference], abs=1e-6
+        )
+    # /health answered while requests were still queued for the model
+    assert health_seconds and health_seconds[0][1] < finished
+
+
+def test_api_key_guards_v1_only(tiny_checkpoint, tmp_path, photo):
+    saved = tmp_path / "saved"
+    with live_service.running(
+        tiny_checkpoint, tmp_path / "serve.log", "--save-dir", str(saved),
+        env={"CARDD_API_KEY": "s3cret"},
+    ) as keyed:  # fmt: skip
+        assert requests.get(f"{keyed.url}/health", timeout=5).json()["api_key_required"]
+        _error(_post(keyed, "/v1/detect", photo.read_bytes()), 401)
+        wrong = requests.post(
+            f"{keyed.url}/v1/annotate",
+            files={"image": ("a.jpg", photo.read_bytes())},
+            headers={"Authorization": "Bearer nope"},
+            timeout=60,
+        )
+        _error(wrong, 401)
+        right = requests.post(
+            f"{keyed.url}/v1/detect",
+            files={"image": ("a.jpg", photo.read_bytes())},
+            headers={"Authorization": "Bearer s3cret"},
+            timeout=60,
+        )
+        assert right.status_code == 200
+        assert not any(saved.glob("*.img"))
+        jpgs, jsons = list(saved.glob("*.jpg")), list(saved.glob("*.json"))
+        assert len(jpgs) == len(jsons) == 1  # only the authorised upload was kept
+        assert jpgs[0].read_bytes() == photo.read_bytes()
+
+
+def test_sigterm_finishes_in_flight_work_and_exits_zero(tiny_checkpoint, tmp_path, photo):
+    service = live_service.start(tiny_checkpoint, tmp_path / "serve.log", host="0.0.0.0")
+    assert "without an API key" in service.output()  # a warning, not a refusal
+    answers = []
+    worker = threading.Thread(
+        target=lambda: answers.append(_post(service, "/v1/detect", photo.read_bytes()))
+    )
+    worker.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    service.process.send_signal(signal.SIGTERM)
+    code = service.process.wait(timeout=30)
+    worker.join(timeout=30)
+    assert code == 0, service.output()
+    assert time.perf_counter() - started < 10
+    assert answers and answers[0].status_code in (200, 503)
+
+
+def test_docs_and_page_are_served(service):
+    assert requests.get(f"{service.url}/docs", timeout=5).status_code == 200
+    schema = requests.get(f"{service.url}/openapi.json", timeout=5).json()
+    assert {"/health", "/v1/detect", "/v1/annotate"} <= set(schema["paths"])
+    page = requests.get(f"{service.url}/", timeout=5)
+    assert page.status_code == 200 and "cardd" in page.text
+    assert requests.get(f"{service.url}/static/app.js", timeout=5).status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from outside
