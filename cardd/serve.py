@@ -12,9 +12,9 @@ What it withstands, and how:
   touches the disk unless `--save-dir` is given;
 * images: the header is read first and more than `--max-pixels` is refused (413)
   before any pixel is decoded; non-images, empty and truncated files are 400s;
-* concurrency: the model runs one request at a time (a lock per service, in a
-  worker thread); decoding, drawing and encoding run in worker threads too, so
-  the event loop and `/health` stay responsive while the model works;
+* concurrency: the model runs one request at a time, on its own thread;
+  decoding, drawing and encoding run in worker threads, so the event loop and
+  `/health` stay responsive while the model works;
 * access: loopback by default; with an API key, `/v1/*` needs
   `Authorization: Bearer KEY` (401 otherwise), `/health` stays open.
 Every error is JSON: `{"error": "..."}`.
@@ -25,7 +25,6 @@ Every error is JSON: `{"error": "..."}`.
 import os
 import secrets
 import signal
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -170,13 +169,34 @@ def image_part(body: bytes, content_type: str) -> tuple[str, bytes]:
 
 
 class Service:
-    """The model and what guards it: one inference at a time, options, counters."""
+    """The model and what guards it: one thread that loads and runs it, the options.
 
-    def __init__(self, detector: "DamageDetector", options: ServeOptions) -> None:
-        self.detector = detector
+    The model is built on that thread too: PyTorch on CPU gives each thread that runs
+    it an OpenMP team, and a second team (the main thread's, from loading) spinning
+    beside the first made every request ~1.5x slower (measured, scripts/bench_serve.py).
+    Requests queue for the thread one at a time.
+    """
+
+    def __init__(self, options: ServeOptions) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.options = options
-        self.model_lock = threading.Lock()
-        self.checkpoint_sha256 = detector.model_file.sha256
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cardd-model")
+        self.detector = self.model_thread.submit(self._load).result()
+        self.checkpoint_sha256 = self.detector.model_file.sha256
+
+    def _load(self) -> "DamageDetector":
+        from cardd.detector import DamageDetector
+
+        options = self.options
+        return DamageDetector(
+            options.config,
+            options.checkpoint,
+            options.device,
+            options.score_thr,
+            trust_checkpoint=options.trust_checkpoint,
+            work_dir=options.work_dir,
+        )
 
     def health(self) -> dict:
         from cardd import __version__
@@ -204,12 +224,16 @@ class Service:
             status = 413 if error.too_large else 400
             raise RequestError(status, str(error)) from None
 
-    def detect(self, array, name: str, score_thr: float):
-        """The model's result for one decoded image, under the model lock."""
-        with self.model_lock:
+    async def detect(self, array, name: str, score_thr: float):
+        """The model's result for one decoded image, on the model thread; and its ms."""
+        import asyncio
+
+        def run():
             began = time.perf_counter()
             result = self.detector.detect([array], [name], score_thr=score_thr)[0]
             return result, (time.perf_counter() - began) * 1000
+
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, run)
 
     def save(self, data: bytes, name: str, payload: dict) -> None:
         """Keep an upload and its answer in `--save-dir` (only when asked to)."""
@@ -292,7 +316,7 @@ def create_app(service: Service) -> "FastAPI":
         decoded = time.perf_counter()
         array = await run_in_threadpool(service.decode, data, name)
         decode_ms = (time.perf_counter() - decoded) * 1000
-        result, model_ms = await run_in_threadpool(service.detect, array, name, score_thr)
+        result, model_ms = await service.detect(array, name, score_thr)
         timing = {"decode": decode_ms, "model": model_ms}
         return began, data, name, array, result, timing
 
@@ -355,20 +379,12 @@ def serve(options: ServeOptions, announce=print) -> None:
     shutdown (in-flight requests finish, for at most 5 seconds)."""
     import uvicorn
 
-    from cardd.detector import DamageDetector
-
     if not 0 < options.port < 65536:
         raise CarddUsageError(f"--port must be 1..65535, got {options.port}")
     options.api_key = _api_key(options)
-    detector = DamageDetector(
-        options.config,
-        options.checkpoint,
-        options.device,
-        options.score_thr,
-        trust_checkpoint=options.trust_checkpoint,
-        work_dir=options.work_dir,
-    )
-    app = create_app(Service(detector, options))
+    service = Service(options)
+    detector = service.detector
+    app = create_app(service)
     config = uvicorn.Config(
         app,
         host=options.host,
