@@ -80,13 +80,28 @@ function draw(entry) {
     ctx.lineWidth = line;
     ctx.strokeStyle = colour(d.category_id);
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+  }
+  // labels, best score first, each where it covers no earlier label (as cardd/draw.py)
+  const placed = [];
+  const h = Math.round(font * 1.35);
+  for (const d of [...shown].sort((a, b) => b.score - a.score)) {
+    const [x1, y1, x2, y2] = d.bbox_xyxy;
     const text = `${d.label} ${d.score.toFixed(2)}`;
-    const w = ctx.measureText(text).width + font * 0.5;
-    const ty = y1 - font * 1.3 >= 0 ? y1 - font * 1.3 : y1;
-    ctx.fillStyle = colour(d.category_id, 0.85);
-    ctx.fillRect(x1, ty, w, font * 1.3);
-    ctx.fillStyle = "#fff";
-    ctx.fillText(text, x1 + font * 0.25, ty + font * 0.15);
+    const w = Math.ceil(ctx.measureText(text).width + font * 0.5);
+    const left = Math.max(0, Math.min(x1, width - w));
+    const tops = [y1 - h, y1, y2, y2 - h, 1, 2, 3, 4, 5].map((t, i) => (i < 4 ? t : y1 + t * h));
+    for (let top of tops) {
+      top = Math.max(0, Math.min(height - h, top));
+      const rect = [left, top, left + w, top + h];
+      if (placed.some((o) => rect[0] < o[2] && o[0] < rect[2] && rect[1] < o[3] && o[1] < rect[3])) continue;
+      placed.push(rect);
+      ctx.fillStyle = colour(d.category_id, 0.9);
+      ctx.fillRect(left, top, w, h);
+      const [r, g, b] = state.palette[d.category_id - 1] || [255, 0, 0];
+      ctx.fillStyle = 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#000" : "#fff";
+      ctx.fillText(text, left + font * 0.25, top + font * 0.18);
+      break;
+    }
   }
   // table, summary and download
   const body = entry.element.querySelector("tbody");
