@@ -395,6 +395,20 @@ Examples:
 @click.option("--out", type=PathArg, help="Output folder. Default: runs/eval/exp, exp2, ...")
 @device_option
 @click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
+@click.option(
+    "--score-thr",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.3,
+    show_default=True,
+    help="Score threshold of the confusion matrix and the report's gallery (AP uses all).",
+)
+@click.option(
+    "--iou-thr",
+    type=click.FloatRange(0.05, 0.95),
+    default=0.5,
+    show_default=True,
+    help="IoU at which the confusion matrix counts a match.",
+)
 @trust_option
 def eval_(
     config,
@@ -407,6 +421,8 @@ def eval_(
     out,
     device,
     save_coco,
+    score_thr,
+    iou_thr,
     trust_checkpoint,
 ) -> None:
     """COCO box and mask AP, per class and in the CarDD paper's size bins, of a
@@ -429,6 +445,8 @@ def eval_(
                 data_root=data_root or Path("data/CarDD_COCO"),
                 split=split,
                 out=out,
+                score_thr=score_thr,
+                iou_thr=iou_thr,
             )
         )
         if metrics["detections"] == 0:
@@ -447,10 +465,12 @@ def eval_(
                 device=device,
                 save_coco=save_coco,
                 trust_checkpoint=trust_checkpoint,
+                score_thr=score_thr,
+                iou_thr=iou_thr,
             )
         )
     print_metrics(metrics)
-    click.echo(f"metrics written to {out_dir / 'metrics.json'}")
+    click.echo(f"metrics written to {out_dir / 'metrics.json'}; report: {out_dir / 'report.html'}")
 
 
 INFER_EPILOG = """\b
@@ -599,6 +619,16 @@ def serve(
         ),
         announce=click.echo,
     )
+
+
+@cli.command(epilog="Example: cardd plot work_dirs/DCN_plus")
+@click.argument("work_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=PathArg, help="Default: WORK_DIR/plots/training_curves.png")
+def plot(work_dir: Path, out: Path | None) -> None:
+    """Draw a run's training curves (losses, lr, validation AP) from its logs."""
+    from cardd.plots import training_curves
+
+    click.echo(f"training curves: {training_curves(work_dir, out)}")
 
 
 EXPORT_EPILOG = """\b

@@ -136,6 +136,18 @@ def draw_detections(image_bgr: np.ndarray, detections: Sequence[Detection]) -> n
     return out
 
 
+def thumbnail(image_bgr: np.ndarray, longest: int = 320) -> np.ndarray:
+    """A copy no longer than `longest` pixels on its longer side (area-averaged)."""
+    import cv2
+
+    height, width = image_bgr.shape[:2]
+    factor = longest / max(height, width)
+    if factor >= 1:
+        return image_bgr.copy()
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
+
+
 def encode_image(image_bgr: np.ndarray, suffix: str = ".jpg", quality: int = 90) -> bytes:
     """A BGR array as the bytes of an image file of type `suffix` (JPEG quality 90)."""
     import cv2

@@ -65,6 +65,8 @@ class EvalOptions:
     device: str = "auto"
     save_coco: bool = False
     trust_checkpoint: bool = False
+    score_thr: float = 0.3  # the confusion matrix's and the gallery's
+    iou_thr: float = 0.5  # the confusion matrix's
 
 
 @dataclass
@@ -74,6 +76,8 @@ class ResultsEvalOptions:
     data_root: Path = Path("data/CarDD_COCO")
     split: str = "test"
     out: Path | None = None
+    score_thr: float = 0.3
+    iou_thr: float = 0.5
 
 
 def load_coco(path: Path):
@@ -110,6 +114,39 @@ def _out_dir(out: Path | None) -> Path:
 def _write_metrics(out: Path, metrics: dict) -> None:
     with open(out / "metrics.json", "w") as f:
         json.dump(metrics, f, indent=2)
+
+
+def _analyse(
+    out: Path,
+    metrics: dict,
+    gt,
+    evaluators: dict,
+    results: dict[str, list[dict]],
+    image_dir: Path | None,
+    score_thr: float,
+    iou_thr: float,
+) -> None:
+    """Best-F1 thresholds, PR curves, the confusion matrix and report.html, from the
+    evaluation's own COCOeval objects; then metrics.json."""
+    from cardd import plots, report
+    from cardd.metrics import best_f1, confusion_matrix, pr_curves
+
+    for iou_type, evaluator in evaluators.items():
+        metrics[iou_type]["best_f1"] = best_f1(evaluator)
+        plots.pr_curve_figure(pr_curves(evaluator), iou_type, out / f"pr_curve_{iou_type}.png")
+    detections = results.get("bbox") or results.get("segm") or []
+    matrix, per_image = confusion_matrix(gt, detections, iou_thr, score_thr)
+    metrics["confusion_matrix"] = {
+        "labels": [*CLASSES, "background"],
+        "matrix": matrix,
+        "iou_thr": iou_thr,
+        "score_thr": score_thr,
+    }
+    plots.confusion_figure(matrix, iou_thr, score_thr, out / "confusion_matrix.png")
+    _write_metrics(out, metrics)
+    report.write_eval_report(
+        out, metrics, gt, detections, per_image, image_dir, score_thr, paper_reference(metrics)
+    )
 
 
 def print_metrics(metrics: dict) -> None:
@@ -210,7 +247,11 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
         "device": device,
         **metric.last_scores,
     }
-    _write_metrics(out, result)
+    image_dir = Path(loader.dataset.data_root) / loader.dataset.data_prefix.img
+    _analyse(
+        out, result, metric._coco_api, metric.last_evaluators, metric.last_results,
+        image_dir, opts.score_thr, opts.iou_thr,
+    )  # fmt: skip
     if not opts.save_coco:
         for iou_type in IOU_TYPES:
             Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
@@ -317,7 +358,7 @@ def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path]:
     Returns:
         The metrics and the output folder.
     """
-    from cardd.metrics import score_detections
+    from cardd.metrics import evaluate_detections, summarize
 
     ann = opts.ann if opts.ann is not None else opts.data_root / annotation_file(opts.split)
     _ground_truth(ann)
@@ -335,7 +376,11 @@ def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path]:
         "images": len(gt.getImgIds()),
         "detections": len(results),
     }
+    evaluators = {}
     for iou_type in iou_types:
-        metrics[iou_type] = score_detections(gt, results, iou_type)
-    _write_metrics(out, metrics)
+        evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
+        metrics[iou_type] = summarize(evaluators[iou_type])
+    image_dir = ann.parent.parent / f"{split}2017" if split else None
+    by_type = {iou_type: results for iou_type in iou_types}
+    _analyse(out, metrics, gt, evaluators, by_type, image_dir, opts.score_thr, opts.iou_thr)
     return metrics, out

@@ -2,9 +2,11 @@
 
 Output folder layout (see the README):
     vis/<relative path>          annotated image
+    thumbs/<relative path>.jpg   its thumbnail, for index.html
     preds/<relative path>.json   detections of one image
     predictions.csv              one row per detection
     summary.json                 counts, failures, timing
+    index.html                   every image, its detections, counts, failures
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[Inp
 
 
 #: What a run writes into its output folder; `--exist-ok` replaces these as a whole.
-RUN_OUTPUTS = ("vis", "preds", "predictions.csv", "summary.json")
+RUN_OUTPUTS = ("vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html")
 
 
 def prepare_out_dir(out_dir: Path | None, exist_ok: bool) -> Path:
@@ -172,6 +174,7 @@ class OutputWriter:
         self._csv_file = open(out_dir / "predictions.csv", "w", newline="")
         self._rows = csv.writer(self._csv_file)
         self._rows.writerow(CSV_HEADER)
+        self.index: list[dict] = []  # what index.html lists, in order
 
     def __enter__(self) -> OutputWriter:
         return self
@@ -183,18 +186,34 @@ class OutputWriter:
         self.summary.failed.append({"image": str(item.path), "reason": reason})
 
     def write(self, item: InputImage, array, result: ImageResult) -> None:
-        """The image's JSON, CSV rows and (unless --no-vis) picture, and its counts."""
-        from cardd.draw import draw_detections, encode_image
+        """The image's JSON, CSV rows and (unless --no-vis) picture and thumbnail, and its
+        line in index.html."""
+        from cardd.draw import draw_detections, encode_image, thumbnail
 
-        _write_json(self.out_dir / "preds" / f"{item.relative}.json", result.to_dict())
+        json_path = f"preds/{item.relative}.json"
+        _write_json(self.out_dir / json_path, result.to_dict())
         self._rows.writerows(result.csv_rows())
         for d in result.detections:
             self.summary.per_class[d.label] += 1
+        picture = thumb = None
         if self.options.visualize:
-            picture = self.out_dir / "vis" / str(item.relative)
-            picture.parent.mkdir(parents=True, exist_ok=True)
+            picture, thumb = f"vis/{item.relative}", f"thumbs/{item.relative}.jpg"
             drawn = draw_detections(array, result.detections)
-            picture.write_bytes(encode_image(drawn, picture.suffix))
+            for path, data in (
+                (picture, encode_image(drawn, PurePosixPath(picture).suffix)),
+                (thumb, encode_image(thumbnail(drawn), ".jpg", quality=80)),
+            ):
+                (self.out_dir / path).parent.mkdir(parents=True, exist_ok=True)
+                (self.out_dir / path).write_bytes(data)
+        self.index.append(
+            {
+                "image": result.image,
+                "detections": [d.to_dict(with_mask=False) for d in result.detections],
+                "picture": picture,
+                "thumb": thumb,
+                "json": json_path,
+            }
+        )
         self.summary.processed += 1
 
 
@@ -206,6 +225,7 @@ def run_inference(options: InferOptions) -> InferSummary:
     from tqdm import tqdm
 
     from cardd.detector import DamageDetector, UnreadableImage, load_image
+    from cardd.report import write_infer_index
 
     if options.batch_size < 1:
         raise CarddUsageError("--batch-size must be >= 1")
@@ -243,5 +263,7 @@ def run_inference(options: InferOptions) -> InferSummary:
                 bar.update(1)
     summary = writer.summary
     summary.seconds = time.perf_counter() - began
-    _write_json(out_dir / "summary.json", summary.to_dict(options, detector.checkpoint))
+    document = summary.to_dict(options, detector.checkpoint)
+    _write_json(out_dir / "summary.json", document)
+    write_infer_index(out_dir, writer.index, document)
     return summary

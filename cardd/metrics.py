@@ -87,9 +87,8 @@ def _as_rle(segmentation, image: dict) -> dict:
     return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
 
 
-def score_detections(gt: COCO, results: list[dict], iou_type: str) -> dict:
-    """AP, AP50, AP75, APs/m/l (COCO bins), `cardd_bins` APs/m/l and AP per class,
-    in percent (None where no ground truth falls in a bin), from one COCOeval pass.
+def evaluate_detections(gt: COCO, results: list[dict], iou_type: str):
+    """One COCOeval pass (evaluated and accumulated) over all seven area ranges.
 
     Args:
         gt: the ground truth (pycocotools `COCO`).
@@ -114,6 +113,18 @@ def score_detections(gt: COCO, results: list[dict], iou_type: str) -> dict:
         evaluator.params.areaRngLbl = list(AREA_RANGES)
         evaluator.evaluate()
         evaluator.accumulate()
+    return evaluator
+
+
+def score_detections(gt: COCO, results: list[dict], iou_type: str) -> dict:
+    """AP, AP50, AP75, APs/m/l (COCO bins), `cardd_bins` APs/m/l and AP per class,
+    in percent (None where no ground truth falls in a bin), from one COCOeval pass
+    (`evaluate_detections`, whose arguments these are)."""
+    return summarize(evaluate_detections(gt, results, iou_type))
+
+
+def summarize(evaluator) -> dict:
+    """The numbers of `score_detections` from an accumulated `evaluate_detections`."""
     precision = evaluator.eval["precision"]
     area = {name: index for index, name in enumerate(AREA_RANGES)}
     iou50 = int(round((0.5 - 0.5) / 0.05))
@@ -140,6 +151,128 @@ def score_detections(gt: COCO, results: list[dict], iou_type: str) -> dict:
         },
     }
     return scores
+
+
+def pr_curves(evaluator) -> dict:
+    """Precision at COCO's 101 recall points, per class, all areas, 100 detections:
+    at IoU 0.5 and averaged over IoU 0.5:0.95 (over the IoUs where it is defined).
+    Returns `{"recall": [...], "iou50": {class: [...]}, "iou50_95": {class: [...]}}`;
+    -1 (no ground truth) becomes None."""
+    import numpy as np
+
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]  # [IoU, recall, class]
+    curves = {"recall": [float(r) for r in evaluator.params.recThrs], "iou50": {}, "iou50_95": {}}
+    for k, name in enumerate(CLASSES):
+        at50 = precision[0, :, k]
+        curves["iou50"][name] = None if (at50 < 0).all() else np.clip(at50, 0, 1).tolist()
+        values = np.where(precision[:, :, k] < 0, np.nan, precision[:, :, k])
+        mean = np.nanmean(values, axis=0) if not np.isnan(values).all() else None
+        curves["iou50_95"][name] = None if mean is None else np.nan_to_num(mean).tolist()
+    return curves
+
+
+def best_f1(evaluator, iou_index: int = 0) -> dict:
+    """Per class, the score threshold that maximises F1 at IoU 0.5 on this split
+    (all areas, up to 100 detections per image), read off COCOeval's own matches:
+    `{class: {"threshold", "f1", "precision", "recall"}}`, None where a class has
+    no ground truth, no detections or no correct one."""
+    import numpy as np
+
+    area_all = evaluator.params.areaRng.index(list(AREA_RANGES["all"]))
+    per_class = {}
+    n_images = len(evaluator.params.imgIds)
+    n_areas = len(evaluator.params.areaRng)
+    for k, name in enumerate(CLASSES):
+        scores, matched, ground_truth = [], [], 0
+        for i in range(n_images):
+            entry = evaluator.evalImgs[k * n_areas * n_images + area_all * n_images + i]
+            if entry is None:
+                continue
+            keep = ~np.asarray(entry["dtIgnore"][iou_index], dtype=bool)
+            scores.extend(np.asarray(entry["dtScores"])[keep].tolist())
+            matched.extend((np.asarray(entry["dtMatches"][iou_index]) > 0)[keep].tolist())
+            ground_truth += int((~np.asarray(entry["gtIgnore"], dtype=bool)).sum())
+        if not ground_truth or not scores:
+            per_class[name] = None
+            continue
+        order = np.argsort(-np.asarray(scores), kind="mergesort")
+        tp = np.cumsum(np.asarray(matched)[order])
+        fp = np.cumsum(~np.asarray(matched)[order])
+        precision, recall = tp / (tp + fp), tp / ground_truth
+        f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+        best = int(np.argmax(f1))
+        if f1[best] <= 0:  # no true positive at any threshold
+            per_class[name] = None
+            continue
+        per_class[name] = {
+            "threshold": round(float(np.asarray(scores)[order][best]), 4),
+            "f1": round(float(f1[best]), 4),
+            "precision": round(float(precision[best]), 4),
+            "recall": round(float(recall[best]), 4),
+        }
+    return per_class
+
+
+def confusion_matrix(
+    gt: COCO, results: list[dict], iou_thr: float = 0.5, score_thr: float = 0.3
+) -> tuple[list[list[int]], dict[int, dict[str, int]]]:
+    """Which class each ground-truth object was detected as, by box IoU.
+
+    Rows are the ground truth, columns the prediction, both in `CLASSES` order plus a
+    last `background`: the background column counts misses, the background row false
+    alarms. Per image, predictions at or above `score_thr` are taken best first, and
+    each claims the unclaimed ground-truth box it overlaps most (IoU >= `iou_thr`),
+    whatever the classes, so a dent predicted as a scratch lands in (dent, scratch).
+
+    Returns:
+        The 7x7 counts, and per image id its `misses` and `false_alarms`.
+    """
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    size = len(CLASSES) + 1
+    background = size - 1
+    matrix = np.zeros((size, size), dtype=int)
+    per_image: dict[int, dict[str, int]] = {}
+    by_image: dict[int, list[dict]] = {}
+    for result in results:
+        if result["score"] >= score_thr:
+            by_image.setdefault(result["image_id"], []).append(result)
+    for image_id in gt.getImgIds():
+        truths = [a for a in gt.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
+        predictions = sorted(by_image.get(image_id, []), key=lambda r: -r["score"])
+        pred_boxes = [_box_of(r, gt.imgs[image_id]) for r in predictions]
+        claimed = [False] * len(truths)
+        counts = {"misses": 0, "false_alarms": 0}
+        if truths and predictions:
+            ious = mask_utils.iou(pred_boxes, [a["bbox"] for a in truths], [0] * len(truths))
+        for p, prediction in enumerate(predictions):
+            column = CATEGORY_IDS.index(prediction["category_id"])
+            best, best_iou = -1, iou_thr
+            for t in range(len(truths)):
+                if not claimed[t] and ious[p][t] >= best_iou:
+                    best, best_iou = t, ious[p][t]
+            if best < 0:
+                matrix[background, column] += 1
+                counts["false_alarms"] += 1
+            else:
+                claimed[best] = True
+                matrix[CATEGORY_IDS.index(truths[best]["category_id"]), column] += 1
+        for t, truth in enumerate(truths):
+            if not claimed[t]:
+                matrix[CATEGORY_IDS.index(truth["category_id"]), background] += 1
+                counts["misses"] += 1
+        per_image[image_id] = counts
+    return matrix.tolist(), per_image
+
+
+def _box_of(result: dict, image: dict) -> list[float]:
+    """A result's [x, y, w, h]: its box, else its segmentation's bounding box."""
+    from pycocotools import mask as mask_utils
+
+    if "bbox" in result:
+        return [float(v) for v in result["bbox"]]
+    return [float(v) for v in mask_utils.toBbox(_as_rle(result["segmentation"], image))]
 
 
 def flat_scores(iou_type: str, scores: dict) -> dict[str, float]:
@@ -172,10 +305,13 @@ def _register_metric() -> type:
         `score_detections`: COCO's and the CarDD paper's size bins in one pass.
 
         `last_scores` holds the nested percent scores of the latest evaluation,
-        the form `metrics.json` takes.
+        the form `metrics.json` takes; `last_evaluators` and `last_results` its
+        COCOeval objects and detections, for the report's plots.
         """
 
         last_scores: dict | None = None
+        last_evaluators: dict | None = None
+        last_results: dict | None = None
 
         def compute_metrics(self, results: list) -> dict[str, float]:
             import tempfile
@@ -199,10 +335,14 @@ def _register_metric() -> type:
                 if self.format_only:
                     return {}
                 nested, flat = {}, {}
+                self.last_evaluators, self.last_results = {}, {}
                 for iou_type in self.metrics:
                     with open(files[iou_type]) as f:
                         detections = json.load(f)
-                    nested[iou_type] = score_detections(self._coco_api, detections, iou_type)
+                    evaluator = evaluate_detections(self._coco_api, detections, iou_type)
+                    self.last_evaluators[iou_type] = evaluator
+                    self.last_results[iou_type] = detections
+                    nested[iou_type] = summarize(evaluator)
                     flat.update(flat_scores(iou_type, nested[iou_type]))
                     s = nested[iou_type]
                     logger.info(

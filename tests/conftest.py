@@ -108,3 +108,25 @@ def booby_trap(checkpoint: Path, out: Path, sentinel: Path) -> Path:
     contents["meta"]["trap"] = Trap(sentinel)
     torch.save(contents, out)
     return out
+
+
+def broken_links(page: Path) -> list[str]:
+    """Every relative href/src of an HTML file that does not name an existing file."""
+    import re
+    from urllib.parse import unquote
+
+    text = page.read_text()
+    targets = re.findall(r'(?:href|src)="?([^" >]+)', text)
+    assert targets, f"{page} links nothing"
+    return [t for t in targets if not (page.parent / unquote(t)).is_file()]
+
+
+def assert_real_picture(path: Path, min_size: tuple[int, int] = (200, 150)) -> None:
+    """A decodable picture of at least `min_size` that is not one flat colour."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.width >= min_size[0] and image.height >= min_size[1], image.size
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 5, f"{path} is blank"

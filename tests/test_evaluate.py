@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from cardd.classes import CLASSES
 from cardd.cli import cli
+from tests.conftest import assert_real_picture, broken_links
 
 slow = pytest.mark.slow
 
@@ -50,6 +51,16 @@ def test_eval_writes_metrics_with_per_class_rows_and_cardd_bins(
             assert scores[key] is None or 0 <= scores[key] <= 100
     assert (out / "coco_results.bbox.json").is_file()  # --save-coco
     assert "AP per class" in result.output
+    # the pictures and the report beside metrics.json
+    for name in ("pr_curve_bbox", "pr_curve_segm", "confusion_matrix"):
+        assert_real_picture(out / f"{name}.png", (600, 300))
+    assert not broken_links(out / "report.html")
+    confusion = metrics["confusion_matrix"]
+    assert confusion["labels"] == [*CLASSES, "background"] and confusion["iou_thr"] == 0.5
+    gt = json.loads((synthetic_root / "annotations/instances_val2017.json").read_text())
+    rows = confusion["matrix"]
+    assert sum(sum(row) for row in rows[:6]) == len(gt["annotations"])  # every object, once
+    assert set(metrics["bbox"]["best_f1"]) == set(CLASSES)
     # the numbers are those of the results file, scored the paper's way
     results_out = tmp_path / "from_results"
     again = _eval(
@@ -229,6 +240,25 @@ def test_results_of_another_model_score_like_a_checkpoint(synthetic_root, tmp_pa
         assert metrics[iou_type]["AP"] == 100.0
         assert metrics[iou_type]["cardd_bins"]["APs"] == 100.0  # synthetic damage is small
     assert "paper DCN+" in result.output  # the test split: the paper's rows beside
+    # perfect predictions: a diagonal confusion matrix, a report with no gallery to show
+    matrix = metrics["confusion_matrix"]["matrix"]
+    assert all(matrix[i][j] == 0 for i in range(7) for j in range(7) if i != j)
+    assert not broken_links(out / "report.html")
+
+
+def test_report_gallery_shows_the_misses(synthetic_root, tmp_path):
+    results = _perfect_results(synthetic_root)
+    missing = results.pop(0)  # one object never predicted
+    results.append({**missing, "bbox": [1, 1, 8, 8], "segmentation": [[1, 1, 9, 1, 9, 9]]})
+    path = tmp_path / "preds.json"
+    path.write_text(json.dumps(results))
+    out = tmp_path / "out"
+    result = _eval("--results", str(path), "--data-root", str(synthetic_root), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    gallery = sorted((out / "gallery").rglob("*.jpg"))
+    assert {p.parent.name for p in gallery} == {"misses", "false_alarms"}
+    assert_real_picture(gallery[0], (100, 100))
+    assert not broken_links(out / "report.html")
 
 
 def test_boxes_only_score_bbox_only(synthetic_root, tmp_path):

@@ -12,6 +12,7 @@ from cardd.classes import CLASSES
 from cardd.cli import cli
 from cardd.errors import CarddUsageError
 from cardd.infer import collect_inputs, prepare_out_dir
+from tests.conftest import assert_real_picture, broken_links
 
 pytestmark = pytest.mark.slow
 
@@ -86,6 +87,14 @@ def test_outputs_schema_and_layout(tiny_checkpoint, two_folders, tmp_path):
     ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images_processed"] == 3 and summary["images_failed"] == 0
+    # index.html: every image, its thumbnail and picture, all links resolving
+    index = out / "index.html"
+    assert not broken_links(index)
+    text = index.read_text()
+    for relative in ("a/car.jpg", "b/car.jpg", "b/sub/deep.png"):
+        assert f'href="vis/{relative}"' in text and f'src="thumbs/{relative}.jpg"' in text
+        assert_real_picture(out / "thumbs" / f"{relative}.jpg", (100, 100))
+    assert text.count('loading="lazy"') == 3
     assert summary["detections"] == len(rows) - 1 == sum(summary["detections_per_class"].values())
     assert summary["seconds_per_image"] > 0
 
@@ -261,7 +270,7 @@ def test_exist_ok_leaves_nothing_of_the_earlier_run(tiny_checkpoint, two_folders
     )
     assert second.exit_code == 0, second.output
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["predictions.csv", "preds/b/car.jpg.json", "summary.json"]
+    assert files == ["index.html", "predictions.csv", "preds/b/car.jpg.json", "summary.json"]
 
 
 def test_summary_json_contents(tiny_checkpoint, two_folders, tmp_path):
@@ -296,4 +305,6 @@ def test_summary_json_contents(tiny_checkpoint, two_folders, tmp_path):
         "seconds_per_image": summary["seconds_per_image"],
     }
     assert "not an image" in summary["failed"][0]["reason"]
+    index = (out / "index.html").read_text()
+    assert "Failed" in index and "bad.jpg" in index and not broken_links(out / "index.html")
     assert pred["config"].endswith("tiny_DCN_plus.py") and summary["seconds_per_image"] > 0

@@ -169,3 +169,32 @@ def test_flat_scores_for_the_logs():
     assert flat["bbox_mAP"] == 0.5 and flat["bbox_mAP_75"] == -1.0
     assert flat["bbox_mAP_s_cardd"] == 0.04 and flat["bbox_mAP_m_cardd"] == -1.0
     assert flat["bbox_glass_shatter_precision"] == 0.07
+
+
+def test_confusion_matrix_of_hand_built_predictions(six_classes):
+    from cardd.metrics import confusion_matrix
+
+    anns = six_classes.dataset["annotations"]  # one object per class, one image each
+    as_scratch = [_as_result(anns[0], category_id=2)]  # the dent, called a scratch
+    right = [_as_result(a) for a in anns[2:5]]  # crack, glass shatter, lamp: right
+    far = {**_as_result(anns[5]), "bbox": [300, 300, 20, 20]}  # tire flat: box elsewhere
+    low = _as_result(anns[1], score=0.1)  # the scratch: under the score threshold
+    matrix, per_image = confusion_matrix(six_classes, [*as_scratch, *right, far, low], 0.5, 0.3)
+    background = 6
+    assert matrix[0][1] == 1 and sum(matrix[0]) == 1  # dent -> scratch
+    assert matrix[1][background] == 1  # scratch missed (its only prediction scored 0.1)
+    assert [matrix[k][k] for k in (2, 3, 4)] == [1, 1, 1]
+    assert matrix[5][background] == 1 and matrix[background][5] == 1  # miss + false alarm
+    assert sum(map(sum, matrix)) == 7  # 6 objects, one of them also a false alarm
+    assert per_image[6] == {"misses": 1, "false_alarms": 1}
+    assert per_image[1] == {"misses": 0, "false_alarms": 0}
+
+
+def test_best_f1_threshold(six_classes):
+    from cardd.metrics import best_f1, evaluate_detections
+
+    anns = six_classes.dataset["annotations"]
+    results = [_as_result(a, score=0.9) for a in anns]
+    results.append({**_as_result(anns[0], score=0.5), "bbox": [300, 300, 30, 30]})  # a false dent
+    best = best_f1(evaluate_detections(six_classes, results, "bbox"))
+    assert best["dent"] == {"threshold": 0.9, "f1": 1.0, "precision": 1.0, "recall": 1.0}

@@ -83,6 +83,9 @@ test_dataloader = dict(
         backend_args=backend_args))
 
 # mmdet's CocoMetric plus the CarDD paper's size bins, in one COCOeval pass.
+# <work_dir>/plots/training_curves.png, redrawn after each validation.
+custom_hooks = [dict(type='CarddPlotHook')]
+
 val_evaluator = dict(
     type='CarddCocoMetric',
     ann_file=data_root + 'annotations/instances_val2017.json',
