@@ -28,6 +28,7 @@ img.plot{max-width:100%;border:1px solid #d8dee4;margin:.4rem 0}
 .gallery img{width:100%;border:1px solid #d8dee4} figcaption{font-size:.85rem;color:#5f6b76}
 .swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.35rem}
 details{margin:.2rem 0} summary{cursor:pointer}
+table.images td{text-align:left;vertical-align:top}
 """.split()
 )
 #: Gallery size per kind (most misses, most false alarms).
@@ -281,7 +282,8 @@ def write_infer_index(out: Path, entries: list[dict], summary: dict) -> Path:
             f'<tr><td><a href="{_link(target)}">{thumb or "open"}</a></td>'
             f"<td>{html.escape(e['image'])}<br>"
             f'<a class=muted href="{_link(e["json"])}">JSON</a></td>'
-            f"<td><details><summary>{len(e['detections'])} detections</summary>"
+            f"<td><details><summary>{len(e['detections'])} "
+            f"detection{'' if len(e['detections']) == 1 else 's'}</summary>"
             f"<table><tr><th>class</th><th>score</th><th>area %</th></tr>{detections}</table>"
             f"</details></td></tr>"
         )
@@ -296,7 +298,7 @@ def write_infer_index(out: Path, entries: list[dict], summary: dict) -> Path:
             if failed
             else ""
         )  # fmt: skip
-        + f"<h2>Images</h2><table>{''.join(rows)}</table>"
+        + f"<h2>Images</h2><table class=images>{''.join(rows)}</table>"
     )
     path = out / "index.html"
     path.write_text(_page("cardd infer", body))
