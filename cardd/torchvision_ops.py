@@ -1,0 +1,256 @@
+"""mmcv's compiled kernels (`mmcv._ext`) written with torchvision and torch.
+
+mmcv.ops loads its kernels from the compiled module `mmcv._ext`, and building it
+takes a C++20 compiler and ~15 minutes on 2 cores (a matching CUDA toolkit for
+GPU ops). The model cardd trains reaches only a few of them, and torchvision,
+which cardd installs anyway, ships maintained CPU and CUDA kernels for most:
+
+    deform_conv_forward / _backward_input / _backward_parameters   torchvision deform_conv2d
+    modulated_deform_conv_forward / _backward                      torchvision deform_conv2d
+    roi_align_forward / _backward (average pooling)                torchvision roi_align
+    nms                                                            torchvision nms
+    sigmoid_focal_loss_forward / _backward                         torch (mmcv's formula)
+
+The functions keep `mmcv._ext`'s calling convention: they fill the output and
+gradient tensors mmcv passes in. Backward passes run torchvision's own autograd.
+Every other kernel mmcv names resolves (mmcv checks that they exist at import)
+to a function that raises a one-line error naming the op and the way to the
+compiled build. This module is groundwork for issue 12 (a compiler-free install,
+installed as `mmcv/_ext.py`); its tests compare it with the compiled kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+#: What to do when an op is not written here.
+COMPILED_HINT = "install mmcv's compiled kernels: CARDD_OPS=compiled make setup"
+
+
+class UnsupportedOp(RuntimeError):
+    """An mmcv op that cardd's torchvision kernels do not provide."""
+
+
+def _deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bias=None):
+    import torchvision
+
+    return torchvision.ops.deform_conv2d(
+        input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation,
+        mask=mask,
+    )  # fmt: skip
+
+
+def _grads(function: Callable, inputs: list[torch.Tensor], grad_output: torch.Tensor):
+    """Gradients of `function(*inputs)` for `grad_output`, by autograd."""
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_(True) for t in inputs]
+        output = function(*leaves)
+        return torch.autograd.grad(output, leaves, grad_output, allow_unused=True)
+
+
+def deform_conv_forward(
+    input, weight, offset, output, columns, ones, *, kW, kH, dW, dH, padW, padH,
+    dilationW, dilationH, group, deformable_group, im2col_step,
+):  # fmt: skip
+    """DCN (v1) forward into `output`; groups are implied by the tensors' shapes."""
+    result = _deform_conv(input, offset, weight, (dH, dW), (padH, padW), (dilationH, dilationW))
+    output.copy_(result)
+
+
+def deform_conv_backward_input(
+    input, offset, grad_output, grad_input, grad_offset, weight, columns, *, kW, kH, dW, dH,
+    padW, padH, dilationW, dilationH, group, deformable_group, im2col_step,
+):  # fmt: skip
+    """DCN gradients with respect to the input and the offsets."""
+
+    def run(x, o):
+        return _deform_conv(x, o, weight, (dH, dW), (padH, padW), (dilationH, dilationW))
+
+    gx, go = _grads(run, [input, offset], grad_output)
+    grad_input.copy_(gx)
+    grad_offset.copy_(go)
+
+
+def deform_conv_backward_parameters(
+    input, offset, grad_output, grad_weight, columns, ones, *, kW, kH, dW, dH, padW, padH,
+    dilationW, dilationH, group, deformable_group, scale, im2col_step,
+):  # fmt: skip
+    """DCN gradient with respect to the weight, added to `grad_weight` times `scale`.
+
+    The output is linear in the weight, so its gradient does not depend on the
+    weight's values (mmcv does not pass them): any weight of the right shape does.
+    """
+
+    def run(w):
+        return _deform_conv(input, offset, w, (dH, dW), (padH, padW), (dilationH, dilationW))
+
+    (gw,) = _grads(run, [torch.zeros_like(grad_weight)], grad_output)
+    grad_weight.add_(gw, alpha=scale)
+
+
+def modulated_deform_conv_forward(
+    input, weight, bias, ones, offset, mask, output, columns, *, kernel_h, kernel_w,
+    stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, deformable_group,
+    with_bias,
+):  # fmt: skip
+    """DCNv2 forward into `output`."""
+    result = _deform_conv(
+        input, offset, weight, (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w),
+        mask=mask, bias=bias if with_bias else None,
+    )  # fmt: skip
+    output.copy_(result)
+
+
+def modulated_deform_conv_backward(
+    input, weight, bias, ones, offset, mask, columns, grad_input, grad_weight, grad_bias,
+    grad_offset, grad_mask, grad_output, *, kernel_h, kernel_w, stride_h, stride_w, pad_h,
+    pad_w, dilation_h, dilation_w, group, deformable_group, with_bias,
+):  # fmt: skip
+    """DCNv2 gradients of input, weight, bias, offset and mask, into the given tensors."""
+
+    def run(x, w, o, m, *b):
+        return _deform_conv(
+            x, o, w, (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w),
+            mask=m, bias=b[0] if b else None,
+        )  # fmt: skip
+
+    inputs = [input, weight, offset, mask] + ([bias] if with_bias else [])
+    grads = _grads(run, inputs, grad_output)
+    for target, grad in zip([grad_input, grad_weight, grad_offset, grad_mask], grads, strict=False):
+        target.copy_(grad)
+    if with_bias:
+        grad_bias.copy_(grads[4])
+
+
+_POOL_AVG = 1  # mmcv's pool_mode: 0 max, 1 average
+
+
+def roi_align_forward(
+    input, rois, output, argmax_y, argmax_x, *, aligned_height, aligned_width, spatial_scale,
+    sampling_ratio, pool_mode, aligned,
+):  # fmt: skip
+    """RoIAlign (average pooling) of `rois` ([batch index, x1, y1, x2, y2]) into `output`."""
+    import torchvision
+
+    if pool_mode != _POOL_AVG:
+        raise UnsupportedOp(f"RoIAlign with max pooling is not in torchvision; {COMPILED_HINT}")
+    output.copy_(
+        torchvision.ops.roi_align(
+            input, rois, (aligned_height, aligned_width), spatial_scale, sampling_ratio, aligned
+        )
+    )
+
+
+def roi_align_backward(
+    grad_output, rois, argmax_y, argmax_x, grad_input, *, aligned_height, aligned_width,
+    spatial_scale, sampling_ratio, pool_mode, aligned,
+):  # fmt: skip
+    """RoIAlign's gradient with respect to the feature map, into `grad_input`.
+
+    Average pooling is linear in the features, so the gradient does not depend on
+    their values (mmcv does not keep them): zeros of the right shape stand in.
+    """
+    import torchvision
+
+    if pool_mode != _POOL_AVG:
+        raise UnsupportedOp(f"RoIAlign with max pooling is not in torchvision; {COMPILED_HINT}")
+
+    def run(x):
+        return torchvision.ops.roi_align(
+            x, rois, (aligned_height, aligned_width), spatial_scale, sampling_ratio, aligned
+        )
+
+    (gx,) = _grads(run, [torch.zeros_like(grad_input)], grad_output)
+    grad_input.copy_(gx)
+
+
+def nms(boxes, scores, *, iou_threshold, offset):
+    """Indices of the boxes kept, best score first. `offset=1` is the legacy pixel
+    convention (width = x2 - x1 + 1), obtained by widening every box by one."""
+    import torchvision
+
+    if offset:
+        boxes = boxes.clone()
+        boxes[:, 2:] += offset
+    return torchvision.ops.nms(boxes, scores, float(iou_threshold))
+
+
+def _focal_terms(input, target, gamma, alpha):
+    """mmcv's per-element sigmoid focal loss and its gradient (its CUDA kernel's formulas)."""
+    classes = torch.arange(input.size(1), device=input.device)
+    positive = (target.view(-1, 1) == classes.view(1, -1)).to(input.dtype)
+    p = torch.sigmoid(input)
+    tiny = torch.finfo(input.dtype).tiny
+    log_p, log_not_p = torch.log(p.clamp(min=tiny)), torch.log((1 - p).clamp(min=tiny))
+    loss = -positive * alpha * (1 - p).pow(gamma) * log_p
+    loss = loss - (1 - positive) * (1 - alpha) * p.pow(gamma) * log_not_p
+    grad = -positive * alpha * (1 - p).pow(gamma) * (1 - p - gamma * p * log_p)
+    grad = grad - (1 - positive) * (1 - alpha) * p.pow(gamma) * (gamma * (1 - p) * log_not_p - p)
+    return loss, grad
+
+
+def _class_weights(weight, target, like):
+    if weight is None or weight.numel() == 0:
+        return torch.ones((like.size(0), 1), dtype=like.dtype, device=like.device)
+    return weight[target].view(-1, 1).to(like.dtype)
+
+
+def sigmoid_focal_loss_forward(input, target, weight, output, *, gamma, alpha):
+    """Per-element sigmoid focal loss into `output` (targets are class indices;
+    `num_classes` means background), weighted per target class when given."""
+    loss, _ = _focal_terms(input, target, gamma, alpha)
+    output.copy_(loss * _class_weights(weight, target, input))
+
+
+def sigmoid_focal_loss_backward(input, target, weight, grad_input, *, gamma, alpha):
+    """d(loss)/d(input) per element into `grad_input` (mmcv scales it afterwards)."""
+    _, grad = _focal_terms(input, target, gamma, alpha)
+    grad_input.copy_(grad * _class_weights(weight, target, input))
+
+
+def get_compiler_version() -> str:
+    """What mmcv/mmdet's environment report shows for the kernels' compiler."""
+    return "none: cardd's torchvision kernels (cardd/torchvision_ops.py)"
+
+
+def get_compiling_cuda_version() -> str:
+    """The CUDA of the kernels: torchvision's, which is torch's."""
+    return torch.version.cuda or "not available"
+
+
+#: The kernels written here; everything else mmcv names is `unsupported`.
+IMPLEMENTED = (
+    "get_compiler_version",
+    "get_compiling_cuda_version",
+    "deform_conv_forward",
+    "deform_conv_backward_input",
+    "deform_conv_backward_parameters",
+    "modulated_deform_conv_forward",
+    "modulated_deform_conv_backward",
+    "roi_align_forward",
+    "roi_align_backward",
+    "nms",
+    "sigmoid_focal_loss_forward",
+    "sigmoid_focal_loss_backward",
+)
+
+
+def unsupported(name: str) -> Callable:
+    """A stand-in for an mmcv kernel not written here: it exists (mmcv checks at
+    import) and says, when called, which op is missing and how to get it."""
+
+    def missing(*args, **kwargs):
+        raise UnsupportedOp(
+            f"mmcv op {name!r} is not in cardd's torchvision kernels; {COMPILED_HINT}"
+        )
+
+    missing.__name__ = name
+    return missing
+
+
+def __getattr__(name: str):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return unsupported(name)

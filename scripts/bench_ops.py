@@ -1,0 +1,128 @@
+"""Benchmark: mmcv's compiled kernels against cardd's torchvision kernels, on this machine.
+
+Same process, same tensors, interleaved: each kernel DCN_plus reaches (deformable
+convolution at the c3-c5 map sizes of a 1333x800 input, RoIAlign of 1000 boxes,
+NMS of 5000 boxes), forward only as in inference, and the whole DCN_plus
+inference (random weights, 1024x768 photos) with each backend swapped into
+mmcv.ops' modules. Needs the compiled mmcv installed (the default `make setup`).
+
+    python scripts/bench_ops.py                 # CPU
+    python scripts/bench_ops.py --device cuda   # on a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_infer import make_images, random_checkpoint  # noqa: E402
+
+OP_MODULES = ("mmcv.ops.deform_conv", "mmcv.ops.roi_align", "mmcv.ops.nms",
+              "mmcv.ops.modulated_deform_conv", "mmcv.ops.focal_loss")  # fmt: skip
+
+
+def use(backend) -> None:
+    """Point every mmcv.ops module cardd's models use at `backend`'s kernels."""
+    for name in OP_MODULES:
+        importlib.import_module(name).ext_module = backend
+
+
+def timed(function, device: str, repeats: int) -> float:
+    import torch
+
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        function()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--images", type=int, default=2)
+    args = parser.parse_args()
+
+    import mmcv.ops  # noqa: F401
+    import torch
+    from mmcv.ops import DeformConv2d, batched_nms
+    from mmcv.ops.roi_align import roi_align
+
+    from cardd import torchvision_ops
+
+    compiled = importlib.import_module("mmcv.ops.deform_conv").ext_module
+    backends = {"compiled": compiled, "torchvision": torchvision_ops}
+    device = args.device
+    torch.manual_seed(0)
+    cases = {}
+    for channels, height, width in {"c3": (512, 100, 168), "c4": (1024, 50, 84),
+                                             "c5": (2048, 25, 42)}.values():  # fmt: skip
+        conv = DeformConv2d(channels // 4, channels // 4, 3, padding=1).to(device).eval()
+        x = torch.randn(1, channels // 4, height, width, device=device)
+        offset = torch.randn(1, 18, height, width, device=device)
+        cases[f"DCN 3x3 {channels // 4}ch {height}x{width}"] = lambda c=conv, a=x, o=offset: c(a, o)
+    features = torch.randn(1, 256, 200, 336, device=device)
+    xy = torch.rand(1000, 2, device=device) * 300
+    rois = torch.cat([torch.zeros(1000, 1, device=device), xy, xy + 40], dim=1)
+    cases["RoIAlign 1000 rois 7x7"] = lambda: roi_align(
+        features, rois, (7, 7), 0.25, 0, "avg", True
+    )
+    boxes = torch.cat([xy.repeat(5, 1), xy.repeat(5, 1) + 30], dim=1)
+    scores, labels = torch.rand(5000, device=device), torch.randint(0, 6, (5000,), device=device)
+    cases["batched NMS 5000 boxes"] = lambda: batched_nms(
+        boxes, scores, labels, dict(iou_threshold=0.5)
+    )
+
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'kernel':<32} {'compiled':>10} {'torchvision':>12} {'ratio':>7}")
+    with torch.inference_mode():
+        for name, run in cases.items():
+            seconds = {}
+            for backend_name, backend in backends.items():
+                use(backend)
+                run()  # warm-up
+                seconds[backend_name] = timed(run, device, args.repeats)
+            ratio = seconds["torchvision"] / seconds["compiled"]
+            print(f"{name:<32} {seconds['compiled'] * 1000:>8.1f}ms "
+                  f"{seconds['torchvision'] * 1000:>10.1f}ms {ratio:>6.2f}x")  # fmt: skip
+
+    from cardd import DamageDetector
+    from cardd.detector import load_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        images = [load_image(p) for p in make_images(tmp, args.images, 1024, 768)]
+        checkpoint = random_checkpoint("DCN_plus", tmp / "random.pth")
+        detector = DamageDetector("DCN_plus", checkpoint, device=device, score_thr=0.3)
+        per_backend = {name: [] for name in backends}
+        for backend in backends.values():
+            use(backend)
+            detector.detect(images[:1])  # warm-up
+        for _ in range(args.repeats):
+            for backend_name, backend in backends.items():
+                use(backend)
+                for image in images:
+                    per_backend[backend_name].append(
+                        timed(lambda i=image: detector.detect([i]), device, 1)
+                    )
+    use(compiled)
+    full = {name: statistics.median(values) for name, values in per_backend.items()}
+    ratio = full["torchvision"] / full["compiled"]
+    print(f"{'DCN_plus inference 1024x768':<32} {full['compiled']:>9.2f}s "
+          f"{full['torchvision']:>11.2f}s {ratio:>6.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""cardd's torchvision kernels against mmcv's compiled ones, through mmcv's own op classes.
+
+Each test runs an mmcv op twice: with the compiled `mmcv._ext` (installed here) and
+with `cardd.torchvision_ops` swapped in as the op module's kernel module, and
+compares outputs and gradients; gradcheck (float64) checks our backward passes
+against finite differences.
+"""
+
+import pytest
+import torch
+import torchvision
+
+from cardd import torchvision_ops
+
+
+def _module(name: str):
+    """An mmcv.ops submodule (`mmcv.ops.roi_align` the attribute is the function)."""
+    import importlib
+
+    return importlib.import_module(name)
+
+
+def _both(monkeypatch, module, run):
+    """`run()` with the compiled kernels, then with cardd's, in `module`."""
+    compiled = run()
+    monkeypatch.setattr(module, "ext_module", torchvision_ops)
+    ours = run()
+    return compiled, ours
+
+
+def _forward_backward(function, *tensors):
+    leaves = [t.detach().clone().requires_grad_(True) for t in tensors]
+    output = function(*leaves)
+    grad_output = torch.linspace(-1, 1, output.numel()).view_as(output).to(output.dtype)
+    output.backward(grad_output)
+    return [output.detach()] + [leaf.grad for leaf in leaves]
+
+
+@pytest.mark.parametrize(
+    ("batch", "groups", "deform_groups", "stride", "im2col_step"),
+    [(2, 1, 1, 1, 64), (4, 2, 2, 2, 2)],  # the second: im2col batching, groups
+)
+def test_deform_conv_matches_compiled(
+    monkeypatch, batch, groups, deform_groups, stride, im2col_step
+):
+    from mmcv.ops import deform_conv
+    from mmcv.ops.deform_conv import deform_conv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(batch, 8, 11, 13)
+    out_h, out_w = (11 + 2 - 3) // stride + 1, (13 + 2 - 3) // stride + 1
+    offset = torch.randn(batch, 2 * deform_groups * 9, out_h, out_w) * 2
+    weight = torch.randn(6, 8 // groups, 3, 3)
+
+    def run():
+        return _forward_backward(
+            lambda a, o, w: deform_conv2d(
+                a, o, w, stride, 1, 1, groups, deform_groups, False, im2col_step
+            ),
+            x, offset, weight,
+        )  # fmt: skip
+
+    compiled, ours = _both(monkeypatch, deform_conv, run)
+    for name, a, b in zip(("output", "input", "offset", "weight"), compiled, ours, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_modulated_deform_conv_matches_compiled(monkeypatch):
+    from mmcv.ops import modulated_deform_conv
+    from mmcv.ops.modulated_deform_conv import modulated_deform_conv2d
+
+    torch.manual_seed(1)
+    x, offset = torch.randn(2, 4, 9, 9), torch.randn(2, 18, 9, 9)
+    mask, weight, bias = torch.rand(2, 9, 9, 9), torch.randn(5, 4, 3, 3), torch.randn(5)
+
+    def run():
+        return _forward_backward(
+            lambda a, o, m, w, b: modulated_deform_conv2d(a, o, m, w, b, 1, 1, 1, 1, 1),
+            x, offset, mask, weight, bias,
+        )  # fmt: skip
+
+    compiled, ours = _both(monkeypatch, modulated_deform_conv, run)
+    for a, b in zip(compiled, ours, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_roi_align_matches_compiled(monkeypatch, aligned, sampling_ratio):
+    from mmcv.ops.roi_align import roi_align
+
+    roi_align_module = _module("mmcv.ops.roi_align")
+
+    torch.manual_seed(2)
+    features = torch.randn(2, 3, 20, 24)
+    rois = torch.tensor(
+        [[0, 1.0, 2.0, 15.5, 12.0], [1, 0.0, 0.0, 23.0, 19.0], [1, 5.3, 4.1, 6.2, 9.9]]
+    )
+
+    def run():
+        return _forward_backward(
+            lambda f: roi_align(f, rois, (7, 7), 0.5, sampling_ratio, "avg", aligned), features
+        )
+
+    compiled, ours = _both(monkeypatch, roi_align_module, run)
+    for a, b in zip(compiled, ours, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_roi_align_with_no_rois(monkeypatch):
+    from mmcv.ops.roi_align import roi_align
+
+    roi_align_module = _module("mmcv.ops.roi_align")
+
+    monkeypatch.setattr(roi_align_module, "ext_module", torchvision_ops)
+    features = torch.randn(1, 3, 8, 8, requires_grad=True)
+    pooled = roi_align(features, torch.zeros(0, 5), (7, 7), 1.0, 0, "avg", True)
+    assert pooled.shape == (0, 3, 7, 7)
+    pooled.sum().backward()
+    assert features.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_nms_matches_compiled(monkeypatch, offset):
+    from mmcv.ops.nms import nms
+
+    nms_module = _module("mmcv.ops.nms")
+
+    torch.manual_seed(3)
+    xy = torch.rand(200, 2) * 100
+    boxes = torch.cat([xy, xy + torch.rand(200, 2) * 30 + 1], dim=1)
+    scores = torch.rand(200)
+
+    def run():
+        return nms(boxes, scores, 0.5, offset=offset)
+
+    (compiled_dets, compiled_keep), (dets, keep) = _both(monkeypatch, nms_module, run)
+    assert keep.tolist() == compiled_keep.tolist()
+    torch.testing.assert_close(dets, compiled_dets)
+
+
+def test_sigmoid_focal_loss_is_torchvisions_formula(monkeypatch):
+    from mmcv.ops import focal_loss
+    from mmcv.ops.focal_loss import sigmoid_focal_loss
+
+    monkeypatch.setattr(focal_loss, "ext_module", torchvision_ops)
+    torch.manual_seed(4)
+    logits = torch.randn(12, 6, dtype=torch.float64)
+    target = torch.randint(0, 7, (12,))  # 6: background
+    ours = _forward_backward(
+        lambda x: sigmoid_focal_loss(x, target, 2.0, 0.25, None, "sum"), logits
+    )
+    one_hot = torch.nn.functional.one_hot(target, 7)[:, :6].to(torch.float64)
+    reference = _forward_backward(
+        lambda x: torchvision.ops.sigmoid_focal_loss(x, one_hot, 0.25, 2.0, "sum"), logits
+    )
+    for a, b in zip(reference, ours, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-8, atol=1e-10)
+
+
+def test_gradcheck_in_float64(monkeypatch):
+    from mmcv.ops import deform_conv, focal_loss
+    from mmcv.ops.deform_conv import deform_conv2d
+    from mmcv.ops.focal_loss import sigmoid_focal_loss
+    from mmcv.ops.roi_align import roi_align
+
+    for module in (deform_conv, focal_loss, _module("mmcv.ops.roi_align")):
+        monkeypatch.setattr(module, "ext_module", torchvision_ops)
+    torch.manual_seed(5)
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    offset = (torch.randn(1, 18, 5, 5, dtype=torch.float64) * 0.7).requires_grad_()
+    weight = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, o, w: deform_conv2d(a, o, w, 1, 1, 1, 1, 1, False, 1), (x, offset, weight)
+    )
+    rois = torch.tensor([[0, 0.5, 0.7, 3.6, 4.1]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda f: roi_align(f, rois, (2, 2), 1.0, 2, "avg", True), (x,))
+    logits = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([0, 3, 6, 5])
+    assert torch.autograd.gradcheck(
+        lambda z: sigmoid_focal_loss(z, target, 2.0, 0.25, None, "mean"), (logits,)
+    )
+
+
+def test_every_other_op_says_what_is_missing():
+    import mmcv.ops  # noqa: F401  (every name mmcv asks for must exist)
+
+    assert hasattr(torchvision_ops, "ms_deform_attn_forward")
+    with pytest.raises(torchvision_ops.UnsupportedOp, match="'ms_deform_attn_forward'.*compiled"):
+        torchvision_ops.ms_deform_attn_forward(None)
+    with pytest.raises(torchvision_ops.UnsupportedOp, match="max pooling"):
+        torchvision_ops.roi_align_forward(
+            None, None, None, None, None, aligned_height=7, aligned_width=7, spatial_scale=1.0,
+            sampling_ratio=0, pool_mode=0, aligned=True,
+        )  # fmt: skip
