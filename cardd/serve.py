@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cardd.errors import CarddUsageError
+from cardd.errors import CarddError, CarddUsageError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -370,6 +370,19 @@ def create_app(service: Service) -> "FastAPI":
     return app
 
 
+def _check_address(host: str, port: int) -> None:
+    """Fail at once, in one line, when `host:port` cannot be listened on."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise CarddError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
 def _api_key(options: ServeOptions) -> str | None:
     return options.api_key or os.environ.get("CARDD_API_KEY") or None
 
@@ -381,6 +394,7 @@ def serve(options: ServeOptions, announce=print) -> None:
 
     if not 0 < options.port < 65536:
         raise CarddUsageError(f"--port must be 1..65535, got {options.port}")
+    _check_address(options.host, options.port)  # before minutes of model loading
     options.api_key = _api_key(options)
     service = Service(options)
     detector = service.detector
@@ -408,11 +422,11 @@ def serve(options: ServeOptions, announce=print) -> None:
     try:
         server.run()
     except SystemExit:  # uvicorn exits when it cannot bind
-        raise CarddUsageError(
+        raise CarddError(
             f"could not listen on {options.host}:{options.port} (in use, or not this machine's)"
         ) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if not server.started:
-        raise CarddUsageError(f"could not listen on {options.host}:{options.port}")
+        raise CarddError(f"could not listen on {options.host}:{options.port}")

@@ -233,3 +233,16 @@ def test_docs_and_page_are_served(service):
     assert page.status_code == 200 and "cardd" in page.text
     assert requests.get(f"{service.url}/static/app.js", timeout=5).status_code == 200
     assert "http://" not in page.text and "https://" not in page.text  # nothing from outside
+
+
+def test_a_taken_port_is_one_line_before_any_model_loads(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            cli, ["serve", "--checkpoint", str(tmp_path / "none.pth"), "--port", str(port)]
+        )
+    assert result.exit_code == 1 and "cannot listen on 127.0.0.1" in result.output
