@@ -15,8 +15,8 @@ The functions keep `mmcv._ext`'s calling convention: they fill the output and
 gradient tensors mmcv passes in. Backward passes run torchvision's own autograd.
 Every other kernel mmcv names resolves (mmcv checks that they exist at import)
 to a function that raises a one-line error naming the op and the way to the
-compiled build. This module is groundwork for issue 12 (a compiler-free install,
-installed as `mmcv/_ext.py`); its tests compare it with the compiled kernels.
+compiled build. `make setup` (CARDD_OPS=torchvision, the default) installs it as
+mmcv's kernel module: `mmcv/_ext.py` imports everything from here.
 """
 
 from __future__ import annotations

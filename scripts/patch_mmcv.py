@@ -11,11 +11,15 @@
    shares torch's already-loaded libgomp.so.1.
 3. `mmcv/version.py` records `cardd_patch = PATCH_LEVEL`, so that setup can
    tell a patched install from a stock one.
+4. With `--no-ops` (the torchvision-kernel install, CARDD_OPS=torchvision), the
+   package keeps its name: mmcv's setup.py calls a build without ops
+   `mmcv-lite`, which satisfies neither mmdet's nor cardd's `mmcv` requirement
+   (pip would then fetch and compile the full mmcv).
 
 Every replacement must match exactly once; otherwise this fails loudly rather
 than build something half-patched.
 
-Usage: python patch_mmcv.py MMCV_SOURCE_DIR
+Usage: python patch_mmcv.py MMCV_SOURCE_DIR [--no-ops]
 """
 
 from __future__ import annotations
@@ -84,5 +88,16 @@ def patch(source: Path) -> None:
     print(f"[setup] patched mmcv source (cardd patch level {PATCH_LEVEL})")
 
 
+def keep_name(source: Path) -> None:
+    """A build without compiled ops is still the distribution `mmcv` (item 4 above)."""
+    replace_once(
+        source / "setup.py",
+        "name='mmcv' if os.getenv('MMCV_WITH_OPS', '1') == '1' else 'mmcv-lite',",
+        "name='mmcv',",
+    )
+
+
 if __name__ == "__main__":
     patch(Path(sys.argv[1]))
+    if "--no-ops" in sys.argv[2:]:
+        keep_name(Path(sys.argv[1]))

@@ -14,7 +14,15 @@
 # The built wheel is cached outside the checkout, keyed by mmcv version,
 # Python tag, torch version and CPU/CUDA, so fresh clones (CI) skip the build.
 #
+# Two sets of mmcv kernels, one variable (both cached and stamped):
+#   CARDD_OPS=torchvision (default): mmcv built without compiled ops (seconds, no
+#       compiler) and its kernel module `mmcv/_ext.py` written by cardd, from
+#       torchvision (cardd/torchvision_ops.py); DCN_plus CPU inference ~1.15x slower.
+#   CARDD_OPS=compiled: mmcv's C++/CUDA ops built from source as described above
+#       (~15 min on 2 cores, once per machine; needs gcc with C++20 and OpenMP).
+#
 # Environment overrides:
+#   CARDD_OPS       torchvision (default) or compiled
 #   TORCH_SPEC      pip requirement(s) for torch/torchvision
 #                   (default: "torch==2.14.1 torchvision==0.29.1")
 #   FORCE_CUDA=1    build mmcv's CUDA ops without a visible GPU (also set
@@ -30,9 +38,12 @@ VENV="$ROOT/.venv"
 TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
 MMCV_VERSION=2.1.0
 CACHE=${CARDD_CACHE:-"$HOME/.cache/cardd"}
+CARDD_OPS=${CARDD_OPS:-torchvision}
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+[[ "$CARDD_OPS" == torchvision || "$CARDD_OPS" == compiled ]] \
+    || die "CARDD_OPS must be torchvision or compiled, got '$CARDD_OPS'"
 
 # --- 1. interpreter and venv -------------------------------------------------
 want=$(tr -d '[:space:]' < .python-version)
@@ -54,7 +65,7 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
 
 # --- fast path: nothing changed since the last successful setup --------------
-stamp_inputs=$(cat pyproject.toml scripts/setup_env.sh scripts/patch_mmcv.py; echo "$TORCH_SPEC ${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}")
+stamp_inputs=$(cat pyproject.toml scripts/setup_env.sh scripts/patch_mmcv.py scripts/check_mmcv.py; echo "$TORCH_SPEC $CARDD_OPS ${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}")
 stamp_hash=$(printf '%s' "$stamp_inputs" | sha256sum | cut -c1-16)
 STAMP="$VENV/.cardd-setup-$stamp_hash"
 if [[ -f "$STAMP" ]] && "$PY" -c "import mmcv.ops, mmdet, cardd" >/dev/null 2>&1; then
@@ -82,7 +93,46 @@ patch_level=$("$PY" -c "import runpy; print(runpy.run_path('$ROOT/scripts/patch_
 key="mmcv-$MMCV_VERSION-$pytag-torch$torch_version-${variant// /_}-cardd$patch_level"
 # An installed mmcv counts only if its version and its compiled ops (with CUDA
 # when this setup asks for CUDA) are right.
-if "$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$want_cuda" "$patch_level" >/dev/null 2>&1; then
+fetch_source() {  # mmcv's sdist, extracted and patched, into a fresh temporary folder
+    work=$(mktemp -d "${TMPDIR:-/tmp}/cardd-mmcv.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    "$PY" "$ROOT/scripts/fetch_sdist.py" mmcv "$MMCV_VERSION" "$work"
+    tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
+    src="$work/mmcv-$MMCV_VERSION"
+    "$PY" "$ROOT/scripts/patch_mmcv.py" "$src" "$@" || die "patching mmcv's source failed"
+}
+cache_wheel() {  # copy then rename, so a killed setup never leaves half a wheel in the cache
+    mkdir -p "$wheel_dir"
+    built=$(ls "$work"/dist/mmcv-*.whl)
+    cp "$built" "$wheel_dir/.partial.whl"
+    mv "$wheel_dir/.partial.whl" "$wheel_dir/$(basename "$built")"
+    wheel="$wheel_dir/$(basename "$built")"
+}
+mmcv_dir() { "$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("mmcv").origin))'; }
+
+if [[ "$CARDD_OPS" == torchvision ]]; then
+    if "$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" torchvision 0 0 >/dev/null 2>&1; then
+        log "mmcv $MMCV_VERSION with cardd's torchvision kernels already installed"
+    else
+        wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-noops"
+        wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)
+        if [[ -z "$wheel" ]]; then
+            log "building mmcv $MMCV_VERSION without compiled ops (seconds; the kernels come from torchvision)"
+            fetch_source --no-ops
+            (cd "$src" && MMCV_WITH_OPS=0 "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$work/dist" .) \
+                || die "mmcv build failed"
+            cache_wheel
+        fi
+        "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
+        # mmcv.ops loads its kernels from `mmcv._ext`: cardd's torchvision module.
+        cat > "$(mmcv_dir)/_ext.py" <<'PYEOF'
+"""mmcv's kernels from torchvision, written by cardd's setup (CARDD_OPS=torchvision)
+in place of the compiled extension: see cardd/torchvision_ops.py."""
+from cardd.torchvision_ops import *  # noqa: F401,F403
+from cardd.torchvision_ops import __getattr__  # noqa: F401
+PYEOF
+    fi
+elif "$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" compiled "$want_cuda" "$patch_level" >/dev/null 2>&1; then
     log "mmcv $MMCV_VERSION with compiled ops already installed"
 else
     export FORCE_CUDA=$want_cuda
@@ -90,38 +140,32 @@ else
     wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)
     if [[ -z "$wheel" ]]; then
         log "no cached mmcv wheel for $key: building from source (CPU ops: ~17 min on 2 cores; CUDA ops: ~4 min on 16)"
-        work=$(mktemp -d "${TMPDIR:-/tmp}/cardd-mmcv.XXXXXX")
-        trap 'rm -rf "$work"' EXIT
-        "$PY" "$ROOT/scripts/fetch_sdist.py" mmcv "$MMCV_VERSION" "$work"
-        tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
-        src="$work/mmcv-$MMCV_VERSION"
-        "$PY" "$ROOT/scripts/patch_mmcv.py" "$src" || die "patching mmcv's source failed"
+        fetch_source
         export MAX_JOBS=${MAX_JOBS:-$(nproc)}
         (cd "$src" && MMCV_WITH_OPS=1 "${PIP[@]}" wheel --no-build-isolation --no-deps -w "$work/dist" .) \
             || die "mmcv build failed (see the compiler output above)"
-        mkdir -p "$wheel_dir"
-        built=$(ls "$work"/dist/mmcv-*.whl)
-        # Copy then rename, so a killed setup never leaves half a wheel in the cache.
-        cp "$built" "$wheel_dir/.partial.whl"
-        mv "$wheel_dir/.partial.whl" "$wheel_dir/$(basename "$built")"
-        wheel="$wheel_dir/$(basename "$built")"
+        cache_wheel
     else
         log "using cached mmcv wheel $wheel"
     fi
     "${PIP[@]}" install -q --no-deps --force-reinstall "$wheel"
+    rm -f "$(mmcv_dir)/_ext.py"  # a torchvision-kernel module left from CARDD_OPS=torchvision
 fi
 
 # --- 4. the rest of the stack and cardd itself -------------------------------
 "${PIP[@]}" install -q -e ".[test]"
 
 # --- 5. verify ---------------------------------------------------------------
-"$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$want_cuda" "$patch_level" \
-    || die "mmcv $MMCV_VERSION lacks the compiled ops asked for (CUDA: $want_cuda): delete \$CARDD_CACHE/wheels/$key* and rerun"
-"$PY" - <<'EOF' || die "mmcv's compiled ops do not load: delete the cached wheel under \$CARDD_CACHE/wheels and rerun make setup"
+"$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$CARDD_OPS" "$want_cuda" "$patch_level" \
+    || die "mmcv $MMCV_VERSION lacks the $CARDD_OPS kernels asked for (CUDA: $want_cuda): delete \$CARDD_CACHE/wheels/mmcv-* and rerun"
+CARDD_OPS=$CARDD_OPS "$PY" - <<'EOF' || die "mmcv's kernels do not load: delete the cached wheels under \$CARDD_CACHE/wheels and rerun make setup"
+import os
 import mmcv, mmcv.ops, mmdet, mmengine, torch
 from mmcv.ops import DeformConv2d, RoIAlign, nms  # noqa: F401  (needs mmcv._ext)
+import mmdet.models  # noqa: F401
 import mmcv._ext  # noqa: F401
-print(f"[setup] ok: torch {torch.__version__}, mmcv {mmcv.__version__} (ops compiled), "
+kernels = "compiled ops" if os.environ["CARDD_OPS"] == "compiled" else "torchvision kernels"
+print(f"[setup] ok: torch {torch.__version__}, mmcv {mmcv.__version__} ({kernels}), "
       f"mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")
 EOF
 rm -f "$VENV"/.cardd-setup-*

@@ -130,3 +130,16 @@ def assert_real_picture(path: Path, min_size: tuple[int, int] = (200, 150)) -> N
         assert image.width >= min_size[0] and image.height >= min_size[1], image.size
         pixels = np.asarray(image.convert("L"))
     assert pixels.std() > 5, f"{path} is blank"
+
+
+def installed_ops() -> str:
+    """Which mmcv kernels `make setup` installed: `torchvision` or `compiled`."""
+    import mmcv._ext
+
+    return "torchvision" if mmcv._ext.__file__.endswith(".py") else "compiled"
+
+
+#: For tests of mmcv's compiled kernels, or that compare with them.
+requires_compiled = pytest.mark.skipif(
+    installed_ops() != "compiled", reason="mmcv's compiled kernels are not installed"
+)

@@ -8,7 +8,7 @@ def test_doctor_reports_a_working_stack(tmp_path):
     report = diagnose(tmp_path / "CarDD_COCO", tmp_path)
     rows = dict(report.rows)
     assert report.ok, report.problems
-    assert rows["mmcv compiled ops"] == "yes"
+    assert rows["mmcv kernels"].startswith(("torchvision", "compiled"))
     assert rows["mmdet"] == "3.3.0" and rows["mmcv"] == "2.1.0"
     assert rows["dataset"].endswith("missing (fetch it with `cardd download-data`)")
 

@@ -8,17 +8,34 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import installed_ops, requires_compiled
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 PATCH_LEVEL = runpy.run_path(str(SCRIPTS / "patch_mmcv.py"))["PATCH_LEVEL"]
 
 
-def test_installed_mmcv_is_the_patched_build():
+def test_installed_mmcv_has_the_kernels_setup_promised():
+    ops = installed_ops()
     result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "check_mmcv.py"), "2.1.0", "0", str(PATCH_LEVEL)],
+        [sys.executable, str(SCRIPTS / "check_mmcv.py"), "2.1.0", ops, "0", str(PATCH_LEVEL)],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr
+    other = "compiled" if ops == "torchvision" else "torchvision"
+    refused = subprocess.run(
+        [sys.executable, str(SCRIPTS / "check_mmcv.py"), "2.1.0", other, "0", str(PATCH_LEVEL)],
+        capture_output=True,
+    )
+    assert refused.returncode != 0  # the check tells the two apart
+
+
+def test_no_ops_build_keeps_the_name_mmcv(tmp_path):
+    (tmp_path / "setup.py").write_text(
+        "setup(\n    name='mmcv' if os.getenv('MMCV_WITH_OPS', '1') == '1' else 'mmcv-lite',\n)\n"
+    )
+    runpy.run_path(str(SCRIPTS / "patch_mmcv.py"))["keep_name"](tmp_path)
+    assert "name='mmcv'," in (tmp_path / "setup.py").read_text()
 
 
 def test_patch_refuses_a_source_it_does_not_know(tmp_path):
@@ -31,6 +48,7 @@ def test_patch_refuses_a_source_it_does_not_know(tmp_path):
     assert result.returncode != 0 and "expected one match" in result.stderr
 
 
+@requires_compiled
 @pytest.mark.parametrize("threads", [1, 2])
 def test_multithreaded_deform_conv_matches_torchvision(threads):
     """The patched kernel computes what torchvision's deform_conv2d does, at any thread count."""

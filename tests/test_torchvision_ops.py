@@ -1,9 +1,12 @@
-"""cardd's torchvision kernels against mmcv's compiled ones, through mmcv's own op classes.
+"""cardd's torchvision kernels (`CARDD_OPS=torchvision`, the default install), through
+mmcv's own op classes.
 
-Each test runs an mmcv op twice: with the compiled `mmcv._ext` (installed here) and
-with `cardd.torchvision_ops` swapped in as the op module's kernel module, and
-compares outputs and gradients; gradcheck (float64) checks our backward passes
-against finite differences.
+Always: against references that need no compiled code (a deformable convolution
+with zero offsets is a plain convolution; torchvision's focal loss; NMS by hand)
+and gradcheck (float64) against finite differences. Where mmcv's compiled kernels
+are installed (`CARDD_OPS=compiled`): each op run with them and with
+`cardd.torchvision_ops` swapped into the op's module, outputs and gradients
+compared, and a trained model's detections compared end to end.
 """
 
 import pytest
@@ -11,6 +14,7 @@ import torch
 import torchvision
 
 from cardd import torchvision_ops
+from tests.conftest import requires_compiled
 
 
 def _module(name: str):
@@ -36,6 +40,7 @@ def _forward_backward(function, *tensors):
     return [output.detach()] + [leaf.grad for leaf in leaves]
 
 
+@requires_compiled
 @pytest.mark.parametrize(
     ("batch", "groups", "deform_groups", "stride", "im2col_step"),
     [(2, 1, 1, 1, 64), (4, 2, 2, 2, 2)],  # the second: im2col batching, groups
@@ -65,6 +70,7 @@ def test_deform_conv_matches_compiled(
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4, msg=name)
 
 
+@requires_compiled
 def test_modulated_deform_conv_matches_compiled(monkeypatch):
     from mmcv.ops import modulated_deform_conv
     from mmcv.ops.modulated_deform_conv import modulated_deform_conv2d
@@ -84,6 +90,7 @@ def test_modulated_deform_conv_matches_compiled(monkeypatch):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
 
 
+@requires_compiled
 @pytest.mark.parametrize("aligned", [True, False])
 @pytest.mark.parametrize("sampling_ratio", [0, 2])
 def test_roi_align_matches_compiled(monkeypatch, aligned, sampling_ratio):
@@ -120,6 +127,7 @@ def test_roi_align_with_no_rois(monkeypatch):
     assert features.grad.abs().sum() == 0
 
 
+@requires_compiled
 @pytest.mark.parametrize("offset", [0, 1])
 def test_nms_matches_compiled(monkeypatch, offset):
     from mmcv.ops.nms import nms
@@ -193,3 +201,74 @@ def test_every_other_op_says_what_is_missing():
             None, None, None, None, None, aligned_height=7, aligned_width=7, spatial_scale=1.0,
             sampling_ratio=0, pool_mode=0, aligned=True,
         )  # fmt: skip
+
+
+def _kernels(monkeypatch, *names):
+    """Point these mmcv.ops modules at cardd's kernels (whatever is installed)."""
+    for name in names:
+        monkeypatch.setattr(_module(name), "ext_module", torchvision_ops)
+
+
+def test_deform_conv_with_zero_offsets_is_a_plain_convolution(monkeypatch):
+    from mmcv.ops.deform_conv import deform_conv2d
+    from mmcv.ops.modulated_deform_conv import modulated_deform_conv2d
+
+    _kernels(monkeypatch, "mmcv.ops.deform_conv", "mmcv.ops.modulated_deform_conv")
+    torch.manual_seed(6)
+    x, weight, bias = torch.randn(4, 6, 9, 11), torch.randn(8, 3, 3, 3), torch.randn(8)
+    zeros = torch.zeros(4, 2 * 9, 5, 6)
+    ours = _forward_backward(
+        lambda a, w: deform_conv2d(a, zeros, w, 2, 1, 1, 2, 1, False, 2), x, weight
+    )
+    plain = _forward_backward(
+        lambda a, w: torch.nn.functional.conv2d(a, w, stride=2, padding=1, groups=2), x, weight
+    )
+    for a, b in zip(plain, ours, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    ones = torch.ones(4, 9, 5, 6)
+    modulated = modulated_deform_conv2d(x, zeros, ones, weight, bias, 2, 1, 1, 2, 1)
+    expected = torch.nn.functional.conv2d(x, weight, bias, stride=2, padding=1, groups=2)
+    torch.testing.assert_close(modulated, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_roi_align_of_a_constant_map_is_that_constant(monkeypatch):
+    from mmcv.ops.roi_align import roi_align
+
+    _kernels(monkeypatch, "mmcv.ops.roi_align")
+    features = torch.full((1, 2, 16, 16), 3.5)
+    rois = torch.tensor([[0, 2.0, 3.0, 9.0, 12.0], [0, 0.5, 0.5, 4.0, 4.0]])
+    pooled = roi_align(features, rois, (7, 7), 1.0, 2, "avg", True)
+    torch.testing.assert_close(pooled, torch.full((2, 2, 7, 7), 3.5))
+
+
+def test_nms_keeps_what_a_hand_written_nms_keeps(monkeypatch):
+    from mmcv.ops.nms import nms
+
+    _kernels(monkeypatch, "mmcv.ops.nms")
+    torch.manual_seed(7)
+    xy = torch.rand(60, 2) * 50
+    boxes = torch.cat([xy, xy + torch.rand(60, 2) * 20 + 1], dim=1)
+    scores = torch.rand(60)
+    _, keep = nms(boxes, scores, 0.4)
+    order, expected = scores.argsort(descending=True).tolist(), []
+    for i in order:
+        ious = torchvision.ops.box_iou(boxes[i : i + 1], boxes[expected]) if expected else None
+        if ious is None or (ious <= 0.4).all():
+            expected.append(i)
+    assert keep.tolist() == expected
+
+
+@requires_compiled
+@pytest.mark.slow
+def test_a_trained_model_detects_the_same_with_either_kernels(
+    monkeypatch, tiny_checkpoint, synthetic_root
+):
+    from cardd import DamageDetector
+
+    detector = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu", score_thr=0.05)
+    photo = sorted((synthetic_root / "test2017").glob("*.jpg"))[0]
+    compiled = detector.predict(photo)
+    _kernels(monkeypatch, "mmcv.ops.deform_conv", "mmcv.ops.roi_align", "mmcv.ops.nms")
+    ours = detector.predict(photo)
+    assert [d.label for d in ours] == [d.label for d in compiled]
+    assert [d.score for d in ours] == pytest.approx([d.score for d in compiled], abs=1e-4)
