@@ -63,14 +63,21 @@ def deform_conv_backward_input(
     input, offset, grad_output, grad_input, grad_offset, weight, columns, *, kW, kH, dW, dH,
     padW, padH, dilationW, dilationH, group, deformable_group, im2col_step,
 ):  # fmt: skip
-    """DCN gradients with respect to the input and the offsets."""
+    """DCN gradients with respect to the input and the offsets.
 
-    def run(x, o):
-        return _deform_conv(x, o, weight, (dH, dW), (padH, padW), (dilationH, dilationW))
+    The weight's gradient comes out of the same autograd pass; it is left in
+    `columns`, the scratch buffer mmcv hands to this call and then to
+    `deform_conv_backward_parameters`, which takes it from there instead of running
+    the convolution a second time.
+    """
 
-    gx, go = _grads(run, [input, offset], grad_output)
+    def run(x, o, w):
+        return _deform_conv(x, o, w, (dH, dW), (padH, padW), (dilationH, dilationW))
+
+    gx, go, gw = _grads(run, [input, offset, weight], grad_output)
     grad_input.copy_(gx)
     grad_offset.copy_(go)
+    columns.resize_(gw.shape).copy_(gw)
 
 
 def deform_conv_backward_parameters(
@@ -79,14 +86,19 @@ def deform_conv_backward_parameters(
 ):  # fmt: skip
     """DCN gradient with respect to the weight, added to `grad_weight` times `scale`.
 
-    The output is linear in the weight, so its gradient does not depend on the
-    weight's values (mmcv does not pass them): any weight of the right shape does.
+    Taken from `columns` when `deform_conv_backward_input` just computed it; else
+    computed here. The output is linear in the weight, so its gradient does not
+    depend on the weight's values (mmcv does not pass them): zeros stand in.
     """
+    if columns.shape == grad_weight.shape:
+        gw = columns.clone()
+        columns.resize_(0)
+    else:
 
-    def run(w):
-        return _deform_conv(input, offset, w, (dH, dW), (padH, padW), (dilationH, dilationW))
+        def run(w):
+            return _deform_conv(input, offset, w, (dH, dW), (padH, padW), (dilationH, dilationW))
 
-    (gw,) = _grads(run, [torch.zeros_like(grad_weight)], grad_output)
+        (gw,) = _grads(run, [torch.zeros_like(grad_weight)], grad_output)
     grad_weight.add_(gw, alpha=scale)
 
 

@@ -2,7 +2,8 @@
 
 Same process, same tensors, interleaved: each kernel DCN_plus reaches (deformable
 convolution at the c3-c5 map sizes of a 1333x800 input, RoIAlign of 1000 boxes,
-NMS of 5000 boxes), forward only as in inference, and the whole DCN_plus
+NMS of 5000 boxes), forward only as in inference; one deformable-convolution
+training step (forward and backward); and the whole DCN_plus
 inference (random weights, 1024x768 photos) with each backend swapped into
 mmcv.ops' modules. Needs the compiled mmcv installed (the default `make setup`).
 
@@ -85,6 +86,14 @@ def main() -> None:
         boxes, scores, labels, dict(iou_threshold=0.5)
     )
 
+    training = torch.randn(2, 64, 80, 80, device=device, requires_grad=True)
+    training_offset = torch.randn(2, 18, 80, 80, device=device, requires_grad=True)
+    training_conv = DeformConv2d(64, 64, 3, padding=1).to(device)
+
+    def dcn_training_step():
+        with torch.enable_grad():
+            training_conv(training, training_offset).sum().backward()
+
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'kernel':<32} {'compiled':>10} {'torchvision':>12} {'ratio':>7}")
     with torch.inference_mode():
@@ -97,6 +106,14 @@ def main() -> None:
             ratio = seconds["torchvision"] / seconds["compiled"]
             print(f"{name:<32} {seconds['compiled'] * 1000:>8.1f}ms "
                   f"{seconds['torchvision'] * 1000:>10.1f}ms {ratio:>6.2f}x")  # fmt: skip
+    seconds = {}
+    for backend_name, backend in backends.items():  # training: outside inference mode
+        use(backend)
+        dcn_training_step()
+        seconds[backend_name] = timed(dcn_training_step, device, args.repeats)
+    ratio = seconds["torchvision"] / seconds["compiled"]
+    print(f"{'DCN train step 64ch 80x80 x2':<32} {seconds['compiled'] * 1000:>8.1f}ms "
+          f"{seconds['torchvision'] * 1000:>10.1f}ms {ratio:>6.2f}x")  # fmt: skip
 
     from cardd import DamageDetector
     from cardd.detector import load_image

@@ -272,3 +272,18 @@ def test_a_trained_model_detects_the_same_with_either_kernels(
     ours = detector.predict(photo)
     assert [d.label for d in ours] == [d.label for d in compiled]
     assert [d.score for d in ours] == pytest.approx([d.score for d in compiled], abs=1e-4)
+
+
+def test_weight_gradient_alone(monkeypatch):
+    """Only the weight needs a gradient: mmcv skips backward_input, and
+    backward_parameters computes the gradient itself."""
+    from mmcv.ops.deform_conv import deform_conv2d
+
+    _kernels(monkeypatch, "mmcv.ops.deform_conv")
+    torch.manual_seed(8)
+    x, weight = torch.randn(2, 4, 7, 7), torch.randn(5, 4, 3, 3, requires_grad=True)
+    zeros = torch.zeros(2, 18, 7, 7)
+    deform_conv2d(x, zeros, weight, 1, 1, 1, 1, 1, False, 2).sum().backward()
+    plain = weight.detach().clone().requires_grad_(True)
+    torch.nn.functional.conv2d(x, plain, padding=1).sum().backward()
+    torch.testing.assert_close(weight.grad, plain.grad, rtol=1e-4, atol=1e-4)
