@@ -681,8 +681,11 @@ def demo(out, epochs, images) -> None:
     click.echo("")
     click.echo(f"demo finished in {result.run_dir}:")
     click.echo(f"  checkpoints   {result.work_dir}")
+    click.echo(f"  curves        {result.work_dir / 'plots' / 'training_curves.png'}")
     click.echo(f"  metrics       {result.eval_dir / 'metrics.json'}")
+    click.echo(f"  report        {result.eval_dir / 'report.html'}")
     click.echo(f"  annotated     {result.infer_dir / 'vis'} ({result.detections} detections)")
+    click.echo(f"  index         {result.infer_dir / 'index.html'}")
     click.echo(
         f"  JSON / CSV    {result.infer_dir / 'preds'}, {result.infer_dir / 'predictions.csv'}"
     )

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,3 +19,7 @@ def test_demo_end_to_end(tmp_path):
     summary = json.loads((out / "infer" / "summary.json").read_text())
     assert summary["images_processed"] == metrics["images"] == 2
     assert len(list((out / "infer" / "vis").rglob("*.jpg"))) == 2
+    # every file the demo names exists: curves, report, index
+    named = [line.split()[-1] for line in result.output.splitlines() if line.startswith("  ")]
+    files = [Path(p) for p in named if p.endswith((".png", ".html", ".json"))]
+    assert len(files) == 4 and all(f.is_file() for f in files), files
