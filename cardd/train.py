@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -193,6 +194,10 @@ def run_training(cfg: Config, device: str, trust: Path | None = None) -> Path:
     if cfg.launcher != "none" and device == "cpu":
         _setup_distributed_cpu(cfg)
     work_dir = Path(cfg.work_dir)
+    # mmengine keeps one visualizer per name, and mmdet's runtime config names it
+    # "visualizer": a second run in one process (the demo, tests) would log its
+    # scalars into the first run's folder, and its training curves would be empty.
+    cfg.visualizer.name = f"cardd-train-{uuid.uuid4().hex[:12]}"
     with checkpoints.trusting(trust):
         runner = _recording_runner().from_cfg(cfg)
         runner.train()
