@@ -85,7 +85,18 @@ def main(argv: list[str]) -> int:
         [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
     ).stdout
     args, env = uv_arguments(pip_config(listing))
-    command = [find_uv(), "pip", "install", "--python", sys.executable, *args, *argv]
+    # Bytecode compiled at install, as pip does: imports are then as fast as pip's
+    # installs make them, also where PYTHONDONTWRITEBYTECODE stops Python caching it.
+    command = [
+        find_uv(),
+        "pip",
+        "install",
+        "--python",
+        sys.executable,
+        "--compile-bytecode",
+        *args,
+        *argv,
+    ]
     return subprocess.run(command, env={**os.environ, **env}).returncode
 
 
