@@ -80,28 +80,12 @@ if [[ -f "$STAMP" ]] && "$PY" -c "import mmcv.ops, mmdet, cardd" >/dev/null 2>&1
     exit 0
 fi
 
-# --- 2. uv, build tools and torch --------------------------------------------
+# --- 2. uv ---------------------------------------------------------------------
 [[ -x "$VENV/bin/uv" ]] || "${PIP[@]}" install -q 'uv>=0.5' || die "could not install uv with pip"
 build_tools=('setuptools>=77.0.3,<82' wheel)
 [[ "$CARDD_OPS" == compiled ]] && build_tools+=(ninja)
-# shellcheck disable=SC2086
-"${UV[@]}" "${build_tools[@]}" $TORCH_SPEC || die "installing torch failed"
-torch_version=$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')
-log "torch $torch_version"
 
-# --- 3. mmcv: cached wheel, else build from sdist ----------------------------
-if [[ "${FORCE_CUDA:-0}" == "1" ]] || "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
-    variant="cuda$("$PY" -c 'import torch; print(torch.version.cuda or "")')-sm${TORCH_CUDA_ARCH_LIST:-native}"
-    want_cuda=1
-else
-    variant=cpu
-    want_cuda=0
-fi
-pytag=$("$PY" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
-patch_level=$("$PY" -c "import runpy; print(runpy.run_path('$ROOT/scripts/patch_mmcv.py')['PATCH_LEVEL'])")
-key="mmcv-$MMCV_VERSION-$pytag-torch$torch_version-${variant// /_}-cardd$patch_level"
-# An installed mmcv counts only if its version and its compiled ops (with CUDA
-# when this setup asks for CUDA) are right.
+# --- 3. mmcv: cached wheel, else built from its sdist ----------------------------
 fetch_source() {  # mmcv's sdist, extracted and patched, into a fresh temporary folder
     work=$(mktemp -d "${TMPDIR:-/tmp}/cardd-mmcv.XXXXXX")
     trap 'rm -rf "$work"' EXIT
@@ -117,33 +101,35 @@ cache_wheel() {  # copy then rename, so a killed setup never leaves half a wheel
     mv "$wheel_dir/.partial.whl" "$wheel_dir/$(basename "$built")"
     wheel="$wheel_dir/$(basename "$built")"
 }
-mmcv_dir() { "$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("mmcv").origin))'; }
-
+patch_level=$("$PY" -c "import runpy; print(runpy.run_path('$ROOT/scripts/patch_mmcv.py')['PATCH_LEVEL'])")
+want_cuda=0
 if [[ "$CARDD_OPS" == torchvision ]]; then
-    if "$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" torchvision 0 0 >/dev/null 2>&1; then
-        log "mmcv $MMCV_VERSION with cardd's torchvision kernels already installed"
-    else
-        wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-noops"
-        wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)
-        if [[ -z "$wheel" ]]; then
-            log "building mmcv $MMCV_VERSION without compiled ops (seconds; the kernels come from torchvision)"
-            fetch_source --no-ops
-            (cd "$src" && MMCV_WITH_OPS=0 "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$work/dist" .) \
-                || die "mmcv build failed"
-            cache_wheel
-        fi
-        "${UV[@]}" --no-deps --reinstall "$wheel"
-        # mmcv.ops loads its kernels from `mmcv._ext`: cardd's torchvision module.
-        cat > "$(mmcv_dir)/_ext.py" <<'PYEOF'
-"""mmcv's kernels from torchvision, written by cardd's setup (CARDD_OPS=torchvision)
-in place of the compiled extension: see cardd/torchvision_ops.py."""
-from cardd.torchvision_ops import *  # noqa: F401,F403
-from cardd.torchvision_ops import __getattr__  # noqa: F401
-PYEOF
+    # Pure Python: one wheel for every torch, Python and machine.
+    wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-noops"
+    wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)
+    if [[ -z "$wheel" ]]; then
+        log "building mmcv $MMCV_VERSION without compiled ops (seconds, no compiler; the kernels come from torchvision)"
+        "${UV[@]}" "${build_tools[@]}" || die "installing build tools failed"
+        fetch_source --no-ops
+        (cd "$src" && MMCV_WITH_OPS=0 "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$work/dist" .) \
+            || die "mmcv build failed"
+        cache_wheel
     fi
-elif "$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" compiled "$want_cuda" "$patch_level" >/dev/null 2>&1; then
-    log "mmcv $MMCV_VERSION with compiled ops already installed"
 else
+    # Compiled against this torch: the wheel is keyed by torch, Python and CPU/CUDA.
+    # shellcheck disable=SC2086
+    "${UV[@]}" "${build_tools[@]}" $TORCH_SPEC || die "installing torch failed"
+    read -r torch_version has_cuda cuda_version pytag < <("$PY" -c '
+import sys, torch
+print(torch.__version__.split("+")[0], int(torch.cuda.is_available()), torch.version.cuda or "-",
+      f"cp{sys.version_info.major}{sys.version_info.minor}")')
+    if [[ "${FORCE_CUDA:-0}" == "1" || "$has_cuda" == 1 ]]; then
+        variant="cuda$cuda_version-sm${TORCH_CUDA_ARCH_LIST:-native}"
+        want_cuda=1
+    else
+        variant=cpu
+    fi
+    key="mmcv-$MMCV_VERSION-$pytag-torch$torch_version-${variant// /_}-cardd$patch_level"
     export FORCE_CUDA=$want_cuda
     wheel_dir="$CACHE/wheels/$key"
     wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)
@@ -157,26 +143,26 @@ else
     else
         log "using cached mmcv wheel $wheel"
     fi
-    "${UV[@]}" --no-deps --reinstall "$wheel"
-    rm -f "$(mmcv_dir)/_ext.py"  # a torchvision-kernel module left from CARDD_OPS=torchvision
 fi
 
-# --- 4. the rest of the stack and cardd itself -------------------------------
-"${UV[@]}" -e ".[test]" || die "installing cardd and its dependencies failed"
+# --- 4. everything in one resolution: torch, that mmcv, the stack, cardd -------
+# shellcheck disable=SC2086
+"${UV[@]}" "${build_tools[@]}" $TORCH_SPEC "$wheel" --reinstall-package mmcv -e ".[test]" \
+    || die "installing torch, mmcv and cardd's dependencies failed"
+mmcv_dir=$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("mmcv").origin))')
+if [[ "$CARDD_OPS" == torchvision ]]; then
+    # mmcv.ops loads its kernels from `mmcv._ext`: cardd's torchvision module.
+    cat > "$mmcv_dir/_ext.py" <<'PYEOF'
+"""mmcv's kernels from torchvision, written by cardd's setup (CARDD_OPS=torchvision)
+in place of the compiled extension: see cardd/torchvision_ops.py."""
+from cardd.torchvision_ops import *  # noqa: F401,F403
+from cardd.torchvision_ops import __getattr__  # noqa: F401
+PYEOF
+fi
 
-# --- 5. verify ---------------------------------------------------------------
-"$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$CARDD_OPS" "$want_cuda" "$patch_level" \
-    || die "mmcv $MMCV_VERSION lacks the $CARDD_OPS kernels asked for (CUDA: $want_cuda): delete \$CARDD_CACHE/wheels/mmcv-* and rerun"
-CARDD_OPS=$CARDD_OPS "$PY" - <<'EOF' || die "mmcv's kernels do not load: delete the cached wheels under \$CARDD_CACHE/wheels and rerun make setup"
-import os
-import mmcv, mmcv.ops, mmdet, mmengine, torch
-from mmcv.ops import DeformConv2d, RoIAlign, nms  # noqa: F401  (needs mmcv._ext)
-import mmdet.models  # noqa: F401
-import mmcv._ext  # noqa: F401
-kernels = "compiled ops" if os.environ["CARDD_OPS"] == "compiled" else "torchvision kernels"
-print(f"[setup] ok: torch {torch.__version__}, mmcv {mmcv.__version__} ({kernels}), "
-      f"mmengine {mmengine.__version__}, mmdet {mmdet.__version__}")
-EOF
+# --- 5. verify: the kernels asked for, and mmdet's models import with them -----
+"$PY" "$ROOT/scripts/check_mmcv.py" "$MMCV_VERSION" "$CARDD_OPS" "$want_cuda" "$patch_level" --report \
+    || die "mmcv $MMCV_VERSION lacks the $CARDD_OPS kernels asked for (CUDA: $want_cuda) or mmdet does not load with them: delete \$CARDD_CACHE/wheels/mmcv-* and rerun"
 rm -f "$VENV"/.cardd-setup-*
 touch "$STAMP"
-log "done: activate with 'source .venv/bin/activate' or run '.venv/bin/cardd'"
+log "done in ${SECONDS} s: activate with 'source .venv/bin/activate' or run '.venv/bin/cardd'"
