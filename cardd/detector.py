@@ -221,6 +221,10 @@ class DamageDetector:
         trust_checkpoint: unpickle this file in full even though it holds more than
             weights and your `cardd train` did not write it.
         work_dir: where `latest`/`best` look (default `work_dirs/<config name>`).
+        half: run the model in float16 under autocast (weights stay float32), for
+            CUDA GPUs: about half the memory and faster. Boxes then come from float16
+            arithmetic (1 px steps from 1024 px on, 2 px from 2048). On CPU it works
+            but is slower than float32.
 
     Example:
         >>> detector = DamageDetector(checkpoint="model.pth")   # a `cardd export` file
@@ -236,6 +240,7 @@ class DamageDetector:
         score_thr: float = 0.3,
         trust_checkpoint: bool = False,
         work_dir: str | Path | None = None,
+        half: bool = False,
     ) -> None:
         from cardd.models import build_model, open_model
 
@@ -251,6 +256,7 @@ class DamageDetector:
         self.checkpoint = self.model_file.path
         self.config_source = self.model_file.config_source
         self.score_thr = score_thr
+        self.half = half
         self.model = build_model(self.model_file, self.device)
         self._pipeline = self._build_pipeline(self.model.cfg)
 
@@ -315,7 +321,10 @@ class DamageDetector:
         batch = pseudo_collate(
             [self._pipeline({"img": array, "img_id": index}) for index, array in enumerate(arrays)]
         )
-        with torch.inference_mode():
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.split(":")[0], dtype=torch.float16, enabled=self.half),
+        ):
             return self.model.test_step(batch)
 
     @staticmethod
@@ -325,9 +334,9 @@ class DamageDetector:
         instances = sample.pred_instances
         instances = instances[instances.scores >= score_thr]
         order = instances.scores.argsort(descending=True)
-        scores = instances.scores[order].cpu().numpy()
+        scores = instances.scores[order].float().cpu().numpy()  # float16 under --half
         labels = instances.labels[order].cpu().numpy()
-        boxes = instances.bboxes[order].cpu().numpy()
+        boxes = instances.bboxes[order].float().cpu().numpy()
         masks = instances.masks[order].cpu().numpy() if "masks" in instances else None
         detections = []
         for i in range(len(scores)):

@@ -14,8 +14,10 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -49,6 +51,8 @@ class InferOptions:
     visualize: bool = True
     exist_ok: bool = False
     trust_checkpoint: bool = False
+    half: bool = False
+    workers: int | None = None  # threads decoding ahead and writing behind; 0: none
 
 
 @dataclass
@@ -69,6 +73,8 @@ class InferSummary:
             "config": self.config_source,
             "checkpoint": str(checkpoint),
             "score_thr": options.score_thr,
+            "half": options.half,
+            "batch_size": options.batch_size,
             "images_processed": self.processed,
             "images_failed": len(self.failed),
             "failed": self.failed,
@@ -217,18 +223,95 @@ class OutputWriter:
         self.summary.processed += 1
 
 
+def _load(path: Path):
+    """The decoded image, or the `UnreadableImage` saying why not (raised in the caller)."""
+    from cardd.detector import UnreadableImage, load_image
+
+    try:
+        return load_image(path)
+    except UnreadableImage as error:
+        return error
+
+
+class Overlap:
+    """Decoding ahead of the model and writing behind it, in threads, so the model waits
+    for neither (decoding, drawing and encoding release the GIL in OpenCV and PIL).
+
+    The model stays on the calling thread. Writes run on one thread, in input order,
+    at most `window` behind; an error in one is raised in the caller. With 0 workers
+    everything runs inline, in order, as a reference and for debugging.
+    """
+
+    def __init__(self, workers: int, window: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.window = max(1, window)
+        self._decoders = ThreadPoolExecutor(workers, "cardd-decode") if workers else None
+        self._writer = ThreadPoolExecutor(1, "cardd-write") if workers else None
+        self._writes: deque = deque()
+
+    def __enter__(self) -> Overlap:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            for pool in (self._decoders, self._writer):
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+
+    def decoded(self, images: list[InputImage]) -> Iterator[tuple[InputImage, object]]:
+        """(image, BGR array or UnreadableImage), in input order, `window` decoded ahead."""
+        if self._decoders is None:
+            yield from ((item, _load(item.path)) for item in images)
+            return
+        ahead: deque = deque()
+        upcoming = iter(images)
+        for item in upcoming:
+            ahead.append((item, self._decoders.submit(_load, item.path)))
+            if len(ahead) > self.window:
+                done, future = ahead.popleft()
+                yield done, future.result()
+        while ahead:
+            done, future = ahead.popleft()
+            yield done, future.result()
+
+    def write(self, function: Callable, *args) -> None:
+        """Run `function(*args)` behind the model, in order."""
+        if self._writer is None:
+            function(*args)
+            return
+        self._writes.append(self._writer.submit(function, *args))
+        while len(self._writes) > self.window:
+            self._writes.popleft().result()
+
+    def flush(self) -> None:
+        while self._writes:
+            self._writes.popleft().result()
+
+
+def default_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
 def run_inference(options: InferOptions) -> InferSummary:
     """Run `cardd infer`: load the model once, then stream outputs image by image.
 
-    Bad images are reported and skipped; the summary lists them.
+    Images are decoded ahead of the model and written behind it (`Overlap`); bad
+    images are reported and skipped; the summary lists them.
     """
     from tqdm import tqdm
 
-    from cardd.detector import DamageDetector, UnreadableImage, load_image
+    from cardd.detector import DamageDetector, UnreadableImage
     from cardd.report import write_infer_index
 
     if options.batch_size < 1:
         raise CarddUsageError("--batch-size must be >= 1")
+    workers = default_workers() if options.workers is None else options.workers
+    if workers < 0:
+        raise CarddUsageError("--workers must be >= 0")
     images = collect_inputs(options.inputs, options.recursive)
     detector = DamageDetector(
         options.config,
@@ -237,30 +320,38 @@ def run_inference(options: InferOptions) -> InferSummary:
         options.score_thr,
         trust_checkpoint=options.trust_checkpoint,
         work_dir=options.work_dir,
+        half=options.half,
     )
+    if options.half and not detector.device.startswith("cuda"):
+        tqdm.write("warning: --half on CPU is slower than float32; it is meant for CUDA GPUs")
     out_dir = prepare_out_dir(options.out_dir, options.exist_ok)
     began = time.perf_counter()
+
+    def write(item: InputImage, array, result: ImageResult) -> None:
+        writer.write(item, array, result)
+        bar.update(1)
+
     with (
         OutputWriter(out_dir, detector, options) as writer,
         tqdm(total=len(images), unit="img", desc="infer") as bar,
+        Overlap(workers, window=2 * options.batch_size) as overlap,
     ):
-        for start in range(0, len(images), options.batch_size):
-            decoded = []
-            for item in images[start : start + options.batch_size]:
-                try:
-                    decoded.append((item, load_image(item.path)))
-                except UnreadableImage as error:
-                    writer.failed(item, str(error))
-                    tqdm.write(f"skipped {error}")
-                    bar.update(1)
-            if not decoded:
-                continue
-            results = detector.detect(
-                [array for _, array in decoded], [str(item.path) for item, _ in decoded]
-            )
-            for (item, array), result in zip(decoded, results, strict=True):
-                writer.write(item, array, result)
+        batch: list[tuple[InputImage, object]] = []
+        decoded = overlap.decoded(images)
+        for position, (item, array) in enumerate(decoded, start=1):
+            if isinstance(array, UnreadableImage):
+                writer.failed(item, str(array))
+                tqdm.write(f"skipped {array}")
                 bar.update(1)
+            else:
+                batch.append((item, array))
+            if batch and (len(batch) == options.batch_size or position == len(images)):
+                results = detector.detect(
+                    [array for _, array in batch], [str(item.path) for item, _ in batch]
+                )
+                for (item, array), result in zip(batch, results, strict=True):
+                    overlap.write(write, item, array, result)
+                batch = []
     summary = writer.summary
     summary.seconds = time.perf_counter() - began
     document = summary.to_dict(options, detector.checkpoint)

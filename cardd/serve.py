@@ -48,6 +48,7 @@ class ServeOptions:
     checkpoint: str = "latest"
     work_dir: Path | None = None
     device: str = "auto"
+    half: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
     score_thr: float = 0.3
@@ -196,6 +197,7 @@ class Service:
             options.score_thr,
             trust_checkpoint=options.trust_checkpoint,
             work_dir=options.work_dir,
+            half=options.half,
         )
 
     def health(self) -> dict:
@@ -208,6 +210,7 @@ class Service:
             "checkpoint": str(self.detector.checkpoint),
             "checkpoint_sha256": self.checkpoint_sha256,
             "device": self.detector.device,
+            "half": self.detector.half,
             "classes": list(CLASSES),
             "palette": [list(c) for c in PALETTE],
             "score_thr": self.options.score_thr,
