@@ -14,6 +14,7 @@ with a full-size mask, which is what makes drawing expensive.
 
     python scripts/bench_draw.py                                   # tiny_DCN_plus
     python scripts/bench_draw.py --sizes 1024x1024,2016x1512 --images 3
+    python scripts/bench_draw.py --max-per-img 100      # 100 detections, as DCN_plus keeps
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2, help="per size")
     parser.add_argument("--score-thr", type=float, default=0.0)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--max-per-img", type=int, help="detections kept per image (DCN_plus: 100, tiny: 50)"
+    )
     args = parser.parse_args()
 
     from cardd import DamageDetector
@@ -88,6 +92,15 @@ def main() -> None:
             folder = tmp / size
             folder.mkdir()
             images += make_images(folder, args.images, width, height)
+        if args.max_per_img:  # the same model keeping more (or fewer) detections
+            from cardd.configs import resolve_config
+
+            derived = tmp / f"{Path(args.config).stem}_max{args.max_per_img}.py"
+            derived.write_text(
+                f"_base_ = {str(resolve_config(args.config))!r}\n"
+                f"model = dict(test_cfg=dict(rcnn=dict(max_per_img={args.max_per_img})))\n"
+            )
+            args.config = str(derived)
         checkpoint = args.checkpoint or random_checkpoint(args.config, tmp / "random.pth")
         detector = DamageDetector(args.config, checkpoint, device="cpu", score_thr=args.score_thr)
         old_draw = mmdet_drawing(detector)
@@ -109,7 +122,9 @@ def main() -> None:
         with_vis = time_infer(images, args.config, checkpoint, tmp / "vis", True, args.score_thr)
         no_vis = time_infer(images, args.config, checkpoint, tmp / "novis", False, args.score_thr)
 
-    print(f"{args.config}, sizes {args.sizes}, {len(images)} images, detections {counts}")
+    print(
+        f"{Path(args.config).stem}, sizes {args.sizes}, {len(images)} images, detections {counts}"
+    )
     print(f"mmdet DetLocalVisualizer : {statistics.median(old):.3f} s per image (median)")
     print(f"cardd draw_detections    : {statistics.median(new):.3f} s per image (median)")
     print(f"drawing speed-up         : {statistics.median(old) / statistics.median(new):.1f}x")
