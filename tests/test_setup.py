@@ -68,3 +68,28 @@ def test_multithreaded_deform_conv_matches_torchvision(threads):
         torch.set_num_threads(before)
     reference = torchvision.ops.deform_conv2d(x, offset, conv.weight.detach(), padding=1)
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@requires_compiled
+def test_multithreaded_roi_align_is_bit_identical_to_one_thread():
+    """The patched RoIAlign splits RoIs over threads; every value is computed as before."""
+    import torchvision
+    from mmcv.ops import RoIAlign
+
+    torch.manual_seed(0)
+    features = torch.randn(2, 32, 50, 60)
+    boxes = torch.rand(300, 4) * torch.tensor([60.0, 50.0, 60.0, 50.0])
+    boxes[:, 2:] = boxes[:, :2] + boxes[:, 2:].abs() / 2 + 1
+    rois = torch.cat([torch.randint(0, 2, (300, 1)).float(), boxes], dim=1)
+    layer = RoIAlign((7, 7), spatial_scale=1.0, sampling_ratio=0, aligned=True)
+    outputs = {}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outputs[threads] = layer(features, rois)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outputs[1], outputs[2])
+    reference = torchvision.ops.roi_align(features, rois, (7, 7), 1.0, 0, aligned=True)
+    torch.testing.assert_close(outputs[2], reference, rtol=1e-5, atol=1e-5)
