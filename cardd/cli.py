@@ -325,6 +325,12 @@ Examples:
     is_flag=True,
     help="Print the merged config after all options (and the effective lr), then exit.",
 )
+@click.option(
+    "--profile-startup",
+    is_flag=True,
+    help="Profile the way to the first iteration (cProfile): LOG_DIR/startup.prof and the "
+    "slowest functions in the log. Every run logs its start-up phases anyway.",
+)
 def train(
     config,
     work_dir,
@@ -341,6 +347,7 @@ def train(
     trust_checkpoint,
     exist_ok,
     print_config,
+    profile_startup,
 ) -> None:
     """Train a model (mmengine Runner); checkpoints and logs go to the work dir.
 
@@ -368,6 +375,7 @@ def train(
         cfg_options=parse_cfg_options(cfg_options),
         trust_checkpoint=trust_checkpoint,
         exist_ok=exist_ok,
+        profile_startup=profile_startup,
     )
     if print_config:
         click.echo(describe(options))

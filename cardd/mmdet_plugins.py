@@ -1,8 +1,9 @@
 """What cardd adds to MMDetection's registries, for `custom_imports` in the configs.
 
-Importing this module registers `CarddCocoMetric` (see `cardd.metrics`) and
-`CarddPlotHook` (training curves, see `cardd.plots`), so a cardd config also runs
-under MMDetection's own `tools/train.py` and `test.py`.
+Importing this module registers `CarddCocoMetric` (see `cardd.metrics`),
+`CarddPlotHook` (training curves, see `cardd.plots`) and `CarddStartupHook` (where
+the start-up seconds go, see `cardd.startup`), so a cardd config also runs under
+MMDetection's own `tools/train.py` and `test.py`.
 """
 
 from cardd.metrics import register
@@ -42,3 +43,44 @@ def _register_plot_hook() -> None:
 
 
 _register_plot_hook()
+
+
+def _register_startup_hook() -> None:
+    from mmdet.registry import HOOKS
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import Hook
+
+    from cardd import startup
+
+    class CarddStartupHook(Hook):
+        """Marks the start-up phases inside `Runner.train` and, after the first
+        iteration, logs them and writes `<log_dir>/startup.json` (rank 0)."""
+
+        priority = "VERY_HIGH"  # the marks are taken before the other hooks run
+
+        def before_run(self, runner) -> None:
+            startup.TIMELINE.mark("datasets, optimizer, evaluator")
+
+        def before_train(self, runner) -> None:
+            startup.TIMELINE.mark("weights (initialise, load, resume)")
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+            startup.TIMELINE.mark("first batch (data workers)")
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            timeline = startup.TIMELINE
+            if timeline.finished:
+                return
+            timeline.mark("first iteration")
+            if is_main_process():
+                try:
+                    timeline.finish(runner.log_dir, runner.logger.info)
+                except OSError as error:  # a report must never stop a training run
+                    runner.logger.warning(f"start-up report not written: {error}")
+            timeline.finished = True
+
+    if "CarddStartupHook" not in HOOKS.module_dict:
+        HOOKS.register_module(module=CarddStartupHook)
+
+
+_register_startup_hook()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cardd import checkpoints
+from cardd import checkpoints, startup
 from cardd.configs import load_config, set_data_root
 from cardd.data.check import dataset_categories_problem
 from cardd.devices import resolve_device, runner_device
@@ -47,6 +47,7 @@ class TrainOptions:
     cfg_options: dict = field(default_factory=dict)
     trust_checkpoint: bool = False
     exist_ok: bool = False
+    profile_startup: bool = False  # cProfile the way to the first iteration (cardd.startup)
 
 
 def _check_data(cfg: Config) -> None:
@@ -200,6 +201,7 @@ def run_training(cfg: Config, device: str, trust: Path | None = None) -> Path:
     cfg.visualizer.name = f"cardd-train-{uuid.uuid4().hex[:12]}"
     with checkpoints.trusting(trust):
         runner = _recording_runner().from_cfg(cfg)
+        startup.TIMELINE.mark("rest of the runner (model wrapper, hooks)")
         runner.train()
     return work_dir
 
@@ -211,6 +213,17 @@ def _recording_runner() -> type:
     from mmengine.runner import Runner
 
     class RecordingRunner(Runner):
+        # start-up marks around the parts of Runner.__init__ that can take long
+        def _log_env(self, env_cfg):
+            startup.TIMELINE.mark("runner set-up (distributed, seed, logger)")
+            super()._log_env(env_cfg)
+            startup.TIMELINE.mark("environment log")
+
+        def build_model(self, model):
+            built = super().build_model(model)
+            startup.TIMELINE.mark("visualizer and model")
+            return built
+
         def save_checkpoint(self, out_dir, filename, *args, **kwargs):
             super().save_checkpoint(out_dir, filename, *args, **kwargs)
             path = Path(out_dir) / filename
@@ -242,6 +255,7 @@ def worker_argv(opts: TrainOptions) -> list[str]:
             argv += [flag, str(value)]
     for flag, on in (
         ("--amp", opts.amp),
+        ("--profile-startup", opts.profile_startup),
         ("--trust-checkpoint", opts.trust_checkpoint),
         ("--exist-ok", opts.exist_ok),
     ):
@@ -278,6 +292,10 @@ def train(opts: TrainOptions) -> Path:
     """
     if opts.nproc < 1:
         raise CarddUsageError("--nproc must be >= 1")
+    timeline = startup.begin()
+    timeline.mark("interpreter, imports and options" if timeline.from_process_start else "options")
+    if opts.profile_startup:
+        timeline.start_profile()
     if opts.nproc > 1:
         if opts.launcher != "none":
             raise CarddUsageError(
@@ -297,6 +315,7 @@ def train(opts: TrainOptions) -> Path:
         return Path(opts.work_dir or default_work_dir(opts.config))
     device = runner_device(opts.device)
     cfg = build_config(opts)
+    timeline.mark("config and data checks")
     if opts.launcher != "none" and device == "cuda":
         cfg.env_cfg.dist_cfg = dict(backend="nccl")
     trust = Path(cfg.load_from) if opts.trust_checkpoint and cfg.get("load_from") else None

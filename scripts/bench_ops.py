@@ -106,6 +106,20 @@ def main() -> None:
             ratio = seconds["torchvision"] / seconds["compiled"]
             print(f"{name:<32} {seconds['compiled'] * 1000:>8.1f}ms "
                   f"{seconds['torchvision'] * 1000:>10.1f}ms {ratio:>6.2f}x")  # fmt: skip
+        # cardd's patches split mmcv's serial CPU loops over torch's threads; at one thread
+        # the patched kernels run the loop exactly as stock mmcv does: before and after.
+        if device == "cpu" and torch.get_num_threads() > 1:
+            use(compiled)
+            threads = torch.get_num_threads()
+            for name in ("RoIAlign 1000 rois 7x7", next(iter(cases))):
+                torch.set_num_threads(1)
+                serial = timed(cases[name], device, args.repeats)
+                torch.set_num_threads(threads)
+                parallel = timed(cases[name], device, args.repeats)
+                print(
+                    f"compiled {name}: 1 thread (stock mmcv's loop) {serial * 1000:.1f}ms, "
+                    f"{threads} threads {parallel * 1000:.1f}ms: {serial / parallel:.2f}x"
+                )
     seconds = {}
     for backend_name, backend in backends.items():  # training: outside inference mode
         use(backend)

@@ -1,6 +1,8 @@
 """`cardd train` on CPU with real mmdet: tiny_DCN_plus on synthetic data."""
 
+import json
 import os
+import pstats
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from cardd import checkpoints
 from cardd.cli import cli
 from cardd.errors import CarddError
 from cardd.train import TrainOptions, build_config, worker_argv
+from tests.test_startup import TRAIN_PHASES
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +45,12 @@ def test_one_epoch_writes_checkpoint_config_and_logs(trained_work_dir):
     checkpoint = torch.load(trained_work_dir / "epoch_1.pth", weights_only=False)
     assert checkpoint["meta"]["epoch"] == 1
     assert tuple(checkpoint["meta"]["dataset_meta"]["classes"])[3] == "glass shatter"
+    # where the start-up seconds went, phase by phase, in the log and beside it
+    (report,) = trained_work_dir.glob("*/startup.json")
+    phases = json.loads(report.read_text())["phases"]
+    assert [p["phase"] for p in phases][1:] == TRAIN_PHASES
+    assert all(p["seconds"] >= 0 for p in phases)
+    assert "start-up" in logs[0].read_text() and "environment log" in logs[0].read_text()
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
@@ -98,6 +107,7 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
             "2",
             "--cfg-options",
             "default_hooks.logger.interval=1",
+            "--profile-startup",
         ],
         capture_output=True,
         text=True,
@@ -107,6 +117,12 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (work_dir / "epoch_1.pth").is_file()
     assert "Distributed launcher: pytorch" in result.stdout + result.stderr
+    # rank 0 reports the start-up of a fresh process, from its start, with a profile
+    (report,) = work_dir.glob("*/startup.json")
+    phases = [p["phase"] for p in json.loads(report.read_text())["phases"]]
+    assert phases == ["interpreter, imports and options", *TRAIN_PHASES]
+    (profile,) = work_dir.glob("*/startup.prof")
+    assert any(name == "train_step" for _, _, name in pstats.Stats(str(profile)).stats)
 
 
 def test_worker_argv_parses_back_into_the_same_options(tmp_path):
@@ -125,6 +141,7 @@ def test_worker_argv_parses_back_into_the_same_options(tmp_path):
         amp=True,
         trust_checkpoint=True,
         exist_ok=True,
+        profile_startup=True,
         cfg_options={"train_dataloader.batch_size": 1, "x": "a b", "y": [1, 2]},
     )
     argv = worker_argv(opts)
@@ -144,6 +161,7 @@ def test_worker_argv_parses_back_into_the_same_options(tmp_path):
         cfg_options=parse_cfg_options(params["cfg_options"]),
         trust_checkpoint=params["trust_checkpoint"],
         exist_ok=params["exist_ok"],
+        profile_startup=params["profile_startup"],
     )
     assert parsed == TrainOptions(**{**opts.__dict__, "launcher": "pytorch"})
 

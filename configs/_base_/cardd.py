@@ -84,7 +84,7 @@ test_dataloader = dict(
 
 # mmdet's CocoMetric plus the CarDD paper's size bins, in one COCOeval pass.
 # <work_dir>/plots/training_curves.png, redrawn after each validation.
-custom_hooks = [dict(type='CarddPlotHook')]
+custom_hooks = [dict(type='CarddPlotHook'), dict(type='CarddStartupHook')]
 
 val_evaluator = dict(
     type='CarddCocoMetric',
