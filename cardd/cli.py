@@ -380,7 +380,7 @@ def train(
     if print_config:
         click.echo(describe(options))
         return
-    out = run(options)
+    out = run(options, from_process_start=True)
     click.echo(f"training finished: checkpoints and logs in {out}")
 
 

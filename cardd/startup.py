@@ -68,6 +68,12 @@ class StartupTimeline:
         self._profiler = cProfile.Profile()
         self._profiler.enable()
 
+    def stop_profile(self) -> None:
+        """Stop profiling without a report (a run that ended before its first iteration)."""
+        if self._profiler is not None:
+            self._profiler.disable()
+            self._profiler = None
+
     def finish(self, log_dir: str | Path, log) -> None:
         """Write `startup.json` (and `startup.prof`) into `log_dir`, log the summary."""
         self.finished = True
@@ -97,13 +103,11 @@ class StartupTimeline:
 
 #: The timeline of this process's current training run.
 TIMELINE = StartupTimeline()
-_runs = 0
 
 
-def begin() -> StartupTimeline:
+def begin(from_process_start: bool) -> StartupTimeline:
     """The timeline of a training run starting now: counted from the process's start
-    for its first run (`cardd train`), from now for a later one (the demo, tests)."""
-    global TIMELINE, _runs
-    TIMELINE = StartupTimeline(from_process_start=_runs == 0)
-    _runs += 1
+    where the process is this run (`cardd train`), else from now (the demo, the API)."""
+    global TIMELINE
+    TIMELINE = StartupTimeline(from_process_start)
     return TIMELINE

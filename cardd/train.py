@@ -284,18 +284,29 @@ def launch_local(opts: TrainOptions) -> int:
     return subprocess.call(command)
 
 
-def train(opts: TrainOptions) -> Path:
+def train(opts: TrainOptions, from_process_start: bool = False) -> Path:
     """Run `cardd train`. With `nproc > 1` this process only supervises torchrun.
+
+    Args:
+        from_process_start: this process is the run (the `cardd train` command): its
+            start-up report counts from the process's start, interpreter and imports too.
 
     Returns:
         The work dir.
     """
     if opts.nproc < 1:
         raise CarddUsageError("--nproc must be >= 1")
-    timeline = startup.begin()
-    timeline.mark("interpreter, imports and options" if timeline.from_process_start else "options")
+    timeline = startup.begin(from_process_start)
+    timeline.mark("interpreter, imports and options" if from_process_start else "options")
     if opts.profile_startup:
         timeline.start_profile()
+    try:
+        return _train(opts, timeline)
+    finally:
+        timeline.stop_profile()  # a run that ended (or failed) before its first iteration
+
+
+def _train(opts: TrainOptions, timeline: startup.StartupTimeline) -> Path:
     if opts.nproc > 1:
         if opts.launcher != "none":
             raise CarddUsageError(

@@ -56,6 +56,7 @@ def test_health(service, tiny_checkpoint):
     assert health["checkpoint"] == str(tiny_checkpoint)
     assert health["checkpoint_sha256"] == checkpoints.file_sha256(tiny_checkpoint)
     assert health["config"].endswith("tiny_DCN_plus.py") and not health["api_key_required"]
+    assert health["half"] is False
 
 
 def test_detect_gives_what_cardd_infer_gives(service, photo, tiny_checkpoint, tmp_path):
@@ -182,10 +183,11 @@ def test_eight_clients_forty_requests_all_answered_right(service, photo):
 def test_api_key_guards_v1_only(tiny_checkpoint, tmp_path, photo):
     saved = tmp_path / "saved"
     with live_service.running(
-        tiny_checkpoint, tmp_path / "serve.log", "--save-dir", str(saved),
+        tiny_checkpoint, tmp_path / "serve.log", "--save-dir", str(saved), "--half",
         env={"CARDD_API_KEY": "s3cret"},
     ) as keyed:  # fmt: skip
-        assert requests.get(f"{keyed.url}/health", timeout=5).json()["api_key_required"]
+        health = requests.get(f"{keyed.url}/health", timeout=5).json()
+        assert health["api_key_required"] and health["half"] is True  # options reach the model
         _error(_post(keyed, "/v1/detect", photo.read_bytes()), 401)
         wrong = requests.post(
             f"{keyed.url}/v1/annotate",

@@ -2,7 +2,6 @@
 
 import json
 import os
-import pstats
 import signal
 import subprocess
 import sys
@@ -48,9 +47,10 @@ def test_one_epoch_writes_checkpoint_config_and_logs(trained_work_dir):
     # where the start-up seconds went, phase by phase, in the log and beside it
     (report,) = trained_work_dir.glob("*/startup.json")
     phases = json.loads(report.read_text())["phases"]
-    assert [p["phase"] for p in phases][1:] == TRAIN_PHASES
+    assert [p["phase"] for p in phases] == ["options", *TRAIN_PHASES]  # a later run: from now
     assert all(p["seconds"] >= 0 for p in phases)
-    assert "start-up" in logs[0].read_text() and "environment log" in logs[0].read_text()
+    log = logs[0].read_text()
+    assert "start-up" in log and "environment log" in log
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
@@ -107,7 +107,6 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
             "2",
             "--cfg-options",
             "default_hooks.logger.interval=1",
-            "--profile-startup",
         ],
         capture_output=True,
         text=True,
@@ -117,12 +116,10 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (work_dir / "epoch_1.pth").is_file()
     assert "Distributed launcher: pytorch" in result.stdout + result.stderr
-    # rank 0 reports the start-up of a fresh process, from its start, with a profile
+    # rank 0 reports the start-up of a fresh process, counted from its start
     (report,) = work_dir.glob("*/startup.json")
     phases = [p["phase"] for p in json.loads(report.read_text())["phases"]]
     assert phases == ["interpreter, imports and options", *TRAIN_PHASES]
-    (profile,) = work_dir.glob("*/startup.prof")
-    assert any(name == "train_step" for _, _, name in pstats.Stats(str(profile)).stats)
 
 
 def test_worker_argv_parses_back_into_the_same_options(tmp_path):
@@ -212,10 +209,12 @@ def test_clear_errors_before_anything_heavy(tmp_path, synthetic_root):
             str(tmp_path / "none"),
             "--work-dir",
             str(tmp_path / "w"),
+            "--profile-startup",
         ],
     )
     assert missing.exit_code == 1
     assert "cardd download-data" in missing.output and "cardd synth-data" in missing.output
+    assert sys.getprofile() is None  # the start-up profiler stops with the failed run
     with pytest.raises(CarddError, match="cardd download-weights"):
         build_config(
             TrainOptions(config="DCN_plus", data_root=synthetic_root, work_dir=tmp_path / "w")
