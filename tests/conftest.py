@@ -80,6 +80,26 @@ def tiny_checkpoint(trained_work_dir) -> Path:
     return checkpoint
 
 
+@pytest.fixture(scope="session")
+def spool_dir(tmp_path_factory) -> Path:
+    """The shared service's TMPDIR: an upload spooled to disk would land here."""
+    return tmp_path_factory.mktemp("spool")
+
+
+@pytest.fixture(scope="session")
+def service(tiny_checkpoint, tmp_path_factory, spool_dir):
+    """`cardd serve` of the tiny checkpoint, running on loopback for the whole session
+    (the API tests and the web-page test share it: one model load), with small limits."""
+    from tests import live_service
+
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with live_service.running(
+        tiny_checkpoint, log, "--max-upload-mb", "1", "--max-pixels", "4000000",
+        env={"TMPDIR": str(spool_dir)},
+    ) as running:  # fmt: skip
+        yield running
+
+
 def read_json(path: Path):
     with open(path) as f:
         return json.load(f)

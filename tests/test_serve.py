@@ -20,22 +20,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def spool_dir(tmp_path_factory):
-    """The service's TMPDIR: an upload spooled to disk would land here."""
-    return tmp_path_factory.mktemp("spool")
-
-
-@pytest.fixture(scope="module")
-def service(tiny_checkpoint, tmp_path_factory, spool_dir):
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with live_service.running(
-        tiny_checkpoint, log, "--max-upload-mb", "1", "--max-pixels", "4000000",
-        env={"TMPDIR": str(spool_dir)},
-    ) as running:  # fmt: skip
-        yield running
-
-
-@pytest.fixture(scope="module")
 def photo(synthetic_root):
     return sorted((synthetic_root / "test2017").glob("*.jpg"))[0]
 

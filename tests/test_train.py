@@ -67,6 +67,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
         "cpu",
         "--seed",
         "0",
+        "--cfg-options",  # one iteration per epoch: resuming is what is tested
+        "train_dataloader.dataset.indices=2",
     ]
     process = _cardd(*common, "--max-epochs", "3", start_new_session=True)
     deadline = time.time() + 600

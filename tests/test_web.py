@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from cardd.classes import CLASSES
-from tests import live_service
 
 pytestmark = pytest.mark.slow
 
@@ -45,48 +44,47 @@ def browser():
 
 
 def test_upload_a_photo_see_it_annotated_filter_and_download(
-    browser, tiny_checkpoint, synthetic_root, tmp_path
+    browser, service, synthetic_root, tmp_path
 ):
     photo = sorted((synthetic_root / "test2017").glob("*.jpg"))[0]
-    with live_service.running(tiny_checkpoint, tmp_path / "serve.log") as service:
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{service.url}/")
-        page.wait_for_function("document.querySelector('#model').textContent.includes('cpu')")
-        page.set_input_files("#files", str(photo))
-        page.wait_for_selector(".result .download:not([hidden])", timeout=120_000)
-        canvas = page.locator(".result canvas")
-        size = canvas.evaluate("c => [c.width, c.height]")
-        assert size == list(Image.open(photo).size)
-        assert page.locator(".result .name").inner_text() == photo.name
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{service.url}/")
+    page.wait_for_function("document.querySelector('#model').textContent.includes('cpu')")
+    page.set_input_files("#files", str(photo))
+    page.wait_for_selector(".result .download:not([hidden])", timeout=120_000)
+    canvas = page.locator(".result canvas")
+    size = canvas.evaluate("c => [c.width, c.height]")
+    assert size == list(Image.open(photo).size)
+    assert page.locator(".result .name").inner_text() == photo.name
 
-        # the slider filters without another upload, and redraws
-        pixels = "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"
-        uploads = []
-        page.on("request", lambda r: uploads.append(r.url) if "/v1/" in r.url else None)
-        page.locator("#threshold").fill("0")
-        everything = page.locator(".result tbody tr").count()
-        assert everything > 0
-        page.locator("#threshold").fill("1")
-        assert page.locator(".result tbody tr").count() == 0
-        bare = canvas.evaluate(pixels)
-        page.locator("#threshold").fill("0.05")
-        some = page.locator(".result tbody tr").count()
-        assert 0 < some <= everything and not uploads
-        drawn = canvas.evaluate(pixels)
-        assert sum(a != b for a, b in zip(bare, drawn, strict=True)) > 100  # masks, boxes
-        first_row = page.locator(".result tbody tr").first.inner_text()
-        assert any(name in first_row for name in CLASSES)
+    # the slider filters without another upload, and redraws
+    pixels = "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)"
+    uploads = []
+    page.on("request", lambda r: uploads.append(r.url) if "/v1/" in r.url else None)
+    page.locator("#threshold").fill("0")
+    everything = page.locator(".result tbody tr").count()
+    assert everything > 0
+    page.locator("#threshold").fill("1")
+    assert page.locator(".result tbody tr").count() == 0
+    bare = canvas.evaluate(pixels)
+    page.locator("#threshold").fill("0.05")
+    some = page.locator(".result tbody tr").count()
+    assert 0 < some <= everything and not uploads
+    drawn = canvas.evaluate(pixels)
+    assert sum(a != b for a, b in zip(bare, drawn, strict=True)) > 100  # masks, boxes
+    first_row = page.locator(".result tbody tr").first.inner_text()
+    assert any(name in first_row for name in CLASSES)
 
-        with page.expect_download() as download:
-            page.locator(".result .download").click()
-        saved = tmp_path / "download.json"
-        download.value.save_as(saved)
-        document = json.loads(saved.read_text())
-        assert document["image"] == photo.name and len(document["detections"]) == some
-        assert document["score_thr"] == 0.05
+    with page.expect_download() as download:
+        page.locator(".result .download").click()
+    saved = tmp_path / "download.json"
+    download.value.save_as(saved)
+    document = json.loads(saved.read_text())
+    assert document["image"] == photo.name and len(document["detections"]) == some
+    assert document["score_thr"] == 0.05
 
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
-        assert not errors, errors
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
+    assert not errors, errors
