@@ -128,3 +128,28 @@ def test_config_text_with_code_is_refused(text):
 
     with pytest.raises(CarddError, match="not plain data"):
         config_from_text(text, "model.pth")
+
+
+def test_mmdet_bases_resolve_as_mmengine_resolves_them_reading_its_index_once():
+    """cardd reads mmdet's model index once per process (mmengine reads it per `mmdet::`
+    reference); every lookup answers as mmengine's own helper does."""
+    from mmengine.config import utils
+    from mmengine.utils import get_installed_path
+
+    from cardd import configs
+
+    load_config("DCN_plus")
+    load_config("tiny_DCN_plus")
+    assert utils._get_cfg_metainfo is configs._released_config
+    assert configs.released_configs.cache_info().misses == 1  # one index for both loads
+    mmdet = get_installed_path("mmdet")
+    original = configs._released_config.mmengine_original
+    names = list(configs.released_configs(mmdet))
+    for name in [names[1], names[len(names) // 2], "_base_/models/mask-rcnn_r50_fpn", "nope"]:
+        answers = []
+        for lookup in (original, utils._get_cfg_metainfo):
+            try:
+                answers.append(lookup(mmdet, name))
+            except ValueError:
+                answers.append(ValueError)
+        assert answers[0] == answers[1], name
