@@ -153,3 +153,21 @@ def test_mmdet_bases_resolve_as_mmengine_resolves_them_reading_its_index_once():
             except ValueError:
                 answers.append(ValueError)
         assert answers[0] == answers[1], name
+
+
+def test_a_config_text_is_formatted_once_and_each_keeps_its_own():
+    """mmengine re-runs yapf at every `pretty_text` (log, dump, each checkpoint); cardd keeps
+    the result by text: read again, each config gives its own text, without formatting."""
+    from mmengine.config import config as mmengine_config
+
+    from cardd import configs
+
+    big, tiny = load_config("DCN_plus"), load_config("tiny_DCN_plus")
+    configs._FORMATTED.clear()
+    texts = (big.pretty_text, tiny.pretty_text)
+    assert texts[0] != texts[1] and "max_epochs = 24" in texts[0] and "max_epochs = 12" in texts[1]
+    kept = dict(configs._FORMATTED)
+    assert len(kept) == 2
+    assert (big.pretty_text, tiny.pretty_text, big.pretty_text) == (*texts, texts[0])
+    assert configs._FORMATTED == kept  # nothing formatted again
+    assert mmengine_config.FormatCode.yapf_original.__module__ == "yapf.yapflib.yapf_api"
