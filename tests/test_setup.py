@@ -92,3 +92,39 @@ def test_multithreaded_roi_align_is_bit_identical_to_one_thread():
     assert torch.equal(outputs[1], outputs[2])
     reference = torchvision.ops.roi_align(features, rois, (7, 7), 1.0, 0, aligned=True)
     torch.testing.assert_close(outputs[2], reference, rtol=1e-5, atol=1e-5)
+
+
+def test_pip_configuration_reaches_uv():
+    """What pip is configured to install from (`pip config list`), uv installs from too:
+    environment over [install] over [global], every value of a multi-valued option."""
+    uv_install = runpy.run_path(str(SCRIPTS / "uv_install.py"))
+    listing = "\n".join(
+        [
+            "global.index-url='https://mirror.example/simple'",
+            "global.extra-index-url='file:///opt/a/simple file:///opt/b/simple'",
+            "global.find-links='/global/wheels'",
+            "install.find-links='/install/wheels'",
+            ":env:.find-links='/env/wheels'",
+            "global.constraint='/etc/constraints.txt'",
+            "global.trusted-host='mirror.example'",
+            "global.cert='/etc/ssl/bundle.pem'",
+            "global.timeout='60'",
+            "not a setting",
+        ]
+    )
+    config = uv_install["pip_config"](listing)
+    assert config["find-links"] == "/env/wheels"  # the environment wins
+    args, env = uv_install["uv_arguments"](config)
+    assert args == [
+        "--index-url", "https://mirror.example/simple",
+        "--extra-index-url", "file:///opt/a/simple",
+        "--extra-index-url", "file:///opt/b/simple",
+        "--find-links", "/env/wheels",
+        "--constraint", "/etc/constraints.txt",
+        "--allow-insecure-host", "mirror.example",
+        "--index-strategy", "unsafe-best-match",
+    ]  # fmt: skip
+    assert env == {"SSL_CERT_FILE": "/etc/ssl/bundle.pem"}
+    assert uv_install["uv_arguments"](uv_install["pip_config"](""))[0] == []  # plain PyPI
+    no_index = uv_install["pip_config"]("global.no-index='true'\nglobal.find-links='/w'")
+    assert "--no-index" in uv_install["uv_arguments"](no_index)[0]
