@@ -19,6 +19,7 @@ def test_demo_end_to_end(tmp_path):
     summary = json.loads((out / "infer" / "summary.json").read_text())
     assert summary["images_processed"] == metrics["images"] == 2
     assert len(list((out / "infer" / "vis").rglob("*.jpg"))) == 2
+    assert summary["score_thr"] == 0.1  # the toy model's scores stay low
     # every file the demo names exists: curves, report, index
     named = [line.split()[-1] for line in result.output.splitlines() if line.startswith("  ")]
     files = [Path(p) for p in named if p.endswith((".png", ".html", ".json"))]
