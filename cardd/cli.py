@@ -54,6 +54,11 @@ trust_option = click.option(
     "trust. Files your own `cardd train` wrote and weight files never need it.",
 )
 
+#: For the commands that run one model (infer, serve): a GPU may be picked by index.
+model_device_option = click.option(
+    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+)
+
 half_option = click.option(
     "--half",
     is_flag=True,
@@ -510,7 +515,7 @@ Examples:
     show_default=True,
     help="Drop detections below this score in every output.",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@model_device_option
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -590,7 +595,7 @@ Examples:
 @model_config_option
 @checkpoint_option
 @model_work_dir_option
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@model_device_option
 @half_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)

@@ -298,7 +298,7 @@ def train(opts: TrainOptions, from_process_start: bool = False) -> Path:
         raise CarddUsageError("--nproc must be >= 1")
     timeline = startup.begin(from_process_start)
     timeline.mark("interpreter, imports and options" if from_process_start else "options")
-    if opts.profile_startup:
+    if opts.profile_startup and opts.nproc == 1:  # with --nproc, each worker profiles itself
         timeline.start_profile()
     try:
         return _train(opts, timeline)

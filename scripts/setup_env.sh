@@ -158,6 +158,8 @@ in place of the compiled extension: see cardd/torchvision_ops.py."""
 from cardd.torchvision_ops import *  # noqa: F401,F403
 from cardd.torchvision_ops import __getattr__  # noqa: F401
 PYEOF
+else
+    rm -f "$mmcv_dir/_ext.py"  # a torchvision-kernel module left from CARDD_OPS=torchvision
 fi
 
 # --- 5. verify: the kernels asked for, and mmdet's models import with them -----
