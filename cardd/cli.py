@@ -336,6 +336,21 @@ Examples:
     help="Profile the way to the first iteration (cProfile): LOG_DIR/startup.prof and the "
     "slowest functions in the log. Every run logs its start-up phases anyway.",
 )
+@click.option(
+    "--profile-steps",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Profile N training iterations (PyTorch profiler): LOG_DIR/profile_steps.txt "
+    "(s/iter, how busy the GPU is, the costliest ops and kernels) and trace.json.gz.",
+)
+@click.option(
+    "--profile-after",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    metavar="K",
+    help="With --profile-steps: skip the first K iterations (warm-up).",
+)
 def train(
     config,
     work_dir,
@@ -353,6 +368,8 @@ def train(
     exist_ok,
     print_config,
     profile_startup,
+    profile_steps,
+    profile_after,
 ) -> None:
     """Train a model (mmengine Runner); checkpoints and logs go to the work dir.
 
@@ -381,6 +398,8 @@ def train(
         trust_checkpoint=trust_checkpoint,
         exist_ok=exist_ok,
         profile_startup=profile_startup,
+        profile_steps=profile_steps or 0,
+        profile_after=profile_after,
     )
     if print_config:
         click.echo(describe(options))

@@ -1,8 +1,9 @@
 """What cardd adds to MMDetection's registries, for `custom_imports` in the configs.
 
 Importing this module registers `CarddCocoMetric` (see `cardd.metrics`),
-`CarddPlotHook` (training curves, see `cardd.plots`) and `CarddStartupHook` (where
-the start-up seconds go, see `cardd.startup`), so a cardd config also runs under
+`CarddPlotHook` (training curves, see `cardd.plots`), `CarddStartupHook` (where
+the start-up seconds go, see `cardd.startup`) and `CarddStepProfileHook` (where an
+iteration's time goes, see `cardd.step_profile`), so a cardd config also runs under
 MMDetection's own `tools/train.py` and `test.py`.
 """
 
@@ -84,3 +85,50 @@ def _register_startup_hook() -> None:
 
 
 _register_startup_hook()
+
+
+def _register_step_profile_hook() -> None:
+    from mmdet.registry import HOOKS
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import Hook
+
+    from cardd.step_profile import StepProfile
+
+    class CarddStepProfileHook(Hook):
+        """`cardd train --profile-steps N`: profiles N iterations after the first `after`
+        and writes `<log_dir>/profile_steps.txt` and `trace.json.gz` (see
+        `cardd.step_profile`). On rank 0 only; the other ranks train unprofiled."""
+
+        # first in line: the profiled span is the model's step, not the other hooks' work
+        priority = "VERY_HIGH"
+
+        def __init__(self, steps: int, after: int = 10) -> None:
+            self.steps, self.after = steps, after
+            self.profile: StepProfile | None = None
+
+        def before_run(self, runner) -> None:
+            if not is_main_process():
+                return
+            cuda = next(runner.model.parameters()).is_cuda
+            self.profile = StepProfile(self.steps, self.after, cuda=cuda)
+            self.profile.check_length(runner.max_iters)
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+            if self.profile is not None:
+                self.profile.iteration_started(runner.iter)
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            if self.profile is None or not self.profile.iteration_ended(runner.iter):
+                return
+            try:
+                out = self.profile.write(runner.log_dir)
+                runner.logger.info(f"{self.profile.report} (table: {out})")
+            except OSError as error:  # a report must never stop a training run
+                runner.logger.warning(f"step profile not written: {error}")
+            self.profile = None
+
+    if "CarddStepProfileHook" not in HOOKS.module_dict:
+        HOOKS.register_module(module=CarddStepProfileHook)
+
+
+_register_step_profile_hook()

@@ -48,6 +48,8 @@ class TrainOptions:
     trust_checkpoint: bool = False
     exist_ok: bool = False
     profile_startup: bool = False  # cProfile the way to the first iteration (cardd.startup)
+    profile_steps: int = 0  # torch.profiler over this many iterations (cardd.step_profile)
+    profile_after: int = 10  # ... after skipping this many
 
 
 def _check_data(cfg: Config) -> None:
@@ -129,6 +131,13 @@ def build_config(opts: TrainOptions, check_files: bool = True) -> Config:
         raise CarddUsageError(f"--launcher must be one of {', '.join(LAUNCHERS)}")
     cfg.launcher = opts.launcher
     _cap_workers(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    if opts.profile_steps:
+        if opts.profile_steps < 0 or opts.profile_after < 0:
+            raise CarddUsageError("--profile-steps and --profile-after must not be negative")
+        cfg.custom_hooks = [
+            *cfg.get("custom_hooks", []),
+            dict(type="CarddStepProfileHook", steps=opts.profile_steps, after=opts.profile_after),
+        ]
     if check_files:
         _resolve_resume(cfg, opts)
         _check_data(cfg)
@@ -249,6 +258,8 @@ def worker_argv(opts: TrainOptions) -> list[str]:
         "--resume": opts.resume,
         "--seed": opts.seed,
         "--max-epochs": opts.max_epochs,
+        "--profile-steps": opts.profile_steps or None,
+        "--profile-after": opts.profile_after if opts.profile_steps else None,
     }
     for flag, value in optional.items():
         if value is not None:

@@ -141,6 +141,8 @@ def test_worker_argv_parses_back_into_the_same_options(tmp_path):
         trust_checkpoint=True,
         exist_ok=True,
         profile_startup=True,
+        profile_steps=3,
+        profile_after=2,
         cfg_options={"train_dataloader.batch_size": 1, "x": "a b", "y": [1, 2]},
     )
     argv = worker_argv(opts)
@@ -161,6 +163,8 @@ def test_worker_argv_parses_back_into_the_same_options(tmp_path):
         trust_checkpoint=params["trust_checkpoint"],
         exist_ok=params["exist_ok"],
         profile_startup=params["profile_startup"],
+        profile_steps=params["profile_steps"] or 0,
+        profile_after=params["profile_after"],
     )
     assert parsed == TrainOptions(**{**opts.__dict__, "launcher": "pytorch"})
 
