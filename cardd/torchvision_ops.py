@@ -5,11 +5,14 @@ takes a C++20 compiler and ~15 minutes on 2 cores (a matching CUDA toolkit for
 GPU ops). The model cardd trains reaches only a few of them, and torchvision,
 which cardd installs anyway, ships maintained CPU and CUDA kernels for most:
 
-    deform_conv_forward / _backward_input / _backward_parameters   torchvision deform_conv2d
-    modulated_deform_conv_forward / _backward                      torchvision deform_conv2d
+    deform_conv_forward / _backward_input / _backward_parameters   torchvision deform_conv2d (*)
+    modulated_deform_conv_forward / _backward                      torchvision deform_conv2d (*)
     roi_align_forward / _backward (average pooling)                torchvision roi_align
     nms                                                            torchvision nms
     sigmoid_focal_loss_forward / _backward                         torch (mmcv's formula)
+
+(*) on GPUs; on the CPU the same operation as bilinear sampling and a matmul in
+torch (`sampled_deform_conv`), several times faster than torchvision's CPU kernel.
 
 The functions keep `mmcv._ext`'s calling convention: they fill the output and
 gradient tensors mmcv passes in. Backward passes run torchvision's own autograd.
@@ -34,12 +37,61 @@ class UnsupportedOp(RuntimeError):
 
 
 def _deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bias=None):
+    """Deformable convolution (v1, or v2 with `mask`): torchvision's kernel on GPUs,
+    `sampled_deform_conv` on the CPU, where torchvision's is 2-6x slower forward and
+    6-14x slower forward and backward (scripts/bench_ops.py)."""
+    if input.device.type == "cpu":
+        return sampled_deform_conv(input, offset, weight, stride, padding, dilation, mask, bias)
     import torchvision
 
     return torchvision.ops.deform_conv2d(
         input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation,
         mask=mask,
     )  # fmt: skip
+
+
+def sampled_deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bias=None):
+    """torchvision's `deform_conv2d` as bilinear sampling (`grid_sample`) and one matmul.
+
+    Every kernel tap of every output pixel reads the input at its own fractional
+    position (zero outside the image, as torchvision and mmcv do); the samples of
+    all taps are stacked like im2col's columns and multiplied by the weight.
+    PyTorch's vectorised, multi-threaded `grid_sample` and its autograd make the
+    backward pass too, where torchvision's CPU kernel loops over every element on
+    one thread. Offsets are (dy, dx) per deformable group and tap, as torchvision's.
+    Positions are computed in float32 at least, whatever the input's precision
+    (float16 would round a position near pixel 1000 to a multiple of 0.5).
+    """
+    batch, channels, height, width = input.shape
+    out_channels, group_channels, kernel_h, kernel_w = weight.shape
+    taps, groups = kernel_h * kernel_w, channels // group_channels
+    out_h, out_w = offset.shape[-2:]
+    deform_groups = offset.shape[1] // (2 * taps)
+    wide = input.dtype if input.dtype in (torch.float32, torch.float64) else torch.float32
+    on = dict(device=input.device, dtype=wide)
+    tap_y = (torch.arange(kernel_h, **on) * dilation[0]).repeat_interleave(kernel_w)
+    tap_x = (torch.arange(kernel_w, **on) * dilation[1]).repeat(kernel_h)
+    rows = torch.arange(out_h, **on) * stride[0] - padding[0]
+    cols = torch.arange(out_w, **on) * stride[1] - padding[1]
+    offsets = offset.to(wide).view(batch, deform_groups, taps, 2, out_h, out_w)
+    y = tap_y.view(taps, 1, 1) + rows.view(1, out_h, 1) + offsets[:, :, :, 0]
+    x = tap_x.view(taps, 1, 1) + cols.view(1, 1, out_w) + offsets[:, :, :, 1]
+    # grid_sample's coordinates (align_corners=False): -1 and 1 are the outer pixel edges
+    grid = torch.stack(((2 * x + 1) / width - 1, (2 * y + 1) / height - 1), dim=-1)
+    samples = torch.nn.functional.grid_sample(
+        input.to(wide).reshape(batch * deform_groups, channels // deform_groups, height, width),
+        grid.view(batch * deform_groups, taps * out_h, out_w, 2),
+        mode="bilinear", padding_mode="zeros", align_corners=False,
+    )  # fmt: skip
+    samples = samples.view(batch, deform_groups, channels // deform_groups, taps, out_h, out_w)
+    if mask is not None:
+        samples = samples * mask.to(wide).view(batch, deform_groups, 1, taps, out_h, out_w)
+    columns = samples.reshape(batch, groups, group_channels * taps, out_h * out_w)
+    kernel = weight.reshape(groups, out_channels // groups, group_channels * taps)
+    output = torch.matmul(kernel.to(columns.dtype), columns).view(batch, out_channels, out_h, out_w)
+    if bias is not None:
+        output = output + bias.to(output.dtype).view(1, out_channels, 1, 1)
+    return output.to(input.dtype)
 
 
 def _grads(function: Callable, inputs: list[torch.Tensor], grad_output: torch.Tensor):

@@ -287,3 +287,59 @@ def test_weight_gradient_alone(monkeypatch):
     plain = weight.detach().clone().requires_grad_(True)
     torch.nn.functional.conv2d(x, plain, padding=1).sum().backward()
     torch.testing.assert_close(weight.grad, plain.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("groups", "deform_groups", "stride", "padding", "dilation", "modulated"),
+    [
+        (1, 1, 1, 1, 1, False),
+        (2, 2, 2, 1, 1, True),
+        (1, 2, 1, 2, 2, True),
+        (2, 1, (2, 1), 0, 1, False),
+    ],
+)
+def test_cpu_deform_conv_is_torchvisions_operation(
+    groups, deform_groups, stride, padding, dilation, modulated
+):
+    """On the CPU cardd samples bilinearly instead of running torchvision's kernel:
+    the same outputs and gradients (input, offsets, weight, mask, bias), samples that
+    fall off the image included, in float64 to the last digits."""
+    torch.manual_seed(9)
+    x = torch.randn(2, 4, 9, 10, dtype=torch.float64)
+    weight = torch.randn(6, 4 // groups, 3, 3, dtype=torch.float64)
+    stride = stride if isinstance(stride, tuple) else (stride, stride)
+    out_h = (9 + 2 * padding - dilation * 2 - 1) // stride[0] + 1
+    out_w = (10 + 2 * padding - dilation * 2 - 1) // stride[1] + 1
+    offset = torch.randn(2, 2 * deform_groups * 9, out_h, out_w, dtype=torch.float64) * 3
+    mask = torch.rand(2, deform_groups * 9, out_h, out_w, dtype=torch.float64)
+    bias = torch.randn(6, dtype=torch.float64)
+    tensors = [x, offset, weight] + ([mask, bias] if modulated else [])
+
+    def run(implementation):
+        def convolve(a, o, w, m=None, b=None):
+            return implementation(
+                a, o, w, bias=b, stride=stride, padding=(padding, padding),
+                dilation=(dilation, dilation), mask=m,
+            )  # fmt: skip
+
+        return _forward_backward(convolve, *tensors)
+
+    expected = run(torchvision.ops.deform_conv2d)
+    ours = run(torchvision_ops.sampled_deform_conv)
+    assert (offset.abs() > 3).any()  # some taps sample outside the image
+    for a, b in zip(expected, ours, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-9)
+
+
+def test_cpu_deform_conv_in_half_precision_samples_at_float32_positions():
+    torch.manual_seed(10)
+    x = torch.randn(1, 4, 40, 1200)
+    offset = torch.rand(1, 18, 40, 1200) * 0.9
+    weight = torch.randn(5, 4, 3, 3)
+    full = torchvision_ops.sampled_deform_conv(x, offset, weight, (1, 1), (1, 1), (1, 1))
+    half = torchvision_ops.sampled_deform_conv(
+        x.half(), offset.half(), weight.half(), (1, 1), (1, 1), (1, 1)
+    )
+    assert half.dtype == torch.float16
+    # float16 positions near x=1000 would be off by up to 0.25 px: errors of whole units
+    torch.testing.assert_close(half.float(), full, rtol=0.02, atol=0.05)
