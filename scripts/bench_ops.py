@@ -5,7 +5,11 @@ convolution at the c3-c5 map sizes of a 1333x800 input, RoIAlign of 1000 boxes,
 NMS of 5000 boxes), forward only as in inference; one deformable-convolution
 training step (forward and backward); and the whole DCN_plus
 inference (random weights, 1024x768 photos) with each backend swapped into
-mmcv.ops' modules. Needs the compiled mmcv installed (the default `make setup`).
+mmcv.ops' modules. Three backends: `compiled` (mmcv's, as patched by cardd),
+`torchvision` (cardd's kernels with torchvision's deformable convolution
+everywhere, as before CPU sampling) and `cardd` (cardd's kernels: on the CPU the
+deformable convolution samples with grid_sample). Needs the compiled mmcv
+installed (`CARDD_OPS=compiled make setup`).
 
     python scripts/bench_ops.py                 # CPU
     python scripts/bench_ops.py --device cuda   # on a GPU machine
@@ -28,10 +32,41 @@ OP_MODULES = ("mmcv.ops.deform_conv", "mmcv.ops.roi_align", "mmcv.ops.nms",
               "mmcv.ops.modulated_deform_conv", "mmcv.ops.focal_loss")  # fmt: skip
 
 
-def use(backend) -> None:
+def _torchvision_deform_conv(input, offset, weight, stride, padding, dilation, mask=None,
+                             bias=None):  # fmt: skip
+    import torchvision
+
+    return torchvision.ops.deform_conv2d(
+        input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation,
+        mask=mask,
+    )  # fmt: skip
+
+
+def use(backend: str) -> None:
     """Point every mmcv.ops module cardd's models use at `backend`'s kernels."""
+    from cardd import torchvision_ops
+
+    if not hasattr(use, "compiled"):
+        use.compiled = importlib.import_module("mmcv.ops.deform_conv").ext_module
+        use.cardd_deform_conv = torchvision_ops._deform_conv
+    kernels = use.compiled if backend == "compiled" else torchvision_ops
+    torchvision_ops._deform_conv = (
+        _torchvision_deform_conv if backend == "torchvision" else use.cardd_deform_conv
+    )
     for name in OP_MODULES:
-        importlib.import_module(name).ext_module = backend
+        importlib.import_module(name).ext_module = kernels
+
+
+BACKENDS = ("compiled", "torchvision", "cardd")
+
+
+def row(name: str, seconds: dict, unit: str = "ms") -> str:
+    scale, width = (1000, 8) if unit == "ms" else (1, 9)
+    cells = " ".join(f"{seconds[b] * scale:>{width}.{1 if unit == 'ms' else 2}f}{unit}"
+                     for b in BACKENDS)  # fmt: skip
+    before = seconds["torchvision"] / seconds["cardd"]
+    versus_compiled = seconds["compiled"] / seconds["cardd"]
+    return f"{name:<32} {cells} {before:>8.2f}x {versus_compiled:>8.2f}x"
 
 
 def timed(function, device: str, repeats: int) -> float:
@@ -61,10 +96,6 @@ def main() -> None:
     from mmcv.ops import DeformConv2d, batched_nms
     from mmcv.ops.roi_align import roi_align
 
-    from cardd import torchvision_ops
-
-    compiled = importlib.import_module("mmcv.ops.deform_conv").ext_module
-    backends = {"compiled": compiled, "torchvision": torchvision_ops}
     device = args.device
     torch.manual_seed(0)
     cases = {}
@@ -95,21 +126,20 @@ def main() -> None:
             training_conv(training, training_offset).sum().backward()
 
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'kernel':<32} {'compiled':>10} {'torchvision':>12} {'ratio':>7}")
+    print(f"{'kernel':<32} {'compiled':>10} {'torchvision':>10} {'cardd':>10} "
+          f"{'tv/cardd':>9} {'compiled/cardd':>9}")  # fmt: skip
     with torch.inference_mode():
         for name, run in cases.items():
             seconds = {}
-            for backend_name, backend in backends.items():
+            for backend in BACKENDS:
                 use(backend)
                 run()  # warm-up
-                seconds[backend_name] = timed(run, device, args.repeats)
-            ratio = seconds["torchvision"] / seconds["compiled"]
-            print(f"{name:<32} {seconds['compiled'] * 1000:>8.1f}ms "
-                  f"{seconds['torchvision'] * 1000:>10.1f}ms {ratio:>6.2f}x")  # fmt: skip
+                seconds[backend] = timed(run, device, args.repeats)
+            print(row(name, seconds))
         # cardd's patches split mmcv's serial CPU loops over torch's threads; at one thread
         # the patched kernels run the loop exactly as stock mmcv does: before and after.
         if device == "cpu" and torch.get_num_threads() > 1:
-            use(compiled)
+            use("compiled")
             threads = torch.get_num_threads()
             for name in ("RoIAlign 1000 rois 7x7", next(iter(cases))):
                 torch.set_num_threads(1)
@@ -121,13 +151,11 @@ def main() -> None:
                     f"{threads} threads {parallel * 1000:.1f}ms: {serial / parallel:.2f}x"
                 )
     seconds = {}
-    for backend_name, backend in backends.items():  # training: outside inference mode
+    for backend in BACKENDS:  # training: outside inference mode
         use(backend)
         dcn_training_step()
-        seconds[backend_name] = timed(dcn_training_step, device, args.repeats)
-    ratio = seconds["torchvision"] / seconds["compiled"]
-    print(f"{'DCN train step 64ch 80x80 x2':<32} {seconds['compiled'] * 1000:>8.1f}ms "
-          f"{seconds['torchvision'] * 1000:>10.1f}ms {ratio:>6.2f}x")  # fmt: skip
+        seconds[backend] = timed(dcn_training_step, device, args.repeats)
+    print(row("DCN train step 64ch 80x80 x2", seconds))
 
     from cardd import DamageDetector
     from cardd.detector import load_image
@@ -137,22 +165,20 @@ def main() -> None:
         images = [load_image(p) for p in make_images(tmp, args.images, 1024, 768)]
         checkpoint = random_checkpoint("DCN_plus", tmp / "random.pth")
         detector = DamageDetector("DCN_plus", checkpoint, device=device, score_thr=0.3)
-        per_backend = {name: [] for name in backends}
-        for backend in backends.values():
+        per_backend = {name: [] for name in BACKENDS}
+        for backend in BACKENDS:
             use(backend)
             detector.detect(images[:1])  # warm-up
         for _ in range(args.repeats):
-            for backend_name, backend in backends.items():
+            for backend in BACKENDS:
                 use(backend)
                 for image in images:
-                    per_backend[backend_name].append(
+                    per_backend[backend].append(
                         timed(lambda i=image: detector.detect([i]), device, 1)
                     )
-    use(compiled)
+    use("cardd")
     full = {name: statistics.median(values) for name, values in per_backend.items()}
-    ratio = full["torchvision"] / full["compiled"]
-    print(f"{'DCN_plus inference 1024x768':<32} {full['compiled']:>9.2f}s "
-          f"{full['torchvision']:>11.2f}s {ratio:>6.2f}x")  # fmt: skip
+    print(row("DCN_plus inference 1024x768", full, unit="s"))
 
 
 if __name__ == "__main__":
