@@ -42,6 +42,11 @@ def _deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bi
     6-14x slower forward and backward (scripts/bench_ops.py)."""
     if input.device.type == "cpu":
         return sampled_deform_conv(input, offset, weight, stride, padding, dilation, mask, bias)
+    return torchvision_deform_conv(input, offset, weight, stride, padding, dilation, mask, bias)
+
+
+def torchvision_deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bias=None):
+    """torchvision's deformable convolution kernel, on any device."""
     import torchvision
 
     return torchvision.ops.deform_conv2d(

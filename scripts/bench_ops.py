@@ -32,16 +32,6 @@ OP_MODULES = ("mmcv.ops.deform_conv", "mmcv.ops.roi_align", "mmcv.ops.nms",
               "mmcv.ops.modulated_deform_conv", "mmcv.ops.focal_loss")  # fmt: skip
 
 
-def _torchvision_deform_conv(input, offset, weight, stride, padding, dilation, mask=None,
-                             bias=None):  # fmt: skip
-    import torchvision
-
-    return torchvision.ops.deform_conv2d(
-        input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation,
-        mask=mask,
-    )  # fmt: skip
-
-
 def use(backend: str) -> None:
     """Point every mmcv.ops module cardd's models use at `backend`'s kernels."""
     from cardd import torchvision_ops
@@ -51,7 +41,9 @@ def use(backend: str) -> None:
         use.cardd_deform_conv = torchvision_ops._deform_conv
     kernels = use.compiled if backend == "compiled" else torchvision_ops
     torchvision_ops._deform_conv = (
-        _torchvision_deform_conv if backend == "torchvision" else use.cardd_deform_conv
+        torchvision_ops.torchvision_deform_conv
+        if backend == "torchvision"
+        else use.cardd_deform_conv
     )
     for name in OP_MODULES:
         importlib.import_module(name).ext_module = kernels
@@ -96,6 +88,9 @@ def main() -> None:
     from mmcv.ops import DeformConv2d, batched_nms
     from mmcv.ops.roi_align import roi_align
 
+    kernels = importlib.import_module("mmcv.ops.deform_conv").ext_module
+    if kernels.__file__.endswith(".py"):  # mmcv/_ext.py: cardd's kernels stand in
+        sys.exit("mmcv's compiled kernels are not installed: CARDD_OPS=compiled make setup")
     device = args.device
     torch.manual_seed(0)
     cases = {}
