@@ -106,11 +106,12 @@ def _register_step_profile_hook() -> None:
             self.steps, self.after = steps, after
             self.profile: StepProfile | None = None
 
-        def before_run(self, runner) -> None:
+        def before_train(self, runner) -> None:
+            # after the checkpoint is loaded: a resumed run counts from where it resumes
             if not is_main_process():
                 return
             cuda = next(runner.model.parameters()).is_cuda
-            self.profile = StepProfile(self.steps, self.after, cuda=cuda)
+            self.profile = StepProfile(self.steps, self.after, cuda=cuda, start=runner.iter)
             self.profile.check_length(runner.max_iters)
 
         def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:

@@ -25,20 +25,21 @@ _US = 1e-6
 
 
 class StepProfile:
-    """Profiles iterations `after` .. `after + steps - 1` (0-based) of a training run.
+    """Profiles `steps` iterations after the first `after` of this run (0-based
+    iterations `start + after` ..; `start` is where a resumed run starts).
 
     The caller says where each iteration starts and ends (`iteration_started`,
     `iteration_ended`); on CUDA both wait for the GPU, so the wall time counts
     the GPU's work on those iterations and nothing of the others.
     """
 
-    def __init__(self, steps: int, after: int, cuda: bool) -> None:
+    def __init__(self, steps: int, after: int, cuda: bool, start: int = 0) -> None:
         if steps < 1:
             raise CarddError(f"--profile-steps must be at least 1, got {steps}")
         if after < 0:
             raise CarddError(f"--profile-after must be 0 or more, got {after}")
-        self.steps, self.after, self.cuda = steps, after, cuda
-        self.first, self.last = after, after + steps - 1
+        self.steps, self.after, self.cuda, self.start = steps, after, cuda, start
+        self.first, self.last = start + after, start + after + steps - 1
         self._profiler = None
         self._iteration_scope = None
         self._started_at: float | None = None
@@ -50,8 +51,8 @@ class StepProfile:
         if max_iters <= self.last:
             raise CarddError(
                 f"--profile-steps {self.steps} --profile-after {self.after} needs at least "
-                f"{self.last + 1} training iterations; this run has {max_iters} "
-                "(lower --profile-after, or train for more epochs)"
+                f"{self.after + self.steps} training iterations; this run has "
+                f"{max_iters - self.start} (lower --profile-after, or train for more epochs)"
             )
 
     def _synchronize(self) -> None:

@@ -53,6 +53,12 @@ def test_a_run_too_short_is_refused_before_it_starts():
         profile.check_length(14)
     with pytest.raises(CarddError, match="at least 1"):
         StepProfile(steps=0, after=0, cuda=False)
+    # a run resumed at iteration 400 counts from there: it profiles 411-415 as logged
+    resumed = StepProfile(steps=5, after=10, cuda=False, start=400)
+    assert (resumed.first, resumed.last) == (410, 414)
+    resumed.check_length(415)
+    with pytest.raises(CarddError, match="needs at least 15 training iterations; this run has 10"):
+        resumed.check_length(410)
 
 
 def test_kernel_names_are_shortened_to_what_they_are():
