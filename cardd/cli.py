@@ -349,7 +349,7 @@ Examples:
     default=10,
     show_default=True,
     metavar="K",
-    help="With --profile-steps: skip the first K iterations (warm-up).",
+    help="With --profile-steps: skip the first K iterations of this run (warm-up).",
 )
 def train(
     config,
