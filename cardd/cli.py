@@ -277,6 +277,7 @@ Examples:
   cardd train --config DCN_plus --nproc 4            # 4 GPUs on this machine (torchrun)
   cardd train --config DCN_plus --resume             # continue the last run
   cardd train --config tiny_DCN_plus --max-epochs 2  # toy run on CPU (cardd synth-data first)
+  cardd train --config DCN_plus --profile-steps 5    # where an iteration's time goes
   torchrun --nnodes 2 --nproc_per_node 8 ... -m cardd train --launcher pytorch
   srun -N 2 --ntasks-per-node 8 cardd train --launcher slurm
 """
