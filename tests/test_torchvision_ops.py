@@ -343,3 +343,33 @@ def test_cpu_deform_conv_in_half_precision_samples_at_float32_positions():
     assert half.dtype == torch.float16
     # float16 positions near x=1000 would be off by up to 0.25 px: errors of whole units
     torch.testing.assert_close(half.float(), full, rtol=0.02, atol=0.05)
+
+
+def test_cpu_deform_conv_runs_a_large_batch_a_few_images_at_a_time(monkeypatch):
+    torch.manual_seed(11)
+    x = torch.randn(5, 4, 12, 12, dtype=torch.float64)
+    offset = torch.randn(5, 18, 12, 12, dtype=torch.float64)
+    mask = torch.rand(5, 9, 12, 12, dtype=torch.float64)
+    weight, bias = torch.randn(3, 4, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+
+    def run():
+        return _forward_backward(
+            lambda a, o, m, w, b: torchvision_ops.sampled_deform_conv(
+                a, o, w, (1, 1), (1, 1), (1, 1), mask=m, bias=b
+            ),
+            x, offset, mask, weight, bias,
+        )  # fmt: skip
+
+    whole = run()
+    calls = []
+    grid_sample = torch.nn.functional.grid_sample
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "grid_sample",
+        lambda t, *a, **k: calls.append(len(t)) or grid_sample(t, *a, **k),
+    )
+    monkeypatch.setattr(torchvision_ops, "COLUMN_BYTES", 2 * 4 * 9 * 12 * 12 * 8)  # 2 images
+    chunked = run()
+    assert calls == [2, 2, 1]
+    for a, b in zip(whole, chunked, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
