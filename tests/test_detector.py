@@ -122,6 +122,35 @@ def test_rle_round_trip():
     assert (decoded.astype(bool) == mask).all()
 
 
+def _pycocotools_rle(mask) -> dict:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def test_rle_is_byte_for_byte_pycocotools_own():
+    """cardd encodes within the mask's extent: the same text as pycocotools' whole-image
+    encoder for every shape: empty, full, runs across column ends, single pixels, edges."""
+    rng = np.random.default_rng(0)
+    cases = [np.zeros((4, 3), bool), np.ones((4, 3), bool), np.ones((1, 1), bool)]
+    column = np.zeros((6, 5), bool)
+    column[:, 2:4] = True  # full-height columns: one run across the column boundary
+    corner = np.zeros((6, 5), bool)
+    corner[-1, -1] = corner[0, 0] = True
+    cases += [column, corner]
+    for _ in range(400):
+        height, width = rng.integers(1, 14, 2)
+        cases.append(rng.random((height, width)) < rng.choice([0.05, 0.5, 0.95]))
+    photo = np.zeros((1512, 2016), bool)  # a detection-like blob in a photo
+    yy, xx = np.ogrid[:1512, :2016]
+    photo[(yy - 600) ** 2 / 150**2 + (xx - 900) ** 2 / 200**2 < 1] = True
+    photo[700:720, 800:1000] = False
+    cases.append(photo)
+    for mask in cases:
+        assert encode_mask(mask) == _pycocotools_rle(mask), mask
+
+
 def test_image_result_is_the_one_source_of_json_and_csv(detector, test_image):
     from cardd.detector import CSV_HEADER
 
