@@ -97,18 +97,18 @@ def draw_detections(image_bgr: np.ndarray, detections: Sequence[Detection]) -> n
     thickness, font_scale, font_thickness = _sizes(height, width)
     order = sorted(detections, key=lambda d: d.score)  # best on top
 
-    # masks: one colour layer, one blend
+    # masks: which detection is on top at each pixel (later, better ones over earlier),
+    # its colour from a lookup table, one blend, copied where any mask is
     with_masks = [d for d in order if d.mask is not None]
     if with_masks:
-        layer = out.copy()
-        covered = np.zeros((height, width), dtype=bool)
-        for d in with_masks:
+        on_top = np.zeros((height, width), dtype=np.uint8 if len(with_masks) < 256 else np.uint16)
+        colours = np.zeros((len(with_masks) + 1, 3), dtype=np.uint8)
+        for number, d in enumerate(with_masks, start=1):
             x1, y1, x2, y2 = _box(d, width, height)
-            crop = d.mask[y1:y2, x1:x2]
-            layer[y1:y2, x1:x2][crop] = _bgr(d.category_id)
-            covered[y1:y2, x1:x2] |= crop
-        blended = cv2.addWeighted(layer, MASK_ALPHA, out, 1 - MASK_ALPHA, 0)
-        out[covered] = blended[covered]
+            np.copyto(on_top[y1:y2, x1:x2], number, where=d.mask[y1:y2, x1:x2])
+            colours[number] = _bgr(d.category_id)
+        blended = cv2.addWeighted(colours[on_top], MASK_ALPHA, out, 1 - MASK_ALPHA, 0)
+        np.copyto(out, blended, where=(on_top > 0)[..., None])
         for d in with_masks:
             x1, y1, x2, y2 = _box(d, width, height)
             crop = np.ascontiguousarray(d.mask[y1:y2, x1:x2], dtype=np.uint8)

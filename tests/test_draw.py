@@ -65,3 +65,34 @@ def test_encoding():
     assert encode_jpeg(image)[:3] == b"\xff\xd8\xff"
     assert encode_image(image, ".PNG")[:4] == b"\x89PNG"
     assert encode_image(image, ".weird")[:4] == b"\x89PNG"
+
+
+def _blend(colour_rgb, photo=100):
+    r, g, b = colour_rgb
+    return 0.55 * photo + 0.45 * np.array([b, g, r])
+
+
+def test_where_masks_overlap_the_better_one_is_painted_once():
+    image = np.full((300, 400, 3), 100, dtype=np.uint8)
+    dent = _detection("dent", 1, 0.4, (20, 20, 200, 200), (30, 30, 190, 190))
+    crack = _detection("crack", 3, 0.8, (100, 100, 280, 280), (110, 110, 270, 270))
+    for order in ([dent, crack], [crack, dent]):  # whatever order they come in
+        out = draw_detections(image, order).astype(int)
+        assert np.abs(out[150, 150] - _blend(PALETTE[2])).max() <= 2  # both: crack's, once
+        assert np.abs(out[60, 60] - _blend(PALETTE[0])).max() <= 2  # dent's alone
+        assert np.abs(out[240, 240] - _blend(PALETTE[2])).max() <= 2  # crack's alone
+
+
+def test_more_masks_than_a_byte_can_number():
+    shape = (400, 800)
+    image = np.full((*shape, 3), 100, dtype=np.uint8)
+    cells = [(x, y) for y in range(0, 100, 10) for x in range(0, 300, 10)][:299]
+    detections = [
+        _detection("dent", 1, 0.1, (x, y, x + 10, y + 10), (x + 2, y + 2, x + 8, y + 8), shape)
+        for x, y in cells
+    ]  # 299 dents, then the 300th mask (numbered 44 if numbers wrapped at 256)
+    detections.append(
+        _detection("crack", 3, 0.2, (400, 200, 700, 380), (410, 210, 690, 370), shape)
+    )
+    out = draw_detections(image, detections).astype(int)
+    assert np.abs(out[330, 550] - _blend(PALETTE[2])).max() <= 2
