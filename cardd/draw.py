@@ -2,10 +2,11 @@
 
 The one drawing routine of cardd (`cardd infer`'s vis/, `cardd serve`'s
 /v1/annotate). mmdet's visualizer draws through matplotlib one polygon at a
-time, which took three quarters of `cardd infer`'s time on CPU; here every mask
-is painted into one colour layer inside its own box, blended with the photo
-once, and outlined from its own crop, so the cost grows with the damaged area,
-not with detections x photo size.
+time, which took three quarters of `cardd infer`'s time on CPU; here each mask
+marks, inside its own box, the pixels where it is on top; the colours come from
+one lookup, are blended with the photo once and copied where any mask is; each
+mask is outlined from its own crop. The per-detection cost grows with the damaged
+area, not with the photo's size.
 
 Sizes scale with the photo (line width, font), so labels stay readable from
 300 px thumbnails to 4000 px photos, and labels are placed greedily, best score
