@@ -124,8 +124,8 @@ def _register_step_profile_hook() -> None:
             try:
                 out = self.profile.write(runner.log_dir)
                 runner.logger.info(f"{self.profile.report} (table: {out})")
-            except OSError as error:  # a report must never stop a training run
-                runner.logger.warning(f"step profile not written: {error}")
+            except Exception as error:  # a report must never stop a training run
+                runner.logger.warning(f"step profile not written: {error!r}")
             self.profile = None
 
     if "CarddStepProfileHook" not in HOOKS.module_dict:

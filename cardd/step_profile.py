@@ -9,8 +9,9 @@ operators and kernels, and `<log_dir>/trace.json.gz` the timeline of every op an
 kernel (open it in https://ui.perfetto.dev).
 
 The verdict answers the first question about a slow GPU step: is the GPU busy?
-`GPU busy 0.21 of 0.43 s/iter (49%)` means half of each step the GPU waits for the
-Python side to launch work (then fp16 cannot help; fewer, larger kernels can).
+`GPU busy G s/iter (P%)` is the kernels' time per iteration against the wall time:
+at 50%, half of each step the GPU waits for the Python side to launch work (then
+fp16 cannot help; fewer, larger kernels can).
 """
 
 from __future__ import annotations
@@ -64,17 +65,15 @@ class StepProfile:
     def iteration_started(self, iteration: int) -> None:
         from torch.profiler import ProfilerActivity, profile, record_function
 
+        if self.wall_seconds is not None:
+            return  # done
         if iteration == self.first:
             self._synchronize()  # the earlier iterations' kernels are not ours
             activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.cuda else [])
             self._profiler = profile(activities=activities)
             self._profiler.__enter__()
             self._started_at = time.perf_counter()
-        if (
-            self._profiler is not None
-            and self.first <= iteration <= self.last
-            and (self.wall_seconds is None)
-        ):
+        if self._profiler is not None and self.first <= iteration <= self.last:
             # one named span per iteration on the timeline
             self._iteration_scope = record_function(f"cardd iteration {iteration + 1}")
             self._iteration_scope.__enter__()
