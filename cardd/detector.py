@@ -299,6 +299,21 @@ class DamageDetector:
         self.model = build_model(self.model_file, self.device)
         self._pipeline = self._build_pipeline(self.model.cfg)
 
+    @classmethod
+    def from_options(cls, options) -> DamageDetector:
+        """The detector a command's options describe (`InferOptions`, `ServeOptions`:
+        anything with config, checkpoint, device, score_thr, trust_checkpoint,
+        work_dir and half)."""
+        return cls(
+            options.config,
+            options.checkpoint,
+            options.device,
+            options.score_thr,
+            trust_checkpoint=options.trust_checkpoint,
+            work_dir=options.work_dir,
+            half=options.half,
+        )
+
     @staticmethod
     def _build_pipeline(cfg):
         from mmcv.transforms import Compose

@@ -313,15 +313,7 @@ def run_inference(options: InferOptions) -> InferSummary:
     if workers < 0:
         raise CarddUsageError("--workers must be >= 0")
     images = collect_inputs(options.inputs, options.recursive)
-    detector = DamageDetector(
-        options.config,
-        options.checkpoint,
-        options.device,
-        options.score_thr,
-        trust_checkpoint=options.trust_checkpoint,
-        work_dir=options.work_dir,
-        half=options.half,
-    )
+    detector = DamageDetector.from_options(options)
     if options.half and not detector.device.startswith("cuda"):
         tqdm.write("warning: --half on CPU is slower than float32; it is meant for CUDA GPUs")
     out_dir = prepare_out_dir(options.out_dir, options.exist_ok)

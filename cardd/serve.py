@@ -189,16 +189,7 @@ class Service:
     def _load(self) -> "DamageDetector":
         from cardd.detector import DamageDetector
 
-        options = self.options
-        return DamageDetector(
-            options.config,
-            options.checkpoint,
-            options.device,
-            options.score_thr,
-            trust_checkpoint=options.trust_checkpoint,
-            work_dir=options.work_dir,
-            half=options.half,
-        )
+        return DamageDetector.from_options(self.options)
 
     def health(self) -> dict:
         from cardd import __version__
