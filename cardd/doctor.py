@@ -60,7 +60,8 @@ def diagnose(
         if ext.__file__.endswith(".py"):
             kernels = (
                 "torchvision (cardd/torchvision_ops.py); `CARDD_OPS=compiled make setup` "
-                "builds mmcv's own (~15 min; DCN_plus on CPU ~1.15x faster)"
+                "builds mmcv's own (~15 min; worth it only for models that need other mmcv "
+                "ops: DCN_plus runs faster on CPU with these)"
             )
             cuda_ops = (
                 f"yes (torchvision's, CUDA {torch.version.cuda})" if torch.version.cuda else "no"
