@@ -12,8 +12,15 @@ from cardd.metrics import register
 register()
 
 
-def _register_plot_hook() -> None:
+def _register(hook: type) -> None:
+    """Put `hook` in mmdet's HOOKS registry under its class name, once."""
     from mmdet.registry import HOOKS
+
+    if hook.__name__ not in HOOKS.module_dict:
+        HOOKS.register_module(module=hook)
+
+
+def _register_plot_hook() -> None:
     from mmengine.dist import is_main_process
     from mmengine.hooks import Hook
 
@@ -39,15 +46,13 @@ def _register_plot_hook() -> None:
         def after_train(self, runner) -> None:
             self._draw(runner)
 
-    if "CarddPlotHook" not in HOOKS.module_dict:
-        HOOKS.register_module(module=CarddPlotHook)
+    _register(CarddPlotHook)
 
 
 _register_plot_hook()
 
 
 def _register_startup_hook() -> None:
-    from mmdet.registry import HOOKS
     from mmengine.dist import is_main_process
     from mmengine.hooks import Hook
 
@@ -80,15 +85,13 @@ def _register_startup_hook() -> None:
                     runner.logger.warning(f"start-up report not written: {error}")
             timeline.finished = True
 
-    if "CarddStartupHook" not in HOOKS.module_dict:
-        HOOKS.register_module(module=CarddStartupHook)
+    _register(CarddStartupHook)
 
 
 _register_startup_hook()
 
 
 def _register_step_profile_hook() -> None:
-    from mmdet.registry import HOOKS
     from mmengine.dist import is_main_process
     from mmengine.hooks import Hook
 
@@ -128,8 +131,7 @@ def _register_step_profile_hook() -> None:
                 runner.logger.warning(f"step profile not written: {error!r}")
             self.profile = None
 
-    if "CarddStepProfileHook" not in HOOKS.module_dict:
-        HOOKS.register_module(module=CarddStepProfileHook)
+    _register(CarddStepProfileHook)
 
 
 _register_step_profile_hook()
