@@ -65,12 +65,13 @@ def file_sha256(path: Path) -> str:
 
 
 def record_trusted(path: Path) -> str:
-    """Record `path`'s current bytes as written by this user's training; returns the hash.
+    """Record `path`'s current bytes as written by this user's training; returns the hash."""
+    return _record_hash(file_sha256(path), Path(path))
 
-    The registry is appended to with one `write` (atomic for lines this short),
-    so concurrent training processes cannot interleave records.
-    """
-    digest = file_sha256(path)
+
+def _record_hash(digest: str, path: Path) -> str:
+    """Append `<digest> <path>` to the registry with one `write` (atomic for lines this
+    short), so concurrent training processes cannot interleave records."""
     registry = trust_registry()
     registry.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = f"{digest} {Path(path).resolve()}\n".encode()
@@ -79,6 +80,28 @@ def record_trusted(path: Path) -> str:
         os.write(fd, line)
     finally:
         os.close(fd)
+    return digest
+
+
+def save_recorded(data: bytes, path: Path) -> str:
+    """Write a checkpoint's bytes so that it lands whole and trusted, or not at all.
+
+    The hash recorded is the hash of these bytes, recorded before the file appears
+    (a run killed in between leaves an unused record, never an untrusted
+    checkpoint of its own); the bytes go to a temporary file beside `path`, synced,
+    then renamed into place, so a reader never sees half a checkpoint.
+    """
+    path = Path(path)
+    digest = _record_hash(hashlib.sha256(data).hexdigest(), path)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with open(partial, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return digest
 
 
@@ -130,15 +153,22 @@ def _weights_only_safe_types() -> list:
 
 
 def load_file(filename: str | Path, map_location=None):
-    """Load a local checkpoint by the rules in the module docstring.
+    """Load a local checkpoint by the rules in the module docstring (mmengine's loader)."""
+    return read_checkpoint(filename, map_location)[0]
 
-    The file is opened once: the bytes that are hashed are the bytes that are
-    unpickled, so a file swapped while it loads cannot slip through.
+
+def read_checkpoint(filename: str | Path, map_location=None) -> tuple[object, str]:
+    """Load a local checkpoint by the rules in the module docstring; and its sha256.
+
+    The file is read once, into memory: the bytes that are hashed are the bytes
+    that are unpickled, so a file rewritten or swapped while it loads cannot slip
+    through.
 
     Raises:
         CarddError: the file does not load weights-only and is not trusted, or is
             not a checkpoint at all.
     """
+    import io
     import pickle
 
     import torch
@@ -146,19 +176,21 @@ def load_file(filename: str | Path, map_location=None):
     path = Path(filename).expanduser()
     if not path.is_file():
         raise CarddError(f"{path} is not a checkpoint file")
-    with open(path, "rb") as stream:
-        if path.resolve() in _user_trusted:
-            return _torch_load(path, stream, map_location, weights_only=False)
-        try:
-            with torch.serialization.safe_globals(_weights_only_safe_types()):
-                return _torch_load(path, stream, map_location, weights_only=True)
-        except pickle.UnpicklingError as error:
-            refused_global = _refused_global(str(error))
-            detail = _weights_only_detail(str(error))
-        stream.seek(0)
-        if _sha256_of(stream) in _recorded_hashes():
-            stream.seek(0)
-            return _torch_load(path, stream, map_location, weights_only=False)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CarddError(f"cannot read {path}: {error.strerror or error}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if path.resolve() in _user_trusted:
+        return _torch_load(path, io.BytesIO(data), map_location, weights_only=False), digest
+    try:
+        with torch.serialization.safe_globals(_weights_only_safe_types()):
+            return _torch_load(path, io.BytesIO(data), map_location, weights_only=True), digest
+    except pickle.UnpicklingError as error:
+        refused_global = _refused_global(str(error))
+        detail = _weights_only_detail(str(error))
+    if digest in _recorded_hashes():
+        return _torch_load(path, io.BytesIO(data), map_location, weights_only=False), digest
     if refused_global is None:
         raise CarddError(f"{path} is not a readable checkpoint ({detail})")
     raise CarddError(
@@ -259,8 +291,18 @@ def resolve_checkpoint(checkpoint: str | Path, work_dir: Path, config_name: str)
 
 
 def checkpoint_classes(checkpoint: dict) -> tuple[str, ...] | None:
-    """The class names a loaded checkpoint was trained for, if it records them."""
+    """The class names a loaded checkpoint was trained for, if it records them.
+
+    Raises:
+        CarddError: the metadata is not what mmengine writes (dicts and a list of names).
+    """
     meta = checkpoint.get("meta") or {}
-    dataset_meta = meta.get("dataset_meta") or {}
+    dataset_meta = meta.get("dataset_meta") or {} if isinstance(meta, dict) else None
+    if not isinstance(dataset_meta, dict):
+        raise CarddError("its `meta` is not a dict of metadata with a `dataset_meta` dict")
     classes = dataset_meta.get("classes") or meta.get("CLASSES")
+    if classes and not (
+        isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)
+    ):
+        raise CarddError(f"its class names are a {type(classes).__name__}, not a list of names")
     return tuple(classes) if classes else None

@@ -201,10 +201,12 @@ def config_from_text(text: str, source: str) -> Config:
     it) -> a `Config`, without running it.
 
     mmengine would execute config text as Python; text that came inside a model file
-    is someone else's code, so only `name = <plain data>` statements are accepted.
+    is someone else's code, so only `name = <plain data>` statements are accepted,
+    and every class they name must be registered (`cardd.config_guard`).
 
     Raises:
-        CarddError: the text is anything but such assignments.
+        CarddError: the text is anything but such assignments, or names a class,
+            scope or function cardd does not ship.
     """
     import ast
 
@@ -225,5 +227,9 @@ def config_from_text(text: str, source: str) -> Config:
             values[statement.targets[0].id] = _literal(statement.value)
     except (SyntaxError, ValueError, RecursionError) as error:
         raise CarddError(f"the config embedded in {source} is not plain data ({error})") from None
-    values.pop("custom_imports", None)  # cardd imports its own plugins; nothing else is run
-    return Config(values)
+    values.pop("custom_imports", None)  # cardd's plugins are imported below; nothing else
+    cfg = Config(values)
+    from cardd.config_guard import check_config_types
+
+    check_config_types(cfg, f"the config embedded in {source}")  # registers cardd's plugins
+    return cfg

@@ -12,6 +12,7 @@ trained for other classes (mmdet only warns and labels with COCO's 80 classes).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,6 +282,7 @@ class DamageDetector:
         work_dir: str | Path | None = None,
         half: bool = False,
     ) -> None:
+        from cardd.config_guard import lookup_only
         from cardd.models import build_model, open_model
 
         if not 0.0 <= score_thr <= 1.0:
@@ -297,7 +299,9 @@ class DamageDetector:
         self.score_thr = score_thr
         self.half = half
         self.model = build_model(self.model_file, self.device)
-        self._pipeline = self._build_pipeline(self.model.cfg)
+        self.model_file.release()
+        with lookup_only() if self.model_file.config_from_file else contextlib.nullcontext():
+            self._pipeline = self._build_pipeline(self.model.cfg)
 
     @classmethod
     def from_options(cls, options) -> DamageDetector:

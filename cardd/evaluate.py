@@ -12,6 +12,7 @@ APs/m/l in COCO's bins and the CarDD paper's, AP per class, for boxes and masks)
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,15 @@ PAPER_DCN_PLUS = {
         "cardd_bins": {"APs": 34.6, "APm": 44.0, "APl": 71.6},
         "per_class": dict(zip(CLASSES, (40.5, 34.3, 16.6, 89.6, 70.8, 90.0), strict=True)),
     },
+}
+
+
+#: The hooks of an evaluation, whatever the model file's config says. The visualizer is
+#: named after the output folder: mmengine keeps one per name, and a run earlier in the
+#: same process (the demo trains first) already holds the config's.
+EVAL_HOOKS = {
+    "timer": dict(type="IterTimerHook"),
+    "logger": dict(type="LoggerHook", interval=50),
 }
 
 
@@ -196,6 +206,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     from mmengine.runner import Runner
 
     from cardd import checkpoints, metrics
+    from cardd.config_guard import lookup_only
     from cardd.models import load_weights, open_model
 
     if opts.split not in ("val", "test"):
@@ -222,20 +233,28 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     cfg.load_from = None  # the weights are put in below, strictly
     cfg.resume = False
     cfg.launcher = "none"
-    # mmengine keeps one visualizer per name; a run earlier in this process (the
-    # demo trains first) already holds the config's.
-    cfg.visualizer.name = f"cardd-eval-{out.resolve()}"
     # Training-only parts are not needed to test, and a missing pretrained
     # file or an empty train split must not stop an evaluation.
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
         cfg.pop(key, None)
-    cfg.default_hooks.pop("checkpoint", None)
+    # Testing needs no training hooks, and a model file's own hooks and visualizer
+    # (which may write where their config says) are not run: cardd's are.
+    cfg.default_hooks = dict(EVAL_HOOKS)
+    cfg.custom_hooks = []
+    cfg.visualizer = dict(
+        type="DetLocalVisualizer",
+        vis_backends=[dict(type="LocalVisBackend")],
+        name=f"cardd-eval-{out.resolve()}",
+    )
+    cfg.log_processor = dict(type="LogProcessor", window_size=50, by_epoch=True)
 
     metrics.register()
     checkpoints.install_loader()
-    runner = Runner.from_cfg(cfg)
-    load_weights(runner.model, model_file)
-    runner.test()
+    with lookup_only() if model_file.config_from_file else contextlib.nullcontext():
+        runner = Runner.from_cfg(cfg)
+        load_weights(runner.model, model_file)
+        model_file.release()
+        runner.test()
     metric = runner.test_loop.evaluator.metrics[0]
 
     result = {

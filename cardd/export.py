@@ -113,7 +113,9 @@ def export_model(opts: ExportOptions) -> ExportResult:
     earlier = model_file.exported or {}
     epoch = meta.get("epoch", earlier.get("epoch"))
     epoch = int(epoch) if isinstance(epoch, int) else None
-    metrics = earlier.get("metrics") or validation_metrics(model_file.path.parent, epoch)
+    metrics = earlier.get("metrics")
+    if not isinstance(metrics, dict) or not metrics:
+        metrics = validation_metrics(model_file.path.parent, epoch)
     description = {
         "format": EXPORT_FORMAT,
         "config": model_file.cfg.pretty_text,

@@ -15,6 +15,7 @@ here, so they accept the same files and refuse the same ones:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,18 +40,22 @@ class ModelFile:
     """A checkpoint or export, loaded once, with the config that builds its model."""
 
     path: Path
-    contents: dict
+    contents: dict  # emptied by `release` once the weights are in a model
     cfg: Config
     config_source: str  # a config file, or "<file> (embedded)"
+    sha256: str  # of the bytes loaded
+    config_from_file: bool = False  # someone else's text: built by registry lookup only
 
     @property
     def exported(self) -> dict | None:
         """The self-description of a `cardd export` file, else None."""
-        return self.contents.get(EXPORT_KEY)
+        exported = self.contents.get(EXPORT_KEY)
+        return exported if isinstance(exported, dict) else None
 
-    @property
-    def sha256(self) -> str:
-        return checkpoints.file_sha256(self.path)
+    def release(self) -> None:
+        """Drop the loaded file (weights, optimizer state of a training checkpoint):
+        once the model holds the weights, keeping it only doubles the memory."""
+        self.contents = {}
 
 
 def default_work_dir(config: str | Path | None) -> Path:
@@ -81,7 +86,7 @@ def open_model(
     work_dir = work_dir if work_dir is not None else default_work_dir(config)
     path = checkpoints.resolve_checkpoint(checkpoint, work_dir, config_name)
     with checkpoints.trusting(path if trust_checkpoint else None):
-        contents = checkpoints.load_file(path, map_location="cpu")
+        contents, sha256 = checkpoints.read_checkpoint(path, map_location="cpu")
     if not isinstance(contents, dict) or not isinstance(contents.get("state_dict", contents), dict):
         raise CarddError(f"{path} holds no model weights (a {type(contents).__name__})")
     exported = contents.get(EXPORT_KEY)
@@ -89,7 +94,10 @@ def open_model(
     embedded = (exported or {}).get("config") if isinstance(exported, dict) else None
     if embedded is None and isinstance(meta, dict):
         embedded = meta.get("cfg")  # mmengine stores the run's merged config there
-    if config is None and isinstance(embedded, str):
+    if config is None and embedded is not None:
+        if not isinstance(embedded, str):
+            kind = type(embedded).__name__
+            raise CarddError(f"{path}: its embedded config is a {kind}, not text")
         cfg = config_from_text(embedded, str(path))
         source = f"{path} (embedded)"
     else:
@@ -99,14 +107,24 @@ def open_model(
     classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
     if classes != CLASSES:
         raise CarddError(f"{source} is not a CarDD config (classes {list(classes)[:8]})")
-    trained_for = checkpoints.checkpoint_classes(contents)
+    try:
+        trained_for = checkpoints.checkpoint_classes(contents)
+    except CarddError as error:
+        raise CarddError(f"{path}: {error}") from None
     if trained_for != CLASSES:
         raise CarddError(
             f"{path} was trained for {len(trained_for or ())} classes "
             f"{list(trained_for or [])[:8]}, not the six CarDD classes in order; "
             "train one with `cardd train`"
         )
-    return ModelFile(path=path, contents=contents, cfg=cfg, config_source=source)
+    return ModelFile(
+        path=path,
+        contents=contents,
+        cfg=cfg,
+        config_source=source,
+        sha256=sha256,
+        config_from_file=source.endswith("(embedded)"),
+    )
 
 
 def load_weights(model: torch.nn.Module, model_file: ModelFile) -> None:
@@ -138,11 +156,13 @@ def build_model(model_file: ModelFile, device: str):
     from mmengine.registry import init_default_scope
 
     from cardd.classes import PALETTE
+    from cardd.config_guard import lookup_only
 
     cfg = model_file.cfg
     cfg.model.backbone.init_cfg = None  # the weights come from the file
     init_default_scope(cfg.get("default_scope", "mmdet"))
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    with lookup_only() if model_file.config_from_file else contextlib.nullcontext():
+        model = revert_sync_batchnorm(MODELS.build(cfg.model))
     load_weights(model, model_file)
     model.cfg = cfg
     model.dataset_meta = {"classes": CLASSES, "palette": list(PALETTE)}

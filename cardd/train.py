@@ -218,7 +218,6 @@ def run_training(cfg: Config, device: str, trust: Path | None = None) -> Path:
 def _recording_runner() -> type:
     """mmengine's Runner, recording the sha256 of every checkpoint it saves in the
     user's trust registry (`cardd.checkpoints`), so `--resume` may unpickle them."""
-    from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
     class RecordingRunner(Runner):
@@ -234,12 +233,38 @@ def _recording_runner() -> type:
             return built
 
         def save_checkpoint(self, out_dir, filename, *args, **kwargs):
-            super().save_checkpoint(out_dir, filename, *args, **kwargs)
-            path = Path(out_dir) / filename
-            if is_main_process() and path.is_file():
-                checkpoints.record_trusted(path)
+            # mmengine's Runner.save_checkpoint builds the checkpoint and hands it to
+            # `mmengine.runner.runner.save_checkpoint`; cardd's writer takes its place
+            # for the call, so the recorded hash is that of the bytes written.
+            from mmengine.runner import runner as runner_module
+
+            original = runner_module.save_checkpoint
+            runner_module.save_checkpoint = _save_recorded_checkpoint
+            try:
+                super().save_checkpoint(out_dir, filename, *args, **kwargs)
+            finally:
+                runner_module.save_checkpoint = original
 
     return RecordingRunner
+
+
+def _save_recorded_checkpoint(checkpoint: dict, filename: str, **kwargs) -> None:
+    """mmengine's `save_checkpoint` for local files, on rank 0: serialised once, the
+    hash of those bytes recorded, the file written whole (`checkpoints.save_recorded`)."""
+    import io
+
+    import torch
+    from mmengine.dist import is_main_process
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    if "://" in str(filename) or any(kwargs.values()):
+        save_checkpoint(checkpoint, filename, **kwargs)  # remote: not in the trust registry
+        return
+    if not is_main_process():
+        return
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    checkpoints.save_recorded(buffer.getvalue(), Path(filename))
 
 
 def _free_port() -> int:

@@ -81,6 +81,16 @@ def tiny_checkpoint(trained_work_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
+    """`cardd export` of `tiny_checkpoint`: weights, classes and the config as text."""
+    from cardd.export import ExportOptions, export_model
+
+    out = tmp_path_factory.mktemp("tiny_export") / "tiny.pth"
+    export_model(ExportOptions(out=out, checkpoint=str(tiny_checkpoint)))
+    return out
+
+
+@pytest.fixture(scope="session")
 def spool_dir(tmp_path_factory) -> Path:
     """The shared service's TMPDIR: an upload spooled to disk would land here."""
     return tmp_path_factory.mktemp("spool")
