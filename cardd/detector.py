@@ -13,6 +13,7 @@ trained for other classes (mmdet only warns and labels with COCO's 80 classes).
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,33 +176,36 @@ def _decode(opened, name: str, max_pixels: int):
     """A PIL image opened lazily -> RGB PIL image, refusing too many pixels first."""
     from PIL import ImageOps
 
+    _check_pixels(opened, name, max_pixels)
+    opened.load()  # raises on truncated files
+    return ImageOps.exif_transpose(opened).convert("RGB")
+
+
+def _check_pixels(opened, name: str, max_pixels: int) -> None:
     width, height = opened.size
     if width * height > max_pixels:
         raise UnreadableImage(
             f"{name}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}",
             too_large=True,
         )
-    opened.load()  # raises on truncated files
-    return ImageOps.exif_transpose(opened).convert("RGB")
 
 
-def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image"):
-    """An image file's bytes -> a BGR uint8 array, EXIF orientation applied; the
-    pixel count is checked from the header before anything is decoded.
+def _orientation(opened) -> int:
+    try:
+        return int(opened.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block: PIL's exif_transpose ignores it too
+        return 1
 
-    Raises:
-        UnreadableImage: empty, truncated, not an image, or too many pixels.
-    """
-    import io
 
-    import numpy as np
+@contextlib.contextmanager
+def _image_errors(name: str, max_pixels: int):
+    """PIL's exceptions about a file -> `UnreadableImage` with a one-line reason."""
     from PIL import Image, UnidentifiedImageError
 
-    if not data:
-        raise UnreadableImage(f"{name}: empty file")
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            rgb = _decode(opened, name, max_pixels)
+        yield
+    except FileNotFoundError:
+        raise UnreadableImage(f"{name}: no such file") from None
     except UnidentifiedImageError:
         raise UnreadableImage(f"{name}: not an image file") from None
     except Image.DecompressionBombError as error:
@@ -210,7 +214,53 @@ def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "i
         ) from None
     except (OSError, ValueError, SyntaxError) as error:
         raise UnreadableImage(f"{name}: {error}") from None
+
+
+def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image"):
+    """An image file's bytes -> a BGR uint8 array, EXIF orientation applied; the
+    pixel count is checked from the header before anything is decoded.
+
+    A photo is decoded once, into the array returned: an 8-bit JPEG or PNG (what
+    phones and browsers send) by OpenCV, straight to BGR, turned by its EXIF
+    orientation as PIL turns it. Anything else goes through PIL, which makes three
+    intermediate copies (144 MB each at 48 MP).
+
+    Raises:
+        UnreadableImage: empty, truncated, not an image, or too many pixels.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if not data:
+        raise UnreadableImage(f"{name}: empty file")
+    with _image_errors(name, max_pixels), Image.open(io.BytesIO(data)) as opened:
+        _check_pixels(opened, name, max_pixels)
+        if not _opencv_decodes_as_pil(opened):
+            return _pil_to_bgr(_decode(opened, name, max_pixels))
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is not None:
+        return bgr
+    with _image_errors(name, max_pixels), Image.open(io.BytesIO(data)) as opened:
+        return _pil_to_bgr(_decode(opened, name, max_pixels))  # truncated...: PIL says why
+
+
+def _pil_to_bgr(rgb):
+    import numpy as np
+
     return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+
+
+def _opencv_decodes_as_pil(opened) -> bool:
+    """Whether OpenCV decodes this file to what PIL would: an 8-bit RGB or grayscale
+    JPEG (OpenCV applies the EXIF orientation of JPEGs), or such a PNG without an
+    orientation to apply."""
+    if opened.mode not in ("RGB", "L"):
+        return False
+    return opened.format == "JPEG" or (opened.format == "PNG" and _orientation(opened) == 1)
 
 
 def load_image(image: ImageInput):
@@ -220,33 +270,28 @@ def load_image(image: ImageInput):
         UnreadableImage: missing, truncated, empty or not an image.
     """
     import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
             image = np.repeat(image[:, :, None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] not in (3, 4) or image.size == 0:
             raise UnreadableImage(f"array of shape {image.shape} is not an HxWx3 BGR image")
-        return np.ascontiguousarray(image[:, :, :3].astype(np.uint8, copy=False))
-    if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as opened:
-                rgb = _decode(opened, str(image), MAX_PIXELS)
-        except FileNotFoundError:
-            raise UnreadableImage(f"{image}: no such file") from None
-        except UnidentifiedImageError:
-            raise UnreadableImage(f"{image}: not an image file") from None
-        except Image.DecompressionBombError as error:
+        if image.dtype != np.uint8:
+            # a cast would make a [0, 1] float image black and wrap a uint16 one
             raise UnreadableImage(
-                f"{image}: over the limit of {MAX_PIXELS} pixels ({error})", too_large=True
-            ) from None
-        except (OSError, ValueError, SyntaxError) as error:
-            raise UnreadableImage(f"{image}: {error}") from None
+                f"array of dtype {image.dtype}: pass 8-bit BGR pixels (uint8 0..255), e.g. "
+                "(image * 255).round().astype(np.uint8) for floats in [0, 1]"
+            )
+        return np.ascontiguousarray(image[:, :, :3])
+    if isinstance(image, (str, Path)):
+        with _image_errors(str(image), MAX_PIXELS), Image.open(image) as opened:
+            rgb = _decode(opened, str(image), MAX_PIXELS)
     elif hasattr(image, "convert"):  # a PIL image
         rgb = ImageOps.exif_transpose(image).convert("RGB")
     else:
         raise UnreadableImage(f"unsupported image input of type {type(image).__name__}")
-    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+    return _pil_to_bgr(rgb)
 
 
 class DamageDetector:
@@ -298,6 +343,7 @@ class DamageDetector:
         self.config_source = self.model_file.config_source
         self.score_thr = score_thr
         self.half = half
+        self._lock = threading.Lock()  # one call at a time changes the test settings
         self.model = build_model(self.model_file, self.device)
         self.model_file.release()
         with lookup_only() if self.model_file.config_from_file else contextlib.nullcontext():
@@ -345,19 +391,29 @@ class DamageDetector:
         arrays: list,
         names: list[str] | None = None,
         score_thr: float | None = None,
+        max_detections: int | None = None,
     ) -> list[ImageResult]:
         """`ImageResult`s for decoded BGR arrays, run through the model as one batch.
+
+        The threshold and the number of detections go into the model's own test
+        settings for this call, so no mask below the threshold or past the count is
+        ever pasted at the photo's size (100 masks of a 48 MP photo are 4.8 GB).
 
         Args:
             arrays: BGR uint8 images (`load_image`, `decode_image_bytes`).
             names: what each result's `image` says (default: `image0`, `image1`...).
             score_thr: this call's threshold instead of the detector's.
+            max_detections: at most this many detections per image (default: the
+                model's `max_per_img`; a larger number does not raise it).
         """
         thr = self.score_thr if score_thr is None else score_thr
         if not 0.0 <= thr <= 1.0:
             raise CarddError(f"score threshold must be within [0, 1], got {thr}")
+        if max_detections is not None and max_detections < 1:
+            raise CarddError(f"max_detections must be at least 1, got {max_detections}")
         names = names if names is not None else [f"image{i}" for i in range(len(arrays))]
-        samples = self._forward(arrays)
+        with self._lock, self._test_settings(thr, max_detections):
+            samples = self._forward(arrays)
         return [
             ImageResult(
                 image=name,
@@ -370,6 +426,34 @@ class DamageDetector:
             )
             for name, array, sample in zip(names, arrays, samples, strict=True)
         ]
+
+    def _final_test_cfgs(self) -> list:
+        """The test settings of the heads that give the final detections (those with
+        both `score_thr` and `max_per_img`: mmdet's RoI and single-stage heads; an RPN
+        has no `score_thr`, and its proposals are left alone)."""
+        found: dict[int, Any] = {}
+        for module in self.model.modules():
+            cfg = getattr(module, "test_cfg", None)
+            if hasattr(cfg, "keys") and "score_thr" in cfg and "max_per_img" in cfg:
+                found[id(cfg)] = cfg
+        return list(found.values())
+
+    @contextlib.contextmanager
+    def _test_settings(self, score_thr: float, max_detections: int | None):
+        cfgs = self._final_test_cfgs()
+        saved = [(cfg["score_thr"], cfg["max_per_img"]) for cfg in cfgs]
+        try:
+            for cfg, (_, keep) in zip(cfgs, saved, strict=True):
+                # mmdet keeps scores strictly above its threshold, in the scores' own
+                # precision (float16 under --half); cardd keeps those at or above it:
+                # a margin below, then `_detections` cuts exactly.
+                cfg["score_thr"] = score_thr - 1e-3
+                if max_detections is not None:
+                    cfg["max_per_img"] = min(keep, max_detections)
+            yield
+        finally:
+            for cfg, (thr, keep) in zip(cfgs, saved, strict=True):
+                cfg["score_thr"], cfg["max_per_img"] = thr, keep
 
     def _forward(self, arrays: list) -> list:
         """Raw mmdet `DetDataSample`s for decoded BGR arrays (mmdet's test pipeline)."""
@@ -392,16 +476,18 @@ class DamageDetector:
 
         height, width = sample.ori_shape[:2]
         instances = sample.pred_instances
-        instances = instances[instances.scores >= score_thr]
-        order = instances.scores.argsort(descending=True)
-        scores = instances.scores[order].float().cpu().numpy()  # float16 under --half
-        labels = instances.labels[order].cpu().numpy()
-        boxes = instances.bboxes[order].float().cpu().numpy()
-        masks = instances.masks[order].cpu().numpy() if "masks" in instances else None
+        scores = instances.scores.float().cpu()  # float16 under --half
+        # best first, by index: indexing all masks at once would copy every one of them
+        ranked = scores.sort(descending=True, stable=True).indices
+        order = [int(i) for i in ranked if scores[i] >= score_thr]
+        scores = scores.numpy()
+        labels = instances.labels.cpu().numpy()
+        boxes = instances.bboxes.float().cpu().numpy()
+        all_masks = instances.masks.cpu() if "masks" in instances else None
         detections = []
-        for i in range(len(scores)):
+        for i in order:
             x1, y1, x2, y2 = (float(v) for v in boxes[i])
-            mask = masks[i] if masks is not None else None
+            mask = all_masks[i].numpy() if all_masks is not None else None
             area = (
                 float(np.count_nonzero(mask))  # 7x a bool array's .sum()
                 if mask is not None

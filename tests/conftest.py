@@ -110,6 +110,18 @@ def service(tiny_checkpoint, tmp_path_factory, spool_dir):
         yield running
 
 
+def run_cardd(*args: str, timeout: float = 300, **kwargs):
+    """`cardd ARGS` in a fresh process, as a user runs it: nothing an earlier test
+    registered in mmengine's process-global registries can help it."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "cardd", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, **kwargs,
+    )  # fmt: skip
+
+
 def read_json(path: Path):
     with open(path) as f:
         return json.load(f)

@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from cardd.classes import CLASSES
 from cardd.cli import cli
-from tests.conftest import assert_real_picture, broken_links
+from tests.conftest import assert_real_picture, broken_links, run_cardd
 
 slow = pytest.mark.slow
 
@@ -122,21 +122,11 @@ def test_best_and_work_dir_find_a_run(trained_work_dir, synthetic_root, tmp_path
     (run / "epoch_1.pth").rename(run / "best_coco_bbox_mAP_epoch_1.pth")
     (run / "last_checkpoint").unlink()
     out = tmp_path / "eval"
-    result = _eval(
-        "--checkpoint",
-        "best",
-        "--work-dir",
-        str(run),
-        "--data-root",
-        str(synthetic_root),
-        "--split",
-        "val",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-    )
-    assert result.exit_code == 0, result.output
+    result = run_cardd(  # a fresh process: the run's config alone must be enough
+        "eval", "--checkpoint", "best", "--work-dir", run, "--data-root", synthetic_root,
+        "--split", "val", "--device", "cpu", "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["checkpoint"].endswith("best_coco_bbox_mAP_epoch_1.pth")
     assert metrics["config"].endswith("(embedded)")  # the run's own config

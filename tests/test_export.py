@@ -11,7 +11,7 @@ from cardd.classes import CLASSES
 from cardd.cli import cli
 from cardd.errors import CarddError
 from cardd.models import EXPORT_KEY
-from tests.conftest import Trap
+from tests.conftest import Trap, run_cardd
 
 pytestmark = pytest.mark.slow
 
@@ -90,42 +90,20 @@ def test_plain_mmdetection_loads_the_weights(exported):
 
 
 def test_infer_and_eval_take_an_export(exported, synthetic_root, tmp_path):
+    """Without --config, in fresh processes: the export alone is enough."""
     path, _ = exported
-    runner = CliRunner()
-    infer = runner.invoke(
-        cli,
-        [
-            "infer",
-            str(synthetic_root / "test2017"),
-            "--checkpoint",
-            str(path),
-            "--device",
-            "cpu",
-            "--out-dir",
-            str(tmp_path / "infer"),
-            "--no-vis",
-        ],
-    )
-    assert infer.exit_code == 0, infer.output
+    infer = run_cardd(
+        "infer", synthetic_root / "test2017", "--checkpoint", path, "--device", "cpu",
+        "--out-dir", tmp_path / "infer", "--no-vis",
+    )  # fmt: skip
+    assert infer.returncode == 0, infer.stdout + infer.stderr
     summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
     assert summary["config"].endswith("(embedded)")
-    evaluation = runner.invoke(
-        cli,
-        [
-            "eval",
-            "--checkpoint",
-            str(path),
-            "--data-root",
-            str(synthetic_root),
-            "--split",
-            "val",
-            "--device",
-            "cpu",
-            "--out",
-            str(tmp_path / "eval"),
-        ],
-    )
-    assert evaluation.exit_code == 0, evaluation.output
+    evaluation = run_cardd(
+        "eval", "--checkpoint", path, "--data-root", synthetic_root, "--split", "val",
+        "--device", "cpu", "--out", tmp_path / "eval",
+    )  # fmt: skip
+    assert evaluation.returncode == 0, evaluation.stdout + evaluation.stderr
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["images"] == 2
 
 
