@@ -640,6 +640,14 @@ Examples:
     help="Refuse larger images from their header, before decoding.",
 )
 @click.option(
+    "--max-queue",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Photos in the work at once (upload, decoding, model, answer); "
+    "one more is answered 503 with Retry-After.",
+)
+@click.option(
     "--save-dir", type=PathArg, help="Keep every upload and its JSON here (default: keep none)."
 )
 @trust_option
@@ -655,6 +663,7 @@ def serve(
     api_key,
     max_upload_mb,
     max_pixels,
+    max_queue,
     save_dir,
     trust_checkpoint,
 ) -> None:
@@ -675,6 +684,7 @@ def serve(
             api_key=api_key,
             max_upload_mb=max_upload_mb,
             max_pixels=max_pixels,
+            max_queue=max_queue,
             save_dir=save_dir,
             trust_checkpoint=trust_checkpoint,
         ),

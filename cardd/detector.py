@@ -244,8 +244,17 @@ def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "i
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is not None:
         return bgr
+    return decode_image_bytes_with_pil(data, max_pixels, name)  # truncated...: PIL says why
+
+
+def decode_image_bytes_with_pil(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image"):
+    """`decode_image_bytes` through PIL alone: the reference the OpenCV path matches."""
+    import io
+
+    from PIL import Image
+
     with _image_errors(name, max_pixels), Image.open(io.BytesIO(data)) as opened:
-        return _pil_to_bgr(_decode(opened, name, max_pixels))  # truncated...: PIL says why
+        return _pil_to_bgr(_decode(opened, name, max_pixels))
 
 
 def _pil_to_bgr(rgb):

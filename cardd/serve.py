@@ -4,7 +4,7 @@
     GET  /health       status, model, device, classes: for probes and the page
     POST /v1/detect    multipart `image` -> the JSON of `cardd infer`'s preds/*.json + timing
     POST /v1/annotate  multipart `image` -> the annotated photo (image/jpeg, original size)
-    GET  /docs         OpenAPI docs (FastAPI's own)
+    GET  /openapi.json the API's schema (no /docs: Swagger UI would load from a CDN)
 
 What it withstands, and how:
 * bodies: read as a stream and cut at `--max-upload-mb` (413) whatever the
@@ -12,12 +12,17 @@ What it withstands, and how:
   touches the disk unless `--save-dir` is given;
 * images: the header is read first and more than `--max-pixels` is refused (413)
   before any pixel is decoded; non-images, empty and truncated files are 400s;
-* concurrency: the model runs one request at a time, on its own thread;
-  decoding, drawing and encoding run in worker threads, so the event loop and
+* concurrency: at most `--max-queue` requests are in the work at once (body,
+  decoding, model, encoding); one more is answered 503 with `Retry-After` at once,
+  so memory is bounded whatever arrives. The model runs one request at a time,
+  on its own thread, with the request's threshold and a detection count that the
+  photo's size allows (no mask below them is ever pasted); decoding, mask and
+  JSON encoding and drawing run in worker threads, so the event loop and
   `/health` stay responsive while the model works;
 * access: loopback by default; with an API key, `/v1/*` needs
-  `Authorization: Bearer KEY` (401 otherwise), `/health` stays open.
-Every error is JSON: `{"error": "..."}`.
+  `Authorization: Bearer KEY` (401 otherwise); `/health` stays open but shows a
+  caller without the key only status, version, classes and palette.
+Every error is JSON: `{"error": "..."}`, 500s included.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations
@@ -57,6 +62,7 @@ class ServeOptions:
     max_pixels: int = 50_000_000
     save_dir: Path | None = None
     trust_checkpoint: bool = False
+    max_queue: int = 4
 
     @property
     def max_upload_bytes(self) -> int:
@@ -67,15 +73,53 @@ class RequestError(Exception):
     """A client's mistake: answered with `status` and `{"error": message}`; with
     `close`, the connection is closed after the answer (a body still streaming in)."""
 
-    def __init__(self, status: int, message: str, close: bool = False) -> None:
+    def __init__(
+        self, status: int, message: str, close: bool = False, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.close = close
+        self.retry_after = retry_after
 
 
 #: Seconds an upload may take to arrive: a trickling, endless body is cut off.
 UPLOAD_SECONDS = 120
+#: Mask bytes one photo's detections may take (one byte per pixel per mask, at the
+#: photo's size): a 48 MP photo keeps at most 10 masks, a 12 MP one 41, 1 MP all 100.
+MASK_BUDGET_BYTES = 512 * 1024 * 1024
+#: What a 503 tells the client to wait before trying again.
+RETRY_AFTER_SECONDS = 2
+
+
+class Admission:
+    """At most `limit` requests in the work at once (reading the body, decoding, waiting
+    for and in the model, encoding the answer); the next one is turned away with 503
+    at once rather than queued, so memory stays bounded whatever arrives."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    def __enter__(self) -> "Admission":
+        # the event loop runs one coroutine at a time: no lock needed between the two lines
+        if self.in_flight >= self.limit:
+            raise RequestError(
+                503,
+                f"busy: {self.in_flight} photos are being processed; retry shortly",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        self.in_flight += 1
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.in_flight -= 1
+
+
+def detection_budget(width: int, height: int, requested: int | None) -> int:
+    """How many detections (each a full-size mask) one photo may keep."""
+    affordable = max(1, MASK_BUDGET_BYTES // max(1, width * height))
+    return min(affordable, requested) if requested is not None else affordable
 
 
 async def read_body(request, limit: int, seconds: float = UPLOAD_SECONDS) -> bytes:
@@ -185,28 +229,38 @@ class Service:
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cardd-model")
         self.detector = self.model_thread.submit(self._load).result()
         self.checkpoint_sha256 = self.detector.model_file.sha256
+        self.admission = Admission(options.max_queue)
 
     def _load(self) -> "DamageDetector":
         from cardd.detector import DamageDetector
 
         return DamageDetector.from_options(self.options)
 
-    def health(self) -> dict:
+    def health(self, authorised: bool = True) -> dict:
+        """Status for probes and the page; with an API key set, a caller without it
+        sees only what the page needs before the key is typed (no paths, no hashes)."""
         from cardd import __version__
         from cardd.classes import CLASSES, PALETTE
 
-        return {
+        public = {
             "status": "ok",
+            "version": __version__,
+            "classes": list(CLASSES),
+            "palette": [list(c) for c in PALETTE],
+            "score_thr": self.options.score_thr,
+            "api_key_required": bool(self.options.api_key),
+        }
+        if not authorised:
+            return public
+        return {
+            **public,
             "config": self.detector.config_source,
             "checkpoint": str(self.detector.checkpoint),
             "checkpoint_sha256": self.checkpoint_sha256,
             "device": self.detector.device,
             "half": self.detector.half,
-            "classes": list(CLASSES),
-            "palette": [list(c) for c in PALETTE],
-            "score_thr": self.options.score_thr,
-            "api_key_required": bool(self.options.api_key),
-            "version": __version__,
+            "max_queue": self.options.max_queue,
+            "in_flight": self.admission.in_flight,
         }
 
     def decode(self, data: bytes, name: str):
@@ -218,16 +272,25 @@ class Service:
             status = 413 if error.too_large else 400
             raise RequestError(status, str(error)) from None
 
-    async def detect(self, array, name: str, score_thr: float):
-        """The model's result for one decoded image, on the model thread; and its ms."""
+    async def detect(self, array, name: str, score_thr: float, max_detections: int | None):
+        """The model's result for one decoded image, on the model thread; and its ms.
+        The photo's detections are capped by `detection_budget` (said in the answer)."""
         import asyncio
+
+        height, width = array.shape[:2]
+        budget = detection_budget(width, height, max_detections)
 
         def run():
             began = time.perf_counter()
-            result = self.detector.detect([array], [name], score_thr=score_thr)[0]
+            result = self.detector.detect(
+                [array], [name], score_thr=score_thr, max_detections=budget
+            )[0]
             return result, (time.perf_counter() - began) * 1000
 
-        return await asyncio.get_running_loop().run_in_executor(self.model_thread, run)
+        result, model_ms = await asyncio.get_running_loop().run_in_executor(
+            self.model_thread, run
+        )
+        return result, model_ms, budget
 
     def save(self, data: bytes, name: str, payload: dict) -> None:
         """Keep an upload and its answer in `--save-dir` (only when asked to)."""
@@ -255,10 +318,14 @@ def create_app(service: Service) -> "FastAPI":
 
     from cardd import __version__
 
+    # No /docs: FastAPI's Swagger UI loads its scripts from a CDN, a blank page
+    # offline or behind a firewall; the schema itself is at /openapi.json.
     app = FastAPI(
         title="cardd",
         version=__version__,
         description="Car-damage detection and segmentation (CarDD classes) for claims photos.",
+        docs_url=None,
+        redoc_url=None,
     )
     upload_doc = {
         "requestBody": {
@@ -277,8 +344,21 @@ def create_app(service: Service) -> "FastAPI":
 
     @app.exception_handler(RequestError)
     async def request_error(_, error: RequestError):
-        headers = {"Connection": "close"} if error.close else None
+        headers = {"Connection": "close"} if error.close else {}
+        if error.retry_after is not None:
+            headers["Retry-After"] = str(error.retry_after)
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(_, error: Exception):
+        # the service's own fault: JSON like every other answer, the detail in the log
+        import logging
+
+        logging.getLogger("cardd.serve").error("unhandled error", exc_info=error)
+        return JSONResponse(
+            {"error": f"internal error ({type(error).__name__}); see the service's log"},
+            status_code=500,
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(_, error: HTTPException):
@@ -292,47 +372,69 @@ def create_app(service: Service) -> "FastAPI":
         where = ".".join(str(part) for part in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
-    def authorised(request: Request) -> None:
+    def key_matches(request: Request) -> bool:
         key = service.options.api_key
         if not key:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), key.encode()):
+            return True
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and secrets.compare_digest(token.encode(), key.encode())
+
+    def authorised(request: Request) -> None:
+        if not key_matches(request):
             raise RequestError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
 
-    async def detect_upload(request: Request, score_thr: float):
+    async def detect_upload(request: Request, score_thr: float, max_detections: int | None):
         began = time.perf_counter()
         body = await read_body(request, service.options.max_upload_bytes)
         name, data = image_part(body, request.headers.get("content-type", ""))
+        del body
         if not data:
             raise RequestError(400, "the uploaded file is empty")
         decoded = time.perf_counter()
         array = await run_in_threadpool(service.decode, data, name)
         decode_ms = (time.perf_counter() - decoded) * 1000
-        result, model_ms = await service.detect(array, name, score_thr)
+        result, model_ms, budget = await service.detect(array, name, score_thr, max_detections)
         timing = {"decode": decode_ms, "model": model_ms}
-        return began, data, name, array, result, timing
+        return began, data, name, array, result, timing, budget
 
     threshold = Query(
         None, ge=0.0, le=1.0, description="Drop detections below this score (default: --score-thr)."
     )
+    most = Query(
+        None,
+        ge=1,
+        description="Keep at most this many detections (default and ceiling: the model's, "
+        "and what the photo's size allows: 512 MB of masks).",
+    )
 
     @app.get("/health")
-    async def health() -> dict:
-        return service.health()
+    async def health(request: Request) -> dict:
+        return service.health(authorised=key_matches(request))
 
     @app.post("/v1/detect", dependencies=[Depends(authorised)], openapi_extra=upload_doc)
-    async def detect(request: Request, score_thr: float | None = threshold):
+    async def detect(
+        request: Request, score_thr: float | None = threshold, max_detections: int | None = most
+    ):
         """Detections in one photo: the schema of `cardd infer`'s preds/*.json, plus timing."""
+        import json
+
         thr = service.options.score_thr if score_thr is None else score_thr
-        began, data, name, _, result, timing = await detect_upload(request, thr)
-        payload = result.to_dict()
-        timing["total"] = (time.perf_counter() - began) * 1000
-        payload["timing_ms"] = {k: round(v, 2) for k, v in timing.items()}
-        if service.options.save_dir is not None:
-            await run_in_threadpool(service.save, data, name, payload)
-        return payload
+        with service.admission:
+            began, data, name, _, result, timing, budget = await detect_upload(
+                request, thr, max_detections
+            )
+
+            def encode() -> tuple[dict, bytes]:
+                payload = result.to_dict()  # masks to RLE: milliseconds each
+                payload["max_detections"] = budget
+                timing["total"] = (time.perf_counter() - began) * 1000
+                payload["timing_ms"] = {k: round(v, 2) for k, v in timing.items()}
+                return payload, json.dumps(payload).encode()
+
+            payload, body = await run_in_threadpool(encode)
+            if service.options.save_dir is not None:
+                await run_in_threadpool(service.save, data, name, payload)
+        return Response(body, media_type="application/json")
 
     @app.post(
         "/v1/annotate",
@@ -341,19 +443,22 @@ def create_app(service: Service) -> "FastAPI":
         response_class=Response,
         responses={200: {"content": {"image/jpeg": {}}}},
     )
-    async def annotate(request: Request, score_thr: float | None = threshold):
+    async def annotate(
+        request: Request, score_thr: float | None = threshold, max_detections: int | None = most
+    ):
         """The photo with masks, boxes, class names and scores drawn, as JPEG."""
         from cardd.draw import draw_detections, encode_jpeg
 
         thr = service.options.score_thr if score_thr is None else score_thr
-        _, data, name, array, result, _ = await detect_upload(request, thr)
+        with service.admission:
+            _, data, name, array, result, _, _ = await detect_upload(request, thr, max_detections)
 
-        def render() -> bytes:
-            return encode_jpeg(draw_detections(array, result.detections))
+            def render() -> bytes:
+                return encode_jpeg(draw_detections(array, result.detections))
 
-        jpeg = await run_in_threadpool(render)
-        if service.options.save_dir is not None:
-            await run_in_threadpool(service.save, data, name, result.to_dict())
+            jpeg = await run_in_threadpool(render)
+            if service.options.save_dir is not None:
+                await run_in_threadpool(service.save, data, name, result.to_dict())
         return Response(jpeg, media_type="image/jpeg")
 
     @app.get("/", include_in_schema=False)
@@ -409,7 +514,7 @@ def serve(options: ServeOptions, announce=print) -> None:
         )
     shown = f"[{options.host}]" if ":" in options.host else options.host
     announce(f"cardd serve: {detector.checkpoint} on {detector.device}")
-    announce(f"open http://{shown}:{options.port}/  (API docs: /docs; Ctrl-C to stop)")
+    announce(f"open http://{shown}:{options.port}/  (API schema: /openapi.json; Ctrl-C to stop)")
     # uvicorn re-raises the signal that stopped it once it has shut down; a handler
     # that ignores it makes that a normal return (exit 0) rather than a kill.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -9,7 +9,7 @@ from PIL import Image
 
 from cardd import DamageDetector, Detection
 from cardd.classes import CLASSES
-from cardd.detector import encode_mask, load_image
+from cardd.detector import UnreadableImage, encode_mask, load_image
 from cardd.errors import CarddError
 
 pytestmark = pytest.mark.slow
@@ -197,3 +197,61 @@ def test_decode_refuses_bombs_from_the_header_and_bad_bytes(test_image):
     with pytest.raises(UnreadableImage):
         decode_image_bytes(data[: len(data) // 2])
     assert (decode_image_bytes(data) == load_image(test_image)).all()
+
+
+def test_the_threshold_and_count_reach_the_models_test_settings(detector, test_image):
+    """mmdet drops boxes below its own `score_thr` (0.05) and keeps `max_per_img` masks
+    before cardd sees them: a call's threshold and count must be mmdet's for that call."""
+    seen = []
+    head = detector.model.roi_head
+    predict = head.predict
+
+    def recording(*args, **kwargs):  # what mmdet's RoI head holds while it predicts
+        seen.append((head.test_cfg.score_thr, head.test_cfg.max_per_img))
+        return predict(*args, **kwargs)
+
+    head.predict = recording
+    try:
+        few = detector.detect([load_image(test_image)], score_thr=0.0, max_detections=3)[0]
+        detector.detect([load_image(test_image)], score_thr=0.6)
+    finally:
+        del head.predict
+    assert seen[0][0] < 0.0 + 1e-2 and seen[0][1] == 3
+    assert 0.59 < seen[1][0] <= 0.6 and seen[1][1] == 50  # the tiny config's own count
+    assert len(few.detections) == 3
+    assert (head.test_cfg.score_thr, head.test_cfg.max_per_img) == (0.05, 50)  # restored
+
+
+def test_arrays_other_than_uint8_are_refused(detector):
+    with pytest.raises(UnreadableImage, match="dtype float32.*uint8"):
+        detector.predict(np.full((64, 64, 3), 0.5, np.float32))
+    with pytest.raises(UnreadableImage, match="dtype uint16"):
+        detector.predict(np.zeros((64, 64, 3), np.uint16))
+
+
+def test_photos_decode_once_and_as_pil_decodes_them(tmp_path):
+    """The OpenCV path (8-bit JPEG, PNG) gives PIL's picture: same size, same
+    orientation, pixels within JPEG decoders' rounding."""
+    import io
+
+    from PIL import Image
+
+    from cardd.detector import decode_image_bytes, decode_image_bytes_with_pil
+
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8))
+    cases = {}
+    for fmt, mode in (("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "RGBA")):
+        buffer = io.BytesIO()
+        picture.convert(mode).save(buffer, fmt)
+        cases[f"{fmt} {mode}"] = buffer.getvalue()
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    picture.save(rotated, "JPEG", exif=exif)
+    cases["JPEG rotated"] = rotated.getvalue()
+    for name, data in cases.items():
+        fast, reference = decode_image_bytes(data), decode_image_bytes_with_pil(data)
+        assert fast.shape == reference.shape and fast.dtype == np.uint8, name
+        assert np.abs(fast.astype(int) - reference).max() <= 2, name
+    assert decode_image_bytes(cases["JPEG rotated"]).shape == (90, 60, 3)  # turned upright

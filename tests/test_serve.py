@@ -164,14 +164,52 @@ def test_eight_clients_forty_requests_all_answered_right(service, photo):
     assert health_seconds and health_seconds[0][1] < finished
 
 
+def test_past_the_queue_busy_answers_503_with_retry_after(service, photo):
+    """16 clients at a queue of 8: each gets its detections or a quick 503, never a wait
+    without bound; /health answers throughout."""
+    data = photo.read_bytes()
+
+    def one(_):
+        return _post(service, "/v1/detect", data, score_thr=0.1)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(one, range(32)))
+    statuses = sorted({a.status_code for a in answers})
+    assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["Retry-After"] == "2" and "busy" in busy.json()["error"]
+    health = requests.get(f"{service.url}/health", timeout=5).json()
+    assert health["in_flight"] == 0 and health["max_queue"] == 8
+
+
+def test_a_request_threshold_and_count_reach_the_model(service, photo):
+    data = photo.read_bytes()
+    everything = _post(service, "/v1/detect", data, score_thr=0).json()
+    assert len(everything["detections"]) > 3
+    two = _post(service, "/v1/detect", data, score_thr=0, max_detections=2).json()
+    assert two["max_detections"] == 2
+    assert [d["score"] for d in two["detections"]] == [
+        d["score"] for d in everything["detections"][:2]
+    ]
+    _error(_post(service, "/v1/detect", data, max_detections=0), 422)
+
+
 def test_api_key_guards_v1_only(tiny_checkpoint, tmp_path, photo):
     saved = tmp_path / "saved"
     with live_service.running(
         tiny_checkpoint, tmp_path / "serve.log", "--save-dir", str(saved), "--half",
         env={"CARDD_API_KEY": "s3cret"},
     ) as keyed:  # fmt: skip
+        from cardd.classes import CLASSES
+
         health = requests.get(f"{keyed.url}/health", timeout=5).json()
-        assert health["api_key_required"] and health["half"] is True  # options reach the model
+        assert health["api_key_required"] and health["classes"] == list(CLASSES)
+        assert not {"checkpoint", "checkpoint_sha256", "config", "device"} & set(health)
+        full = requests.get(
+            f"{keyed.url}/health", headers={"Authorization": "Bearer s3cret"}, timeout=5
+        ).json()
+        assert full["half"] is True  # options reach the model
+        assert full["checkpoint"] == str(tiny_checkpoint)
         _error(_post(keyed, "/v1/detect", photo.read_bytes()), 401)
         wrong = requests.post(
             f"{keyed.url}/v1/annotate",
@@ -211,8 +249,8 @@ def test_sigterm_finishes_in_flight_work_and_exits_zero(tiny_checkpoint, tmp_pat
     assert answers and answers[0].status_code in (200, 503)
 
 
-def test_docs_and_page_are_served(service):
-    assert requests.get(f"{service.url}/docs", timeout=5).status_code == 200
+def test_schema_and_page_are_served_and_nothing_from_a_cdn(service):
+    _error(requests.get(f"{service.url}/docs", timeout=5), 404)  # Swagger UI needs a CDN
     schema = requests.get(f"{service.url}/openapi.json", timeout=5).json()
     assert {"/health", "/v1/detect", "/v1/annotate"} <= set(schema["paths"])
     page = requests.get(f"{service.url}/", timeout=5)
@@ -232,3 +270,22 @@ def test_a_taken_port_is_one_line_before_any_model_loads(tmp_path):
             cli, ["serve", "--checkpoint", str(tmp_path / "none.pth"), "--port", str(port)]
         )
     assert result.exit_code == 1 and "cannot listen on 127.0.0.1" in result.output
+
+
+def test_an_unexpected_error_is_a_json_500_and_the_log_has_it(caplog):
+    from fastapi.testclient import TestClient
+
+    from cardd.serve import Admission, ServeOptions, create_app
+
+    class FailingService:  # cardd's Service whose decoding fails in a way nobody foresaw
+        options = ServeOptions()
+        admission = Admission(4)
+
+        def decode(self, data, name):
+            raise ZeroDivisionError("a bug")
+
+    client = TestClient(create_app(FailingService()), raise_server_exceptions=False)
+    answer = client.post("/v1/detect", files={"image": ("a.jpg", b"xx")})
+    _error(answer, 500)
+    assert answer.json()["error"].startswith("internal error (ZeroDivisionError)")
+    assert "a bug" in caplog.text
