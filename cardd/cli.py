@@ -44,19 +44,18 @@ model_work_dir_option = click.option(
 data_root_option = click.option(
     "--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/)."
 )
+#: Every command that runs a model: checked by `cardd.devices.resolve_device`.
 device_option = click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (a GPU when PyTorch sees one), cpu, cuda or cuda:N.",
 )
 trust_option = click.option(
     "--trust-checkpoint",
     is_flag=True,
     help="Unpickle this file in full (it may run code): only for a file whose maker you "
     "trust. Files your own `cardd train` wrote and weight files never need it.",
-)
-
-#: For the commands that run one model (infer, serve): a GPU may be picked by index.
-model_device_option = click.option(
-    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
 )
 
 half_option = click.option(
@@ -72,9 +71,13 @@ def force_option(what: str):
 
 
 class CarddGroup(click.Group):
-    """Turns `CarddError` into Click's one-line errors with the right exit code."""
+    """Turns `CarddError` into Click's one-line errors with the right exit code, and any
+    other exception into one line too (exit 1): its type and first line, and how to see
+    the traceback (`CARDD_DEBUG=1`)."""
 
     def invoke(self, ctx: click.Context):
+        import os
+
         try:
             return super().invoke(ctx)
         except CarddUsageError as error:
@@ -84,6 +87,16 @@ class CarddGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get("CARDD_DEBUG", "") not in ("", "0"):
+                raise
+            from cardd.errors import one_line
+
+            raise click.ClickException(
+                f"{one_line(error)} (set CARDD_DEBUG=1 for the traceback)"
+            ) from None
 
 
 def _print_counts(title: str, summary: dict) -> None:
@@ -535,7 +548,7 @@ Examples:
     show_default=True,
     help="Drop detections below this score in every output.",
 )
-@model_device_option
+@device_option
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
@@ -615,7 +628,7 @@ Examples:
 @model_config_option
 @checkpoint_option
 @model_work_dir_option
-@model_device_option
+@device_option
 @half_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)

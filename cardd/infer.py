@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from cardd.classes import CLASSES
 from cardd.detector import CSV_HEADER, ImageResult
-from cardd.errors import CarddUsageError
+from cardd.errors import CarddUsageError, one_line
 from cardd.runs import next_run_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -135,6 +135,22 @@ def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[Inp
 RUN_OUTPUTS = ("vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html")
 
 
+def check_out_dir(out_dir: Path | None, exist_ok: bool) -> None:
+    """Refuse an output folder that cannot be used, before minutes of model loading.
+
+    Raises:
+        CarddUsageError: a file, or an earlier run's folder without `exist_ok`.
+    """
+    if out_dir is None:
+        return
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CarddUsageError(f"--out-dir {out_dir} is a file")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not exist_ok:
+        raise CarddUsageError(
+            f"{out_dir} is not empty: pass --exist-ok to replace its outputs, or another --out-dir"
+        )
+
+
 def prepare_out_dir(out_dir: Path | None, exist_ok: bool) -> Path:
     """The run's output folder: new under `runs/infer`, or the given one if it is free.
 
@@ -143,16 +159,10 @@ def prepare_out_dir(out_dir: Path | None, exist_ok: bool) -> Path:
     """
     import shutil
 
+    check_out_dir(out_dir, exist_ok)
     if out_dir is None:
         out_dir = next_run_dir(Path("runs") / "infer")
-    elif out_dir.exists() and not out_dir.is_dir():
-        raise CarddUsageError(f"--out-dir {out_dir} is a file")
     elif out_dir.is_dir() and any(out_dir.iterdir()):
-        if not exist_ok:
-            raise CarddUsageError(
-                f"{out_dir} is not empty: pass --exist-ok to replace its outputs, "
-                "or another --out-dir"
-            )
         for name in RUN_OUTPUTS:
             earlier = out_dir / name
             if earlier.is_dir() and not earlier.is_symlink():
@@ -313,6 +323,7 @@ def run_inference(options: InferOptions) -> InferSummary:
     if workers < 0:
         raise CarddUsageError("--workers must be >= 0")
     images = collect_inputs(options.inputs, options.recursive)
+    check_out_dir(options.out_dir, options.exist_ok)
     detector = DamageDetector.from_options(options)
     if options.half and not detector.device.startswith("cuda"):
         tqdm.write("warning: --half on CPU is slower than float32; it is meant for CUDA GPUs")
@@ -338,10 +349,18 @@ def run_inference(options: InferOptions) -> InferSummary:
             else:
                 batch.append((item, array))
             if batch and (len(batch) == options.batch_size or position == len(images)):
-                results = detector.detect(
-                    [array for _, array in batch], [str(item.path) for item, _ in batch]
-                )
-                for (item, array), result in zip(batch, results, strict=True):
+                try:
+                    results = detector.detect(
+                        [array for _, array in batch], [str(item.path) for item, _ in batch]
+                    )
+                except Exception as error:  # e.g. out of memory on a huge photo: go on
+                    reason = f"the model failed on this batch: {one_line(error)}"
+                    for item, _ in batch:
+                        writer.failed(item, reason)
+                    tqdm.write(f"skipped {len(batch)} image(s): {reason}")
+                    bar.update(len(batch))
+                    results = []
+                for (item, array), result in zip(batch, results, strict=False):
                     overlap.write(write, item, array, result)
                 batch = []
     summary = writer.summary

@@ -348,7 +348,7 @@ def _train(opts: TrainOptions, timeline: startup.StartupTimeline) -> Path:
             raise CarddUsageError(
                 "--nproc starts its own processes: do not combine it with --launcher"
             )
-        device = runner_device(opts.device)
+        device = runner_device(opts.device, distributed=True)
         if device == "cuda":
             import torch
 
@@ -360,7 +360,7 @@ def _train(opts: TrainOptions, timeline: startup.StartupTimeline) -> Path:
         if code != 0:
             raise CarddError(f"distributed training failed (torchrun exit code {code})")
         return Path(opts.work_dir or default_work_dir(opts.config))
-    device = runner_device(opts.device)
+    device = runner_device(opts.device, distributed=opts.launcher != "none")
     cfg = build_config(opts)
     timeline.mark("config and data checks")
     if opts.launcher != "none" and device == "cuda":

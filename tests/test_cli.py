@@ -50,3 +50,21 @@ def test_version_and_module_entry():
 def test_unknown_command_and_bad_option_exit_two():
     assert CliRunner().invoke(cli, ["fly"]).exit_code == 2
     assert CliRunner().invoke(cli, ["synth-data", "--images", "2"]).exit_code == 2
+
+
+def test_an_unforeseen_error_is_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch):
+    import cardd.plots
+
+    def broken(*_args, **_kwargs):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(cardd.plots, "training_curves", broken)
+    monkeypatch.delenv("CARDD_DEBUG", raising=False)
+    result = CliRunner().invoke(cli, ["plot", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: ZeroDivisionError: division by zero (set CARDD_DEBUG=1 for the traceback)"
+    )
+    monkeypatch.setenv("CARDD_DEBUG", "1")
+    debug = CliRunner().invoke(cli, ["plot", str(tmp_path)])
+    assert isinstance(debug.exception, ZeroDivisionError)  # raised, with its traceback

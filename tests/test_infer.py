@@ -164,6 +164,47 @@ def test_bad_inputs_are_skipped_and_reported(tiny_checkpoint, two_folders, tmp_p
     assert all(f["reason"] for f in summary["failed"])
 
 
+def test_a_failing_batch_is_a_failure_of_its_images_and_the_run_goes_on(
+    tiny_checkpoint, two_folders, tmp_path, monkeypatch
+):
+    from cardd.detector import DamageDetector
+
+    detect = DamageDetector.detect
+
+    def failing_on_deep(self, arrays, names=None, **kwargs):  # e.g. out of memory on one photo
+        if any(name.endswith("deep.png") for name in names or ()):
+            raise RuntimeError("CUDA out of memory. Tried to allocate 9.00 GiB\n(details)")
+        return detect(self, arrays, names, **kwargs)
+
+    monkeypatch.setattr(DamageDetector, "detect", failing_on_deep)
+    out = tmp_path / "out"
+    result = _infer(
+        str(two_folders / "a"), str(two_folders / "b"), "--recursive",
+        "--checkpoint", str(tiny_checkpoint), "--out-dir", str(out), "--no-vis",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images_processed"] == 2 and summary["images_failed"] == 1
+    (failure,) = summary["failed"]
+    assert failure["image"].endswith("deep.png")
+    assert failure["reason"] == (
+        "the model failed on this batch: RuntimeError: CUDA out of memory. "
+        "Tried to allocate 9.00 GiB"
+    )
+    assert sorted(p.name for p in (out / "preds").rglob("*.json")) == ["car.jpg.json"] * 2
+
+
+def test_the_output_folder_is_checked_before_the_model_loads(two_folders, tmp_path):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "summary.json").write_text("{}")
+    result = _infer(  # the checkpoint does not even exist: the folder is the first problem
+        str(two_folders / "a"), "--checkpoint", str(tmp_path / "none.pth"),
+        "--out-dir", str(taken),
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--exist-ok" in result.output, result.output
+
+
 def test_usage_errors_exit_two(tiny_checkpoint, tmp_path):
     assert (
         _infer(str(tmp_path / "missing.jpg"), "--checkpoint", str(tiny_checkpoint)).exit_code == 2
