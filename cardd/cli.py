@@ -183,14 +183,31 @@ def doctor(data_root: Path, weights_dir: Path) -> None:
     help="Folder to hold CarDD_COCO/.",
 )
 @click.option("--keep-sod", is_flag=True, help="Also extract CarDD_SOD/ (unused by cardd).")
-@force_option("<dest>/CarDD_COCO")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing <dest>/CarDD_COCO (from the zip downloaded earlier, if any).",
+)
+@click.option(
+    "--redownload", is_flag=True, help="Fetch the release zip again, then replace the dataset."
+)
 def download_data(
-    zip_path: Path | None, url: str | None, dest: Path, keep_sod: bool, force: bool
+    zip_path: Path | None,
+    url: str | None,
+    dest: Path,
+    keep_sod: bool,
+    force: bool,
+    redownload: bool,
 ) -> None:
     """Download (or take) the CarDD release zip, extract it safely, check it."""
     from cardd.data.download import download_data as run
 
-    _finish_check(run(dest=dest, zip_path=zip_path, url=url, keep_sod=keep_sod, force=force))
+    _finish_check(
+        run(
+            dest=dest, zip_path=zip_path, url=url, keep_sod=keep_sod,
+            force=force, redownload=redownload,
+        )  # fmt: skip
+    )
 
 
 @cli.command("check-data", epilog="Example: cardd check-data --root small_data/CarDD_COCO --deep")

@@ -65,3 +65,20 @@ def test_source_zip_is_not_modified(tmp_path, release_zip):
     download_data(dest=tmp_path / "data", zip_path=release_zip)
     assert hashlib.sha256(release_zip.read_bytes()).hexdigest() == digest
     assert os.stat(release_zip).st_mtime_ns == mtime
+
+
+def test_force_re_extracts_the_cached_zip_and_redownload_fetches_it(
+    tmp_path, release_zip, monkeypatch
+):
+    monkeypatch.setenv("CARDD_CACHE", str(tmp_path / "cache"))
+    dest = tmp_path / "data"
+    with FileServer() as server:
+        server.files["/CarDD_release.zip"] = release_zip.read_bytes()
+        url = server.base_url + "/CarDD_release.zip"
+        assert download_data(dest=dest, url=url).ok
+        (dest / "CarDD_COCO" / "mine.txt").write_text("stale")
+        assert download_data(dest=dest, url=url, force=True).ok  # as its message says:
+        assert len(server.requests) == 1  # re-extracted, not downloaded again
+        assert not (dest / "CarDD_COCO" / "mine.txt").exists()
+        assert download_data(dest=dest, url=url, redownload=True).ok
+        assert len(server.requests) == 2

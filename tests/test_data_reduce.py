@@ -68,3 +68,22 @@ def test_cli_prints_kept_counts(synthetic_data, tmp_path):
         cli, ["reduce-data", "--src", str(synthetic_data), "--dst", str(tmp_path / "s")]
     )
     assert result.exit_code == 1 and "--force" in result.output
+
+
+@pytest.mark.parametrize(
+    "name", ["../../secret0.jpg", "/etc/passwd0", "sub\\..\\..\\x0.jpg", "C:/x0.jpg"]
+)
+def test_file_names_that_lead_elsewhere_are_refused(dataset_copy, tmp_path, name):
+    """A `file_name` of `../../secret0.jpg` would link a file from outside the dataset
+    into the subset (and a crafted one could write outside it)."""
+    outside = dataset_copy / "secret0.jpg"
+    outside.write_bytes(b"not part of the dataset")
+    ann = dataset_copy / "CarDD_COCO/annotations/instances_train2017.json"
+    coco = json.loads(ann.read_text())
+    coco["images"][0]["file_name"] = name
+    ann.write_text(json.dumps(coco))
+    with pytest.raises(CarddError, match="nothing was written"):
+        reduce_dataset(dataset_copy, tmp_path / "small", every=1)
+    assert not (tmp_path / "small").exists()
+    report = check_dataset(dataset_copy / "CarDD_COCO")
+    assert not report.ok and any("unsafe file name" in line for line in report.problem_lines())

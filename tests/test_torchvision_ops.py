@@ -190,6 +190,26 @@ def test_gradcheck_in_float64(monkeypatch):
     )
 
 
+def test_exactly_the_kernels_mmcv_asks_for_exist():
+    """mmcv's ops modules check at import that `mmcv._ext` has each kernel they name;
+    any other name must be an AttributeError, not an invented stand-in."""
+    import ast
+    from pathlib import Path
+
+    import mmcv
+
+    asked = set()
+    for source in Path(mmcv.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load_ext":
+                asked.update(element.value for element in node.args[1].elts)
+    assert asked == torchvision_ops.MMCV_KERNELS
+    assert set(torchvision_ops.IMPLEMENTED) <= asked
+    with pytest.raises(AttributeError, match="no attribute 'no_such_kernel'"):
+        torchvision_ops.no_such_kernel  # noqa: B018
+    assert not hasattr(torchvision_ops, "nms_typo")
+
+
 def test_every_other_op_says_what_is_missing():
     import mmcv.ops  # noqa: F401  (every name mmcv asks for must exist)
 

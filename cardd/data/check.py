@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardd.classes import CATEGORIES, SPLITS, annotation_file, image_folder
+from cardd.data.layout import unsafe_file_name
 
 #: How many examples of each kind of problem are listed; the rest are counted.
 SHOW_PER_KIND = 5
@@ -143,7 +144,12 @@ def check_split(root: Path, split: str, report: CheckReport, deep: bool = False)
             report.add("duplicate id", f"{split}: image id {image_id}")
             continue
         images[image_id] = image
-        path = img_dir / str(image.get("file_name", ""))
+        unsafe = unsafe_file_name(image.get("file_name"))
+        if unsafe:
+            name = image.get("file_name")
+            report.add("unsafe file name", f"{split}: image {image_id} {name!r} {unsafe}")
+            continue
+        path = img_dir / image["file_name"]
         if not path.is_file():
             report.add("missing image", f"{split}: {path}")
         elif deep:

@@ -52,6 +52,7 @@ def download_data(
     url: str | None = None,
     keep_sod: bool = False,
     force: bool = False,
+    redownload: bool = False,
 ) -> CheckReport:
     """Put the CarDD release at `<dest>/CarDD_COCO` and check it.
 
@@ -60,24 +61,30 @@ def download_data(
         zip_path: a release zip already on disk (fully offline); never modified.
         url: a mirror of the release zip (http/https), instead of Google Drive.
         keep_sod: also extract `CarDD_SOD/` (salient-object masks, unused here).
-        force: replace an existing `<dest>/CarDD_COCO`.
+        force: replace an existing `<dest>/CarDD_COCO`, extracting the release zip
+            already in the cache when there is one (downloads only land there whole).
+        redownload: fetch the release zip again even if the cache holds one (and
+            replace the dataset in place).
 
     Returns:
         The check report of the dataset in place.
     """
-    if zip_path is not None and url is not None:
-        raise CarddUsageError("pass either --zip or --url, not both")
+    if zip_path is not None and (url is not None or redownload):
+        raise CarddUsageError("pass --zip alone: not with --url or --redownload")
     target = dest / DATASET_DIR
+    force = force or redownload
     if target.exists() and not force:
         print(f"{target} is already in place; nothing changed (use --force to replace it)")
         return check_dataset(target)
     if zip_path is None:
         zip_path = cache_dir() / "downloads" / RELEASE_ZIP
-        if force or not zip_path.is_file():
+        if redownload or not zip_path.is_file():
             if url is not None:
                 download(url, zip_path)
             else:
                 _download_gdrive(GDRIVE_FILE_ID, zip_path)
+        else:
+            print("extracting the release zip downloaded earlier (--redownload fetches it again)")
         print(f"release zip: {zip_path} (kept, so --force can re-extract without downloading)")
     elif not zip_path.is_file():
         raise CarddError(f"--zip {zip_path}: no such file")

@@ -15,6 +15,21 @@ from cardd.errors import CarddError
 DATASET_DIR = "CarDD_COCO"
 
 
+def unsafe_file_name(name: object) -> str | None:
+    """Why an annotation file's `file_name` may not be joined to an image folder (it
+    would name a file elsewhere: absolute, `..`, a drive or backslashes), else None."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    if not isinstance(name, str) or not name.strip():
+        return "is not a file name"
+    if "\\" in name or PureWindowsPath(name).drive or "\0" in name:
+        return "is not a plain relative path"
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        return "leads outside the image folder"
+    return None
+
+
 @contextmanager
 def staged_folder(target: Path, force: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder next to `target`; move it into place on success.

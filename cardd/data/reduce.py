@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from cardd.classes import CATEGORY_IDS, CLASSES, SPLITS, annotation_file, image_folder
-from cardd.data.layout import DATASET_DIR, staged_folder
+from cardd.data.layout import DATASET_DIR, staged_folder, unsafe_file_name
 from cardd.errors import CarddError
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
@@ -71,6 +71,12 @@ def reduce_dataset(
             out_images = staging / image_folder(split)
             out_images.mkdir()
             for image in reduced["images"]:
+                problem = unsafe_file_name(image.get("file_name"))
+                if problem:
+                    raise CarddError(
+                        f"{ann_path}: image {image.get('id')} file_name "
+                        f"{image.get('file_name')!r} {problem}; nothing was written"
+                    )
                 source = src_root / image_folder(split) / image["file_name"]
                 if not source.is_file():
                     raise CarddError(f"{source} is listed in {ann_path.name} but missing")
