@@ -195,7 +195,9 @@ function setUp() {
       state.palette = health.palette;
       $("threshold").value = health.score_thr;
       $("threshold-value").textContent = Number(health.score_thr).toFixed(2);
-      $("model").textContent = `model ${health.checkpoint} · ${health.device} · cardd ${health.version}`;
+      // without the API key, /health leaves out the model file and the device
+      const parts = health.checkpoint ? [`model ${health.checkpoint}`, health.device] : [];
+      $("model").textContent = [...parts, `cardd ${health.version}`].join(" · ");
       $("key-box").hidden = !health.api_key_required;
     })
     .catch(() => showError("The service did not answer /health."));
