@@ -64,6 +64,47 @@ def test_recorded_bytes_are_trusted_and_edits_lose_the_trust(tmp_path):
         checkpoints.load_file(path)
 
 
+def test_a_file_rewritten_while_it_loads_is_loaded_as_hashed(tmp_path, monkeypatch):
+    """The recorded bytes are trusted; a rewrite of the same file in place, between the
+    hash and the load, must not get the trap it holds unpickled."""
+    path = tmp_path / "epoch_1.pth"
+    torch.save({"meta": {"history": date(2026, 1, 1)}}, path)  # not weights-only
+    checkpoints.record_trusted(path)
+    trap, sentinel = _trap_file(tmp_path, "trap.pth")
+    recorded = checkpoints._recorded_hashes
+
+    def rewrite_then_answer():  # runs after the hash is taken, before the full load
+        path.write_bytes(trap.read_bytes())
+        return recorded()
+
+    monkeypatch.setattr(checkpoints, "_recorded_hashes", rewrite_then_answer)
+    contents, digest = checkpoints.read_checkpoint(path)
+    assert contents["meta"]["history"] == date(2026, 1, 1) and not sentinel.exists()
+    assert digest in recorded()
+
+
+def test_a_saved_checkpoint_is_recorded_before_it_appears_whole(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    data = b"checkpoint bytes"
+    target = tmp_path / "epoch_2.pth"
+    monkeypatch.setattr(os, "replace", lambda *_: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError, match="killed"):  # a run stopped between record and rename
+        checkpoints.save_recorded(data, target)
+    assert list(tmp_path.iterdir()) == []  # no half-written file, no partial left
+    assert hashlib.sha256(data).hexdigest() in checkpoints._recorded_hashes()
+    monkeypatch.undo()
+    assert checkpoints.save_recorded(data, target) == hashlib.sha256(data).hexdigest()
+    assert target.read_bytes() == data and checkpoints.is_recorded(target)
+
+
+def test_training_records_the_bytes_it_wrote(trained_work_dir):
+    saved = sorted(trained_work_dir.glob("*.pth"))
+    assert saved and all(checkpoints.is_recorded(p) for p in saved)
+    assert not list(trained_work_dir.glob(".*partial*"))
+
+
 def test_registry_lives_in_the_state_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CARDD_STATE", str(tmp_path / "state"))
     assert checkpoints.trust_registry() == tmp_path / "state" / "trusted_checkpoints.txt"

@@ -255,3 +255,12 @@ def test_photos_decode_once_and_as_pil_decodes_them(tmp_path):
         assert fast.shape == reference.shape and fast.dtype == np.uint8, name
         assert np.abs(fast.astype(int) - reference).max() <= 2, name
     assert decode_image_bytes(cases["JPEG rotated"]).shape == (90, 60, 3)  # turned upright
+
+
+def test_the_loaded_file_is_dropped_once_the_model_holds_the_weights(tiny_checkpoint):
+    """A training checkpoint also holds the optimizer state: kept, it doubles the memory."""
+    from cardd import checkpoints
+
+    detector = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu")
+    assert detector.model_file.contents == {}
+    assert detector.model_file.sha256 == checkpoints.file_sha256(tiny_checkpoint)
