@@ -37,22 +37,43 @@ class UnsupportedOp(RuntimeError):
 
 
 def _deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bias=None):
-    """Deformable convolution (v1, or v2 with `mask`): torchvision's kernel on GPUs,
-    `sampled_deform_conv` on the CPU, where torchvision's is 2-6x slower forward and
-    6-14x slower forward and backward (scripts/bench_ops.py)."""
-    if input.device.type == "cpu":
-        return sampled_deform_conv(input, offset, weight, stride, padding, dilation, mask, bias)
-    return torchvision_deform_conv(input, offset, weight, stride, padding, dilation, mask, bias)
+    """Deformable convolution (v1, or v2 with `mask`), computed in float32 at least and
+    outside autocast, in the forward and in any backward alike: under AMP the
+    gradients are those of the function the forward ran (see `_deform_kernel`)."""
+    kernel = _deform_kernel(input.device)
+    with torch.autocast(input.device.type, enabled=False):
+        return kernel(input, offset, weight, stride, padding, dilation, mask, bias)
+
+
+def _deform_kernel(device: torch.device) -> Callable:
+    """torchvision's kernel on GPUs; `sampled_deform_conv` on the CPU, where torchvision's
+    is 2-6x slower forward and 6-14x slower forward and backward (scripts/bench_ops.py)."""
+    return sampled_deform_conv if device.type == "cpu" else torchvision_deform_conv
 
 
 def torchvision_deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bias=None):
-    """torchvision's deformable convolution kernel, on any device."""
+    """torchvision's deformable convolution kernel, on any device, in float32 at least.
+
+    Under AMP mmcv hands DCN float16 tensors. torchvision's autocast rule would run the
+    forward in float32, but the backward runs outside autocast: in float16 it would
+    differentiate another function (sampling positions rounded to 0.25 px at 256-511
+    px). Widening here, in forward and backward alike, makes both the float32
+    function, whatever autocast says (as `sampled_deform_conv` does on the CPU).
+    """
     import torchvision
 
-    return torchvision.ops.deform_conv2d(
-        input, offset, weight, bias=bias, stride=stride, padding=padding, dilation=dilation,
-        mask=mask,
+    wide = _wide(input.dtype)
+    result = torchvision.ops.deform_conv2d(
+        input.to(wide), offset.to(wide), weight.to(wide),
+        bias=None if bias is None else bias.to(wide), stride=stride, padding=padding,
+        dilation=dilation, mask=None if mask is None else mask.to(wide),
     )  # fmt: skip
+    return result.to(input.dtype)
+
+
+def _wide(dtype: torch.dtype) -> torch.dtype:
+    """The precision a kernel computes in: float32 for float16 and bfloat16 inputs."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
 #: The most memory the sampled columns of one call may take (see sampled_deform_conv).
@@ -90,7 +111,7 @@ def sampled_deform_conv(input, offset, weight, stride, padding, dilation, mask=N
             for i in range(0, batch, step)
         ])  # fmt: skip
     deform_groups = offset.shape[1] // (2 * taps)
-    wide = input.dtype if input.dtype in (torch.float32, torch.float64) else torch.float32
+    wide = _wide(input.dtype)
     on = dict(device=input.device, dtype=wide)
     tap_y = (torch.arange(kernel_h, **on) * dilation[0]).repeat_interleave(kernel_w)
     tap_x = (torch.arange(kernel_w, **on) * dilation[1]).repeat(kernel_h)
@@ -118,11 +139,57 @@ def sampled_deform_conv(input, offset, weight, stride, padding, dilation, mask=N
 
 
 def _grads(function: Callable, inputs: list[torch.Tensor], grad_output: torch.Tensor):
-    """Gradients of `function(*inputs)` for `grad_output`, by autograd."""
+    """Gradients of `function(*inputs)` for `grad_output`, by autograd (a second forward)."""
     with torch.enable_grad():
         leaves = [t.detach().requires_grad_(True) for t in inputs]
         output = function(*leaves)
         return torch.autograd.grad(output, leaves, grad_output, allow_unused=True)
+
+
+#: On the CPU the forward's graph is kept for the backward only while the sampled
+#: columns it holds (9 samples per input value) stay under this size; larger layers
+#: are sampled again in the backward instead. On GPUs torchvision's graph holds only
+#: the layer's inputs, which mmcv keeps anyway: it is always kept.
+KEEP_GRAPH_BYTES = 64 * 2**20
+
+
+def _forward_for_backward(
+    function: Callable, inputs: list[torch.Tensor], buffer: torch.Tensor, column_bytes: int
+) -> torch.Tensor:
+    """`function(*inputs)`; during training, with its autograd graph left on `buffer`.
+
+    mmcv's DCN functions hand the same scratch tensor to the forward and the backward
+    kernels, so the graph kept on it lets the backward take the gradients of exactly
+    the forward that ran, without running it again. "Training" is seen from the
+    activations: inside mmcv's autograd Function grad mode is off, but the input or
+    the offsets require grad exactly when a backward will follow (a parameter's flag
+    says nothing: weights require grad under `torch.no_grad()` too).
+    """
+    training = any(t is not None and t.requires_grad for t in inputs[:2])
+    keep = inputs[0].device.type != "cpu" or column_bytes <= KEEP_GRAPH_BYTES
+    if not (training and keep):
+        return function(*inputs)
+    with torch.enable_grad():
+        leaves = [t.detach().requires_grad_(True) for t in inputs]
+        output = function(*leaves)
+    buffer._cardd_graph = (leaves, output)
+    return output.detach()
+
+
+def _kept_grads(buffer: torch.Tensor, grad_output: torch.Tensor):
+    """The gradients of the forward whose graph `_forward_for_backward` left on `buffer`,
+    or None (no graph kept: the caller runs the forward again)."""
+    graph = buffer.__dict__.pop("_cardd_graph", None)
+    if graph is None:
+        return None
+    leaves, output = graph
+    return torch.autograd.grad(output, leaves, grad_output.to(output.dtype), allow_unused=True)
+
+
+def _column_bytes(input: torch.Tensor, weight: torch.Tensor, output: torch.Tensor) -> int:
+    """The size of the sampled columns of a DCN call (the CPU path's largest tensor)."""
+    taps = weight.shape[2] * weight.shape[3]
+    return input.shape[0] * input.shape[1] * taps * output.shape[2] * output.shape[3] * 4
 
 
 def deform_conv_forward(
@@ -130,8 +197,13 @@ def deform_conv_forward(
     dilationW, dilationH, group, deformable_group, im2col_step,
 ):  # fmt: skip
     """DCN (v1) forward into `output`; groups are implied by the tensors' shapes."""
-    result = _deform_conv(input, offset, weight, (dH, dW), (padH, padW), (dilationH, dilationW))
-    output.copy_(result)
+
+    def run(x, o, w):
+        return _deform_conv(x, o, w, (dH, dW), (padH, padW), (dilationH, dilationW))
+
+    bytes_ = _column_bytes(input, weight, output)
+    # `set_`: mmcv's output takes the result's storage (a kept graph's output shares it)
+    output.set_(_forward_for_backward(run, [input, offset, weight], columns, bytes_))
 
 
 def deform_conv_backward_input(
@@ -140,16 +212,17 @@ def deform_conv_backward_input(
 ):  # fmt: skip
     """DCN gradients with respect to the input and the offsets.
 
-    The weight's gradient comes out of the same autograd pass; it is left in
-    `columns`, the scratch buffer mmcv hands to this call and then to
-    `deform_conv_backward_parameters`, which takes it from there instead of running
-    the convolution a second time.
+    From the forward's own graph when it was kept on `columns`, else by running the
+    forward again. The weight's gradient comes out of the same autograd pass; it is
+    left in `columns`, the scratch buffer mmcv hands to this call and then to
+    `deform_conv_backward_parameters`, which takes it from there.
     """
 
     def run(x, o, w):
         return _deform_conv(x, o, w, (dH, dW), (padH, padW), (dilationH, dilationW))
 
-    gx, go, gw = _grads(run, [input, offset, weight], grad_output)
+    kept = _kept_grads(columns, grad_output)
+    gx, go, gw = kept if kept is not None else _grads(run, [input, offset, weight], grad_output)
     grad_input.copy_(gx)
     grad_offset.copy_(go)
     columns.resize_(gw.shape).copy_(gw)
@@ -165,7 +238,10 @@ def deform_conv_backward_parameters(
     computed here. The output is linear in the weight, so its gradient does not
     depend on the weight's values (mmcv does not pass them): zeros stand in.
     """
-    if columns.shape == grad_weight.shape:
+    kept = _kept_grads(columns, grad_output)  # when only the weight needs a gradient
+    if kept is not None:
+        gw = kept[2]
+    elif columns.shape == grad_weight.shape:
         gw = columns.clone()
         columns.resize_(0)
     else:
@@ -182,12 +258,10 @@ def modulated_deform_conv_forward(
     stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, group, deformable_group,
     with_bias,
 ):  # fmt: skip
-    """DCNv2 forward into `output`."""
-    result = _deform_conv(
-        input, offset, weight, (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w),
-        mask=mask, bias=bias if with_bias else None,
-    )  # fmt: skip
-    output.copy_(result)
+    """DCNv2 forward into `output` (its graph kept on `ones` for the backward in training)."""
+    inputs = [input, offset, weight, mask] + ([bias] if with_bias else [])
+    bytes_ = _column_bytes(input, weight, output)
+    output.set_(_forward_for_backward(_modulated(locals()), inputs, ones, bytes_))
 
 
 def modulated_deform_conv_backward(
@@ -195,20 +269,31 @@ def modulated_deform_conv_backward(
     grad_offset, grad_mask, grad_output, *, kernel_h, kernel_w, stride_h, stride_w, pad_h,
     pad_w, dilation_h, dilation_w, group, deformable_group, with_bias,
 ):  # fmt: skip
-    """DCNv2 gradients of input, weight, bias, offset and mask, into the given tensors."""
-
-    def run(x, w, o, m, *b):
-        return _deform_conv(
-            x, o, w, (stride_h, stride_w), (pad_h, pad_w), (dilation_h, dilation_w),
-            mask=m, bias=b[0] if b else None,
-        )  # fmt: skip
-
-    inputs = [input, weight, offset, mask] + ([bias] if with_bias else [])
-    grads = _grads(run, inputs, grad_output)
-    for target, grad in zip([grad_input, grad_weight, grad_offset, grad_mask], grads, strict=False):
+    """DCNv2 gradients of input, weight, bias, offset and mask, into the given tensors:
+    from the forward's graph kept on `ones`, else by running the forward again."""
+    inputs = [input, offset, weight, mask] + ([bias] if with_bias else [])
+    grads = _kept_grads(ones, grad_output)
+    if grads is None:
+        grads = _grads(_modulated(locals()), inputs, grad_output)
+    for target, grad in zip([grad_input, grad_offset, grad_weight, grad_mask], grads, strict=False):
         target.copy_(grad)
     if with_bias:
         grad_bias.copy_(grads[4])
+
+
+def _modulated(call: dict) -> Callable:
+    """DCNv2 as a function of (input, offset, weight, mask[, bias]), with the geometry of
+    an mmcv kernel call (its keyword arguments, `call`)."""
+    geometry = (
+        (call["stride_h"], call["stride_w"]),
+        (call["pad_h"], call["pad_w"]),
+        (call["dilation_h"], call["dilation_w"]),
+    )
+
+    def run(x, o, w, m, *b):
+        return _deform_conv(x, o, w, *geometry, mask=m, bias=b[0] if b else None)
+
+    return run
 
 
 _POOL_AVG = 1  # mmcv's pool_mode: 0 max, 1 average
@@ -265,7 +350,16 @@ def nms(boxes, scores, *, iou_threshold, offset):
 
 
 def _focal_terms(input, target, gamma, alpha):
-    """mmcv's per-element sigmoid focal loss and its gradient (its CUDA kernel's formulas)."""
+    """mmcv's per-element sigmoid focal loss and its gradient (its CUDA kernel's formulas),
+    computed in float32 at least: mmcv's float16 kernel clamps p at FLT_MIN, which is 0
+    in float16, so a confident logit gives log(0) = -inf; here p is clamped at float32's
+    smallest normal, as mmcv's float32 kernel does, and the results cast back."""
+    dtype, input = input.dtype, input.to(_wide(input.dtype))
+    loss, grad = _focal_terms_wide(input, target, gamma, alpha)
+    return loss.to(dtype), grad.to(dtype)
+
+
+def _focal_terms_wide(input, target, gamma, alpha):
     classes = torch.arange(input.size(1), device=input.device)
     positive = (target.view(-1, 1) == classes.view(1, -1)).to(input.dtype)
     p = torch.sigmoid(input)

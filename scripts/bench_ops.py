@@ -38,12 +38,12 @@ def use(backend: str) -> None:
 
     if not hasattr(use, "compiled"):
         use.compiled = importlib.import_module("mmcv.ops.deform_conv").ext_module
-        use.cardd_deform_conv = torchvision_ops._deform_conv
+        use.cardd_kernel = torchvision_ops._deform_kernel
     kernels = use.compiled if backend == "compiled" else torchvision_ops
-    torchvision_ops._deform_conv = (
-        torchvision_ops.torchvision_deform_conv
+    torchvision_ops._deform_kernel = (
+        (lambda device: torchvision_ops.torchvision_deform_conv)
         if backend == "torchvision"
-        else use.cardd_deform_conv
+        else use.cardd_kernel
     )
     for name in OP_MODULES:
         importlib.import_module(name).ext_module = kernels

@@ -393,3 +393,101 @@ def test_cpu_deform_conv_runs_a_large_batch_a_few_images_at_a_time(monkeypatch):
     assert calls == [2, 2, 1]
     for a, b in zip(whole, chunked, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+
+
+# ---- AMP: the backward differentiates the forward that ran ---------------------------------
+
+KERNELS = {
+    "sampled (CPU)": torchvision_ops.sampled_deform_conv,
+    "torchvision (GPU)": torchvision_ops.torchvision_deform_conv,
+}
+
+
+def _cardds_dcn_kernels(monkeypatch) -> None:
+    """mmcv's DCN ops on cardd's kernels, whichever kernels are installed."""
+    for name in ("mmcv.ops.deform_conv", "mmcv.ops.modulated_deform_conv"):
+        monkeypatch.setattr(_module(name), "ext_module", torchvision_ops)
+
+
+def _position_case(dtype):
+    """A ramp I(x) = x - 400 on a 600-px-wide map, and a 1x1 DCN tap at x = 400 moved
+    by dx = 0.1. Positions in float16 round to 0.25 px there (400.1 -> 400.0): the
+    forward would read 0.0 instead of 0.1, the backward give the input weights
+    (1.0, 0.0) instead of (0.9, 0.1)."""
+    image = (torch.arange(600, dtype=torch.float32) - 400).view(1, 1, 1, 600)
+    offset = torch.zeros(1, 2, 1, 600)
+    offset[:, 1] = 0.1
+    weight = torch.ones(1, 1, 1, 1)
+    return [t.to(dtype).requires_grad_(True) for t in (image, offset, weight)]
+
+
+@pytest.mark.parametrize("keep_graph", [True, False])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_float16_under_autocast_is_sampled_and_differentiated_in_float32(
+    kernel, keep_graph, monkeypatch
+):
+    """What mmcv hands DCN under AMP (float16 input, offsets and weight, autocast on):
+    the forward and the backward both run the float32 function, whether the backward
+    uses the forward's graph or runs it again, on either kernel."""
+    from mmcv.ops import deform_conv2d
+
+    _cardds_dcn_kernels(monkeypatch)
+    monkeypatch.setattr(torchvision_ops, "_deform_kernel", lambda device: KERNELS[kernel])
+    if not keep_graph:
+        monkeypatch.setattr(torchvision_ops, "KEEP_GRAPH_BYTES", -1)
+    image, offset, weight = _position_case(torch.float16)
+    with torch.autocast("cpu", dtype=torch.float16):
+        out = deform_conv2d(image, offset, weight, 1, 0, 1, 1, 1)
+    assert out.dtype == torch.float16
+    assert out[0, 0, 0, 400].item() == pytest.approx(0.1, abs=1e-4)
+    out[0, 0, 0, 400].backward()
+    assert image.grad[0, 0, 0, 400].item() == pytest.approx(0.9, abs=1e-3)
+    assert image.grad[0, 0, 0, 401].item() == pytest.approx(0.1, abs=1e-3)
+    assert offset.grad[0, 1, 0, 400].item() == pytest.approx(1.0, abs=1e-3)  # the slope
+
+
+def _counting(monkeypatch, kernel):
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(torchvision_ops, "_deform_kernel", lambda device: counted)
+    return calls
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("modulated", [False, True])
+def test_the_backward_uses_the_forwards_graph_and_gets_the_same_gradients(
+    kernel, modulated, monkeypatch
+):
+    """One forward per training step, not two; the same gradients as running it again;
+    and no graph at all under no_grad (a weight requires grad there too)."""
+    from mmcv.ops import DeformConv2dPack, ModulatedDeformConv2dPack
+
+    torch.manual_seed(0)
+    layer_type = ModulatedDeformConv2dPack if modulated else DeformConv2dPack
+    layer = layer_type(4, 4, 3, padding=1).double()
+    torch.nn.init.normal_(layer.conv_offset.weight, std=0.3)  # offsets that move the taps
+    x = torch.rand(2, 4, 6, 7, dtype=torch.float64)
+
+    def step():
+        layer.zero_grad()
+        leaf = x.clone().requires_grad_(True)
+        layer(leaf).pow(2).sum().backward()
+        return [leaf.grad, layer.weight.grad, layer.conv_offset.weight.grad]
+
+    _cardds_dcn_kernels(monkeypatch)
+    calls = _counting(monkeypatch, KERNELS[kernel])
+    kept = step()
+    assert len(calls) == 1  # the backward ran no second forward
+    monkeypatch.setattr(torchvision_ops, "KEEP_GRAPH_BYTES", -1)  # on the CPU: too large
+    again = step()
+    assert len(calls) == 3  # not kept: run again in the backward
+    for a, b in zip(kept, again, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    calls.clear()
+    with torch.no_grad():
+        layer(x)
+    assert calls == [False]  # no graph built for inference
