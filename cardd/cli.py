@@ -70,14 +70,46 @@ def force_option(what: str):
     return click.option("--force", is_flag=True, help=f"Replace an existing {what}.")
 
 
+def _verbosity_options() -> list[click.Option]:
+    from cardd import logs
+
+    def choose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if not value:
+            return
+        if ctx.meta.get("cardd.verbosity") not in (None, param.name):
+            raise click.UsageError("pass -v/--verbose or -q/--quiet, not both")
+        ctx.meta["cardd.verbosity"] = param.name
+        logs.set_verbosity(logs.VERBOSE if param.name == "verbose" else logs.QUIET)
+
+    return [
+        click.Option(
+            ["-v", "--verbose"], is_flag=True, expose_value=False, callback=choose,
+            help="Also show mmengine's and mmdet's log lines (environment, config, weights).",
+        ),
+        click.Option(
+            ["-q", "--quiet"], is_flag=True, expose_value=False, callback=choose,
+            help="Only errors and the final line.",
+        ),
+    ]  # fmt: skip
+
+
 class CarddGroup(click.Group):
     """Turns `CarddError` into Click's one-line errors with the right exit code, and any
     other exception into one line too (exit 1): its type and first line, and how to see
     the traceback (`CARDD_DEBUG=1`)."""
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Every command takes -v/--verbose and -q/--quiet (`cardd.logs`)."""
+        cmd.params.extend(_verbosity_options())
+        super().add_command(cmd, name)
+
     def invoke(self, ctx: click.Context):
         import os
 
+        from cardd import logs
+
+        logs.set_verbosity(logs.NORMAL)  # each command starts from the default
+        logs.filter_library_warnings()
         try:
             return super().invoke(ctx)
         except CarddUsageError as error:
@@ -539,7 +571,10 @@ def eval_(
                 iou_thr=iou_thr,
             )
         )
-    print_metrics(metrics)
+    from cardd import logs
+
+    if logs.verbosity() >= logs.NORMAL:
+        print_metrics(metrics)
     click.echo(f"metrics written to {out_dir / 'metrics.json'}; report: {out_dir / 'report.html'}")
 
 
@@ -622,13 +657,8 @@ def infer(
             trust_checkpoint=trust_checkpoint,
         )
     )
-    failed = len(summary.failed)
-    click.echo(
-        f"{summary.processed} images, {summary.detections} detections"
-        + (f", {failed} failed" if failed else "")
-        + f" -> {summary.out_dir}"
-    )
-    if failed:
+    click.echo(summary.line())
+    if summary.failed:
         raise click.exceptions.Exit(1)
 
 
@@ -776,9 +806,13 @@ def export(checkpoint, config, work_dir, out, half, trust_checkpoint, force) -> 
 @click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
 def demo(out, epochs, images) -> None:
     """The whole pipeline on toy data on CPU: synth-data, train, eval, infer."""
+    from cardd import logs
     from cardd.demo import DISCLAIMER, run_demo
 
     result = run_demo(out=out, epochs=epochs, images=images)
+    if logs.verbosity() == logs.QUIET:
+        click.echo(f"demo finished in {result.run_dir}")
+        return
     click.echo("")
     click.echo(f"demo finished in {result.run_dir}:")
     click.echo(f"  checkpoints   {result.work_dir}")
@@ -795,11 +829,9 @@ def demo(out, epochs, images) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    import warnings
+    from cardd import logs
 
-    # mmcv and mmengine import pkg_resources (see scripts/setup_env.sh); its
-    # deprecation notice says nothing a cardd user can act on.
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    logs.filter_library_warnings()  # before the first import of mmcv and mmengine
     cli(prog_name="cardd")
 
 

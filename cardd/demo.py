@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardd import logs
 from cardd.runs import next_run_dir
 
 #: The toy model learns little in 12 epochs on 24 synthetic photos: its scores stay below
@@ -45,9 +46,9 @@ def run_demo(
 
     run_dir = out if out is not None else next_run_dir(Path("runs"), stem="demo")
     data_root = run_dir / "data" / "CarDD_COCO"
-    print(f"[1/4] synthesizing {images} images into {data_root}")
+    logs.say(f"[1/4] synthesizing {images} images into {data_root}")
     synthesize(run_dir / "data", images=images, seed=seed)
-    print(f"[2/4] training tiny_DCN_plus for {epochs} epochs on CPU")
+    logs.say(f"[2/4] training tiny_DCN_plus for {epochs} epochs on CPU")
     work_dir = train(
         TrainOptions(
             config="tiny_DCN_plus",
@@ -59,7 +60,7 @@ def run_demo(
         )
     )
     checkpoint = work_dir / f"epoch_{epochs}.pth"
-    print("[3/4] evaluating on the test split")
+    logs.say("[3/4] evaluating on the test split")
     metrics, eval_dir = evaluate(
         EvalOptions(
             config="tiny_DCN_plus",
@@ -70,8 +71,9 @@ def run_demo(
             device="cpu",
         )
     )
-    print_metrics(metrics)
-    print(f"[4/4] inference on the test images (--score-thr {DEMO_SCORE_THR}: a toy model)")
+    if logs.verbosity() >= logs.NORMAL:
+        print_metrics(metrics)
+    logs.say(f"[4/4] inference on the test images (--score-thr {DEMO_SCORE_THR}: a toy model)")
     summary = run_inference(
         InferOptions(
             inputs=(str(data_root / "test2017"),),

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardd import logs
 from cardd.classes import CATEGORY_IDS, CLASSES, annotation_file
 from cardd.configs import set_data_root
 from cardd.data.check import dataset_categories_problem
@@ -251,7 +252,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     metrics.register()
     checkpoints.install_loader()
     with lookup_only() if model_file.config_from_file else contextlib.nullcontext():
-        runner = Runner.from_cfg(cfg)
+        runner = logs.quiet_runner(Runner).from_cfg(cfg)
         load_weights(runner.model, model_file)
         model_file.release()
         runner.test()

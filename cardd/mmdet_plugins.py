@@ -135,3 +135,56 @@ def _register_step_profile_hook() -> None:
 
 
 _register_step_profile_hook()
+
+
+def _register_progress_hook() -> None:
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import Hook
+
+    from cardd.progress import TrainingProgress, loss_terms
+
+    class CarddProgressHook(Hook):
+        """`cardd train`'s terminal output (see `cardd.progress`): rank 0 only; mmengine's
+        own lines then go to the log file alone (`cardd.logs`)."""
+
+        priority = "LOW"  # after IterTimerHook and LoggerHook have read the iteration
+
+        def __init__(self, interval: int = 50) -> None:
+            self.interval = interval
+            self.progress: TrainingProgress | None = None
+
+        def before_train(self, runner) -> None:
+            if is_main_process():
+                self.progress = TrainingProgress(
+                    self.interval, runner.max_epochs, runner.max_iters, start_iter=runner.iter
+                )
+
+        def before_train_epoch(self, runner) -> None:
+            if self.progress is not None:
+                self.progress.epoch_started(runner.epoch + 1, len(runner.train_dataloader))
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            if self.progress is None:
+                return
+            import torch
+
+            lr = runner.optim_wrapper.get_lr()["lr"][0]
+            cuda = torch.cuda.is_available() and next(runner.model.parameters()).is_cuda
+            memory = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+            self.progress.iteration_ended(
+                runner.epoch + 1, batch_idx, len(runner.train_dataloader), runner.iter + 1,
+                loss_terms(outputs), lr, memory,
+            )  # fmt: skip
+
+        def after_train_epoch(self, runner) -> None:
+            if self.progress is not None:
+                self.progress.epoch_ended()
+
+        def after_val_epoch(self, runner, metrics=None) -> None:
+            if self.progress is not None and metrics:
+                self.progress.validated(runner.epoch, metrics)
+
+    _register(CarddProgressHook)
+
+
+_register_progress_hook()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cardd import checkpoints, startup
+from cardd import checkpoints, logs, startup
 from cardd.configs import load_config, set_data_root
 from cardd.data.check import dataset_categories_problem
 from cardd.devices import resolve_device, runner_device
@@ -198,6 +198,12 @@ def _setup_distributed_cpu(cfg: Config) -> None:
     cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
 
 
+#: Iterations between progress lines when the output is not a terminal (CI, slurm logs),
+#: at least: a config's logger interval is for its log file (tiny_DCN_plus logs every
+#: iteration), and every epoch's last iteration is shown anyway.
+PROGRESS_INTERVAL = 20
+
+
 def run_training(cfg: Config, device: str, trust: Path | None = None) -> Path:
     """Train in this process (one rank of a distributed run, or the only one)."""
     checkpoints.install_loader()
@@ -208,6 +214,12 @@ def run_training(cfg: Config, device: str, trust: Path | None = None) -> Path:
     # "visualizer": a second run in one process (the demo, tests) would log its
     # scalars into the first run's folder, and its training curves would be empty.
     cfg.visualizer.name = f"cardd-train-{uuid.uuid4().hex[:12]}"
+    if logs.verbosity() == logs.NORMAL:  # verbose: mmengine's own lines; quiet: nothing
+        interval = cfg.get("default_hooks", {}).get("logger", {}).get("interval", 50)
+        cfg.custom_hooks = [
+            *cfg.get("custom_hooks", []),
+            dict(type="CarddProgressHook", interval=max(interval, PROGRESS_INTERVAL)),
+        ]
     with checkpoints.trusting(trust):
         runner = _recording_runner().from_cfg(cfg)
         startup.TIMELINE.mark("rest of the runner (model wrapper, hooks)")
@@ -220,7 +232,7 @@ def _recording_runner() -> type:
     user's trust registry (`cardd.checkpoints`), so `--resume` may unpickle them."""
     from mmengine.runner import Runner
 
-    class RecordingRunner(Runner):
+    class RecordingRunner(logs.quiet_runner(Runner)):
         # start-up marks around the parts of Runner.__init__ that can take long
         def _log_env(self, env_cfg):
             startup.TIMELINE.mark("runner set-up (distributed, seed, logger)")
@@ -276,6 +288,7 @@ def _free_port() -> int:
 def worker_argv(opts: TrainOptions) -> list[str]:
     """The `cardd train` arguments one torchrun worker gets for `opts`."""
     argv = ["--config", opts.config, "--device", opts.device, "--launcher", "pytorch"]
+    argv += {logs.QUIET: ["--quiet"], logs.VERBOSE: ["--verbose"]}.get(logs.verbosity(), [])
     optional = {
         "--work-dir": opts.work_dir,
         "--data-root": opts.data_root,
