@@ -141,7 +141,9 @@ def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[Inp
 
 
 #: What a run writes into its output folder; `--exist-ok` replaces these as a whole.
-RUN_OUTPUTS = ("vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html")
+RUN_OUTPUTS = (
+    "vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html", "infer.log",
+)  # fmt: skip
 
 
 def check_out_dir(out_dir: Path | None, exist_ok: bool) -> None:

@@ -311,7 +311,9 @@ def test_exist_ok_leaves_nothing_of_the_earlier_run(tiny_checkpoint, two_folders
     )
     assert second.exit_code == 0, second.output
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["index.html", "predictions.csv", "preds/b/car.jpg.json", "summary.json"]
+    assert files == [
+        "index.html", "infer.log", "predictions.csv", "preds/b/car.jpg.json", "summary.json"
+    ]  # fmt: skip
 
 
 def test_summary_json_contents(tiny_checkpoint, two_folders, tmp_path):
@@ -354,9 +356,10 @@ def test_summary_json_contents(tiny_checkpoint, two_folders, tmp_path):
 
 
 def _run_files(out):
-    """Every file of a run's outputs with its bytes, but summary.json's timing."""
+    """Every file of a run's outputs with its bytes, but summary.json's timing and the
+    log (timestamped lines)."""
     files = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "infer.log"):
         data = path.read_bytes()
         if path.name == "summary.json":
             summary = json.loads(data)

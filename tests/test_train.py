@@ -83,7 +83,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
     resumed = _cardd(*common, "--max-epochs", "2", "--resume")
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
-    assert "resumed epoch: 1" in output
+    assert "epoch 2/2 iter 1/1" in output and "epoch 1/2" not in output  # resumed at epoch 2
+    logs = sorted(work_dir.glob("*/*.log"))
+    assert "resumed epoch: 1" in logs[-1].read_text()  # mmengine's line, in the run's log file
     assert torch.load(work_dir / "epoch_2.pth", weights_only=False)["meta"]["epoch"] == 2
 
 
@@ -117,7 +119,10 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (work_dir / "epoch_1.pth").is_file()
-    assert "Distributed launcher: pytorch" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert output.count("epoch 1/1 iter") == 1, output  # progress from rank 0 only
+    (log,) = work_dir.glob("*/*.log")
+    assert "Distributed launcher: pytorch" in log.read_text()
     # rank 0 reports the start-up of a fresh process, counted from its start
     (report,) = work_dir.glob("*/startup.json")
     phases = [p["phase"] for p in json.loads(report.read_text())["phases"]]
