@@ -152,12 +152,17 @@ def build_model(model_file: ModelFile, device: str):
     names and its pretrained-backbone download.
     """
     from mmdet.registry import MODELS
+    from mmengine.logging import MMLogger
     from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
 
+    from cardd import logs
     from cardd.classes import PALETTE
     from cardd.config_guard import lookup_only
 
+    # mmcv announces each of the 33 DCN layers it "upgrades" while the weights load:
+    # on the terminal only with --verbose (`cardd.logs`)
+    logs.quiet_terminal(MMLogger.get_current_instance())
     cfg = model_file.cfg
     cfg.model.backbone.init_cfg = None  # the weights come from the file
     init_default_scope(cfg.get("default_scope", "mmdet"))

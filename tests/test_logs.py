@@ -91,3 +91,14 @@ def test_the_validation_line_and_the_best_so_far():
     assert line == (
         "val 3/12: box AP 41.2 AP50 60.3 APs/m/l* 20.0/-/50.0 | best box AP 41.2 (epoch 3)"
     )
+
+
+@pytest.mark.slow
+def test_loading_a_model_announces_nothing_but_verbose_does(tiny_checkpoint, tmp_path):
+    """mmcv's 33 "upgraded to version 2" lines (one per DCN layer) are not for a user."""
+    args = ["export", "--checkpoint", str(tiny_checkpoint)]
+    quiet = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "a.pth")])
+    assert quiet.exit_code == 0 and "upgraded" not in quiet.output, quiet.output
+    assert len(quiet.output.strip().splitlines()) == 2  # what was written, its sha256
+    verbose = run_cardd(*args, "--out", tmp_path / "b.pth", "--verbose")
+    assert verbose.returncode == 0 and "upgraded to version 2" in verbose.stdout + verbose.stderr
