@@ -241,7 +241,9 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     # Testing needs no training hooks, and a model file's own hooks and visualizer
     # (which may write where their config says) are not run: cardd's are.
     cfg.default_hooks = dict(EVAL_HOOKS)
-    cfg.custom_hooks = []
+    cfg.custom_hooks = (
+        [dict(type="CarddTestProgressHook")] if logs.verbosity() == logs.NORMAL else []
+    )
     cfg.visualizer = dict(
         type="DetLocalVisualizer",
         vis_backends=[dict(type="LocalVisBackend")],

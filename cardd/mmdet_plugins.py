@@ -188,3 +188,50 @@ def _register_progress_hook() -> None:
 
 
 _register_progress_hook()
+
+
+def _register_test_progress_hook() -> None:
+    from mmengine.dist import is_main_process
+    from mmengine.hooks import Hook
+
+    class CarddTestProgressHook(Hook):
+        """`cardd eval`'s terminal while the model runs over the split: a progress bar on
+        a terminal, else a line at each quarter (mmengine's lines are in the log file)."""
+
+        priority = "LOW"
+
+        def __init__(self) -> None:
+            self.bar = None
+            self.total = 0
+
+        def before_test(self, runner) -> None:
+            import sys
+
+            if not is_main_process():
+                return
+            self.total = len(runner.test_dataloader)
+            if sys.stdout.isatty():
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total, desc="eval", unit="img", dynamic_ncols=True)
+
+        def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+            if not is_main_process():
+                return
+            if self.bar is not None:
+                self.bar.update(1)
+                return
+            done = batch_idx + 1
+            quarter = self.total // 4 if self.total >= 8 else self.total  # a few: the end only
+            if done == self.total or done % max(1, quarter) == 0:
+                print(f"eval: {done}/{self.total} batches through the model", flush=True)
+
+        def after_test(self, runner) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    _register(CarddTestProgressHook)
+
+
+_register_test_progress_hook()

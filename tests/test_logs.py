@@ -102,3 +102,19 @@ def test_loading_a_model_announces_nothing_but_verbose_does(tiny_checkpoint, tmp
     assert len(quiet.output.strip().splitlines()) == 2  # what was written, its sha256
     verbose = run_cardd(*args, "--out", tmp_path / "b.pth", "--verbose")
     assert verbose.returncode == 0 and "upgraded to version 2" in verbose.stdout + verbose.stderr
+
+
+@pytest.mark.slow
+def test_eval_shows_where_it_is_and_keeps_mmengines_lines_in_its_folder(
+    tiny_checkpoint, synthetic_root, tmp_path
+):
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(cli, [
+        "eval", "--config", "tiny_DCN_plus", "--checkpoint", str(tiny_checkpoint),
+        "--data-root", str(synthetic_root), "--device", "cpu", "--out", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "eval: 2/2 batches through the model" in result.output
+    assert MMENGINE_INFO not in result.output
+    (log,) = out.glob("*/*.log")
+    assert "Epoch(test)" in log.read_text()
