@@ -171,9 +171,10 @@ def _register_progress_hook() -> None:
             lr = runner.optim_wrapper.get_lr()["lr"][0]
             cuda = torch.cuda.is_available() and next(runner.model.parameters()).is_cuda
             memory = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+            timer = runner.message_hub.log_scalars.get("train/time")  # IterTimerHook's
             self.progress.iteration_ended(
                 runner.epoch + 1, batch_idx, len(runner.train_dataloader), runner.iter + 1,
-                loss_terms(outputs), lr, memory,
+                loss_terms(outputs), lr, memory, timer.mean(20) if timer is not None else None,
             )  # fmt: skip
 
         def after_train_epoch(self, runner) -> None:

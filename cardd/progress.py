@@ -87,9 +87,12 @@ class TrainingProgress:
         terms: dict[str, float],
         lr: float,
         memory_gb: float | None,
+        seconds_per_iter: float | None = None,
     ) -> None:
+        """One iteration done; `seconds_per_iter`: mmengine's timer (the iteration alone,
+        without validation), else the run's average so far."""
         run = done_iters - self.start_iter
-        per_iter = (time.perf_counter() - self.began) / max(1, run)
+        per_iter = seconds_per_iter or (time.perf_counter() - self.began) / max(1, run)
         eta = per_iter * (self.max_iters - done_iters)
         memory = f" mem {memory_gb:.1f}G" if memory_gb is not None else ""
         details = f"{describe_terms(terms)} lr {lr:.2e} {per_iter:.2f}s/it{memory}"
