@@ -297,7 +297,7 @@ def checkpoint_classes(checkpoint: dict) -> tuple[str, ...] | None:
         CarddError: the metadata is not what mmengine writes (dicts and a list of names).
     """
     meta = checkpoint.get("meta") or {}
-    dataset_meta = meta.get("dataset_meta") or {} if isinstance(meta, dict) else None
+    dataset_meta = (meta.get("dataset_meta") or {}) if isinstance(meta, dict) else None
     if not isinstance(dataset_meta, dict):
         raise CarddError("its `meta` is not a dict of metadata with a `dataset_meta` dict")
     classes = dataset_meta.get("classes") or meta.get("CLASSES")

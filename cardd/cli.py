@@ -829,10 +829,7 @@ def demo(out, epochs, images) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from cardd import logs
-
-    logs.filter_library_warnings()  # before the first import of mmcv and mmengine
-    cli(prog_name="cardd")
+    cli(prog_name="cardd")  # CarddGroup.invoke filters library warnings first
 
 
 if __name__ == "__main__":  # pragma: no cover

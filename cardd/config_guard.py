@@ -41,8 +41,8 @@ class UntrustedConfigError(CarddError):
 
 
 def _all_registries() -> list:
-    """mmengine's root registries and all their descendants (mmdet's), each populated
-    from its registered locations (so lookups see every class mmdet defines)."""
+    """mmengine's root registries and all their descendants (mmdet's); `_populate`
+    imports their locations when a name is not found in what is registered so far."""
     import mmdet.registry  # noqa: F401  (adds mmdet's registries as children)
     import mmengine.registry as roots
 
@@ -59,6 +59,7 @@ def _all_registries() -> list:
 
 
 def _populate(registries: list) -> None:
+    """Import every registry's locations (each does it once: later calls cost nothing)."""
     for registry in registries:
         registry.import_from_location()
 
@@ -80,7 +81,7 @@ def _roi_layer_classes() -> set[str]:
     }
 
 
-def _class_problem(value: Any, key: str, registries: list, populated: list[bool]) -> str | None:
+def _class_problem(value: Any, key: str, registries: list) -> str | None:
     """Why `value`, the `type` of the dict under `key`, may not be built (None: it may)."""
     if not isinstance(value, str):
         return f"is {type(value).__name__} {value!r}, not the name of a registered class"
@@ -92,24 +93,24 @@ def _class_problem(value: Any, key: str, registries: list, populated: list[bool]
     scopes = {registry.scope for registry in registries}
     if scope and scope not in scopes:
         return "is not a registered class"
-    if not _registered(name, registries) and not populated[0]:
+    if not _registered(name, registries):
         _populate(registries)
-        populated[0] = True
     return None if _registered(name, registries) else "is not a registered class"
 
 
-def _walk(node: Any, path: str) -> Iterator[tuple[str, str, Any]]:
-    """(path, key, value) of every `type`, `_scope_` in `node` (a config's plain data)."""
+def _walk(node: Any, path: str = "", owner: str = "") -> Iterator[tuple[str, str, str, Any]]:
+    """(path, owner, key, value) of every `type` and `_scope_` in a config's plain data;
+    `owner` is the key of the dict that holds it (`nms` for `model...nms.type`)."""
     if isinstance(node, dict):
         for key, value in node.items():
             here = f"{path}.{key}" if path else str(key)
             if key in ("type", "_scope_"):
-                yield here, key, value
+                yield here, owner, key, value
             else:
-                yield from _walk(value, here)
+                yield from _walk(value, here, str(key))
     elif isinstance(node, (list, tuple)):
         for index, value in enumerate(node):
-            yield from _walk(value, f"{path}[{index}]")
+            yield from _walk(value, f"{path}[{index}]", owner)
 
 
 def check_config_types(cfg, source: str) -> None:
@@ -127,13 +128,11 @@ def check_config_types(cfg, source: str) -> None:
             f"{source}: default_scope = {default_scope!r} is not a registered scope "
             f"({', '.join(sorted(scopes))})"
         )
-    populated = [False]
-    for path, key, value in _walk(data, ""):
+    for path, owner, key, value in _walk(data):
         if key == "_scope_":
             problem = None if value in scopes else "is not a registered scope"
         else:
-            parent = path.rsplit(".", 2)[-2] if path.count(".") else ""
-            problem = _class_problem(value, parent.split("[")[0], registries, populated)
+            problem = _class_problem(value, owner, registries)
         if problem:
             raise UntrustedConfigError(f"{source}: {path} = {value!r} {problem}; refused")
 

@@ -354,6 +354,7 @@ class DamageDetector:
         self.half = half
         self._lock = threading.Lock()  # one call at a time changes the test settings
         self.model = build_model(self.model_file, self.device)
+        self._final_cfgs = self._final_test_cfgs()
         self.model_file.release()
         with lookup_only() if self.model_file.config_from_file else contextlib.nullcontext():
             self._pipeline = self._build_pipeline(self.model.cfg)
@@ -449,7 +450,7 @@ class DamageDetector:
 
     @contextlib.contextmanager
     def _test_settings(self, score_thr: float, max_detections: int | None):
-        cfgs = self._final_test_cfgs()
+        cfgs = self._final_cfgs
         saved = [(cfg["score_thr"], cfg["max_per_img"]) for cfg in cfgs]
         try:
             for cfg, (_, keep) in zip(cfgs, saved, strict=True):
@@ -487,9 +488,9 @@ class DamageDetector:
         instances = sample.pred_instances
         scores = instances.scores.float().cpu()  # float16 under --half
         # best first, by index: indexing all masks at once would copy every one of them
-        ranked = scores.sort(descending=True, stable=True).indices
-        order = [int(i) for i in ranked if scores[i] >= score_thr]
+        ranked = scores.sort(descending=True, stable=True).indices.tolist()
         scores = scores.numpy()
+        order = [i for i in ranked if scores[i] >= score_thr]
         labels = instances.labels.cpu().numpy()
         boxes = instances.bboxes.float().cpu().numpy()
         all_masks = instances.masks.cpu() if "masks" in instances else None

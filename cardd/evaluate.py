@@ -46,9 +46,7 @@ PAPER_DCN_PLUS = {
 }
 
 
-#: The hooks of an evaluation, whatever the model file's config says. The visualizer is
-#: named after the output folder: mmengine keeps one per name, and a run earlier in the
-#: same process (the demo trains first) already holds the config's.
+#: The hooks of an evaluation, whatever the model file's config says.
 EVAL_HOOKS = {
     "timer": dict(type="IterTimerHook"),
     "logger": dict(type="LoggerHook", interval=50),
@@ -244,6 +242,8 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     cfg.custom_hooks = (
         [dict(type="CarddTestProgressHook")] if logs.verbosity() == logs.NORMAL else []
     )
+    # named after the output folder: mmengine keeps one visualizer per name, and a run
+    # earlier in the same process (the demo trains first) already holds the config's
     cfg.visualizer = dict(
         type="DetLocalVisualizer",
         vis_backends=[dict(type="LocalVisBackend")],

@@ -366,13 +366,11 @@ def _run(options: InferOptions, images: list, detector, out_dir: Path, workers: 
 
     began = time.perf_counter()
     lines = logs.verbosity() >= logs.NORMAL and len(images) <= LINES_UP_TO
-    shown = [0]
 
-    def write(item: InputImage, array, result: ImageResult, ms: float) -> None:
+    def write(item: InputImage, array, result: ImageResult, ms: float, position: int) -> None:
         writer.write(item, array, result)
-        shown[0] += 1
         if lines:
-            tqdm.write(image_line(shown[0], len(images), item, result, ms))
+            tqdm.write(image_line(position, len(images), item, result, ms))
         bar.update(1)
 
     with (
@@ -383,33 +381,31 @@ def _run(options: InferOptions, images: list, detector, out_dir: Path, workers: 
         ) as bar,
         Overlap(workers, window=2 * options.batch_size) as overlap,
     ):  # fmt: skip
-        batch: list[tuple[InputImage, object]] = []
+        batch: list[tuple[InputImage, object, int]] = []  # (image, array, its position)
         decoded = overlap.decoded(images)
         for position, (item, array) in enumerate(decoded, start=1):
             if isinstance(array, UnreadableImage):
                 writer.failed(item, str(array))
                 tqdm.write(f"skipped {array}")
-                shown[0] += 1
                 bar.update(1)
             else:
-                batch.append((item, array))
+                batch.append((item, array, position))
             if batch and (len(batch) == options.batch_size or position == len(images)):
                 started = time.perf_counter()
                 try:
                     results = detector.detect(
-                        [array for _, array in batch], [str(item.path) for item, _ in batch]
+                        [array for _, array, _ in batch], [str(item.path) for item, _, _ in batch]
                     )
                 except Exception as error:  # e.g. out of memory on a huge photo: go on
                     reason = f"the model failed on this batch: {one_line(error)}"
-                    for item, _ in batch:
+                    for item, _, _ in batch:
                         writer.failed(item, reason)
                     tqdm.write(f"skipped {len(batch)} image(s): {reason}")
-                    shown[0] += len(batch)
                     bar.update(len(batch))
                     results = []
                 ms = (time.perf_counter() - started) * 1000 / len(batch)
-                for (item, array), result in zip(batch, results, strict=False):
-                    overlap.write(write, item, array, result, ms)
+                for (item, array, at), result in zip(batch, results, strict=False):
+                    overlap.write(write, item, array, result, ms, at)
                 batch = []
     summary = writer.summary
     summary.seconds = time.perf_counter() - began

@@ -130,7 +130,7 @@ class RunLog:
 
     def close(self) -> None:
         for handler in list(self.logger.handlers):
-            if handler is not None and type(handler) is not logging.StreamHandler:
+            if type(handler) is not logging.StreamHandler:
                 handler.close()
                 self.logger.removeHandler(handler)
 

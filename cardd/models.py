@@ -94,7 +94,8 @@ def open_model(
     embedded = (exported or {}).get("config") if isinstance(exported, dict) else None
     if embedded is None and isinstance(meta, dict):
         embedded = meta.get("cfg")  # mmengine stores the run's merged config there
-    if config is None and embedded is not None:
+    from_file = config is None and embedded is not None
+    if from_file:
         if not isinstance(embedded, str):
             kind = type(embedded).__name__
             raise CarddError(f"{path}: its embedded config is a {kind}, not text")
@@ -123,7 +124,7 @@ def open_model(
         cfg=cfg,
         config_source=source,
         sha256=sha256,
-        config_from_file=source.endswith("(embedded)"),
+        config_from_file=from_file,
     )
 
 
