@@ -306,3 +306,20 @@ def checkpoint_classes(checkpoint: dict) -> tuple[str, ...] | None:
     ):
         raise CarddError(f"its class names are a {type(classes).__name__}, not a list of names")
     return tuple(classes) if classes else None
+
+
+def checkpoint_class_set(checkpoint: dict):
+    """The `ClassSet` (names, ids, colours) a loaded checkpoint records, else None.
+
+    Raises:
+        CarddError: the metadata is not what mmengine and cardd write.
+    """
+    from cardd.classes import ClassSet
+
+    names = checkpoint_classes(checkpoint)
+    if names is None:
+        return None
+    meta = checkpoint.get("meta") or {}
+    dataset_meta = dict(meta.get("dataset_meta") or {})
+    dataset_meta["classes"] = names
+    return ClassSet.from_meta(dataset_meta, "its dataset_meta")

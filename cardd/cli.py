@@ -42,7 +42,13 @@ model_work_dir_option = click.option(
     help="The training run 'latest'/'best' look in. Default: work_dirs/<config name>.",
 )
 data_root_option = click.option(
-    "--data-root", type=PathArg, help="A CarDD_COCO folder (holding annotations/)."
+    "--data-root", type=PathArg, help="A folder in the CarDD layout (holding annotations/)."
+)
+data_file_option = click.option(
+    "--data",
+    type=PathArg,
+    help="A dataset description file (YAML: per split a COCO annotation file and an image "
+    "folder; `cardd init-data` writes one), instead of --data-root.",
 )
 #: Every command that runs a model: checked by `cardd.devices.resolve_device`.
 device_option = click.option(
@@ -132,9 +138,11 @@ class CarddGroup(click.Group):
 
 
 def _print_counts(title: str, summary: dict) -> None:
+    """A CarDD dataset's counts (reduce-data, synth-data write CarDD's classes)."""
+    from cardd.classes import CLASSES
     from cardd.console import console, counts_table
 
-    console().print(counts_table(title, summary))
+    console().print(counts_table(title, summary, CLASSES))
 
 
 def _parse_size(ctx, param, value: str | None) -> tuple[int, int] | None:
@@ -248,13 +256,20 @@ def download_data(
     type=PathArg,
     default=Path("data/CarDD_COCO"),
     show_default=True,
-    help="The CarDD_COCO folder (holding annotations/).",
+    help="A folder in the CarDD layout (holding annotations/).",
 )
+@data_file_option
 @click.option("--deep", is_flag=True, help="Also decode every image and compare its size.")
-def check_data(root: Path, deep: bool) -> None:
-    """Check a CarDD_COCO folder; print images and instances per class per split."""
-    from cardd.data.check import check_dataset
+def check_data(root: Path, data: Path | None, deep: bool) -> None:
+    """Check a dataset (a CarDD-layout folder, or --data FILE); print images and
+    instances per class per split."""
+    from cardd.data.check import check_dataset, check_spec
 
+    if data is not None:
+        from cardd.data.spec import load_data_file
+
+        _finish_check(check_spec(load_data_file(data), deep=deep))
+        return
     if not root.exists():
         raise CarddError(f"{root} does not exist: run `cardd download-data` or `cardd synth-data`")
     _finish_check(check_dataset(root, deep=deep))
@@ -318,6 +333,61 @@ def synth_data(dest: Path, images: int, seed: int, size, force: bool) -> None:
     _print_counts(f"synthetic dataset in {dest / 'CarDD_COCO'}", summary)
 
 
+@cli.command(
+    "init-data",
+    epilog="Example: cardd init-data ~/datasets/claims   # writes ~/datasets/claims/cardd-data.yaml",
+)
+@click.argument("folder", type=PathArg)
+@click.option("--out", type=PathArg, help="Where to write it. Default: FOLDER/cardd-data.yaml")
+@force_option("description file")
+def init_data(folder: Path, out: Path | None, force: bool) -> None:
+    """Write the dataset description (--data FILE) of a folder of COCO data: the
+    CarDD layout, a Roboflow COCO export, or annotations/<split>.json + images/."""
+    from cardd.data.init_data import init_data as run
+
+    spec = run(folder, out=out, force=force)
+    for split, files in spec.splits.items():
+        click.echo(f"{split:>5}: {files.annotations}  images {files.images}")
+    click.echo(f"{spec.classes().describe()}; written to {spec.source}")
+
+
+@cli.group(cls=CarddGroup)
+def convert() -> None:
+    """Import a dataset in another format as COCO (the source is only read)."""
+
+
+@convert.command(
+    "yolo",
+    epilog="Example: cardd convert yolo ~/datasets/carparts-seg/data.yaml data/carparts",
+)
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.argument("out", type=PathArg)
+@click.option("--skip-bad", is_flag=True, help="Leave out bad label lines (listed) and go on.")
+@force_option("OUT folder")
+def convert_yolo(source: Path, out: Path, skip_bad: bool, force: bool) -> None:
+    """A YOLO segmentation or detection dataset (Ultralytics, Roboflow) -> COCO files
+    and a dataset description in OUT; class ids kept as in its data.yaml."""
+    from cardd.data.convert import ConversionFailed
+    from cardd.data.convert import convert_yolo as run
+
+    try:
+        report = run(source, out, skip_bad=skip_bad, force=force)
+    except ConversionFailed as failed:
+        _print_problems(failed.report.problems)
+        raise
+    if report.problems:
+        _print_problems(report.problems)
+    click.echo(report.summary())
+    click.echo(f"train with: cardd train --data {out / 'data.yaml'}")
+
+
+def _print_problems(problems: list[str], limit: int = 20) -> None:
+    for line in problems[:limit]:
+        click.echo(f"  {line}", err=True)
+    if len(problems) > limit:
+        click.echo(f"  ... and {len(problems) - limit} more", err=True)
+
+
 @cli.command("download-weights", epilog="Example: cardd download-weights --dest checkpoints")
 @click.option("--dest", type=PathArg, default=Path("checkpoints"), show_default=True)
 @click.option(
@@ -339,6 +409,7 @@ Examples:
   cardd train --config DCN_plus --nproc 4            # 4 GPUs on this machine (torchrun)
   cardd train --config DCN_plus --resume             # continue the last run
   cardd train --config tiny_DCN_plus --max-epochs 2  # toy run on CPU (cardd synth-data first)
+  cardd train --config DCN_plus --data my-data.yaml --from dcn_plus.pth   # your classes
   cardd train --config DCN_plus --profile-steps 5    # where an iteration's time goes
   torchrun --nnodes 2 --nproc_per_node 8 ... -m cardd train --launcher pytorch
   srun -N 2 --ntasks-per-node 8 cardd train --launcher slurm
@@ -349,7 +420,15 @@ Examples:
 @config_option
 @click.option("--work-dir", type=PathArg, help="Default: work_dirs/<config name>.")
 @data_root_option
+@data_file_option
 @click.option("--load-from", help="Start weights (path), or 'none'. Default: the config's.")
+@click.option(
+    "--from",
+    "from_model",
+    type=PathArg,
+    help="Fine-tune from this cardd model (export or checkpoint): every weight loaded, "
+    "the class layers re-initialised when its classes differ from the dataset's.",
+)
 @click.option(
     "--resume",
     is_flag=False,
@@ -418,7 +497,9 @@ def train(
     config,
     work_dir,
     data_root,
+    data,
     load_from,
+    from_model,
     resume,
     amp,
     device,
@@ -438,7 +519,8 @@ def train(
 
     The lr in a config is for its total batch of base_batch_size images (4 for
     DCN_plus) and scales linearly with the real total batch (auto_scale_lr):
-    change the batch size, not the lr.
+    change the batch size, not the lr. The model predicts the dataset's classes:
+    its annotation files' categories (ids, names, order).
     """
     from cardd.configs import parse_cfg_options
     from cardd.train import TrainOptions
@@ -449,7 +531,9 @@ def train(
         config=config,
         work_dir=work_dir,
         data_root=data_root,
+        data=data,
         load_from=load_from,
+        from_model=from_model,
         resume=resume,
         amp=amp,
         device=device,
@@ -464,6 +548,8 @@ def train(
         profile_steps=profile_steps or 0,
         profile_after=profile_after,
     )
+    if data is not None and data_root is not None:
+        raise click.UsageError("--data and --data-root both name the dataset: pass one")
     if print_config:
         click.echo(describe(options))
         return
@@ -477,6 +563,7 @@ Examples:
   cardd eval --checkpoint model.pth --data-root data/CarDD_COCO      # a `cardd export` file
   cardd eval --results rfdetr_test.json --data-root data/CarDD_COCO --split test
   cardd eval --results preds.json --ann data/CarDD_COCO/annotations/instances_test2017.json
+  cardd eval --checkpoint best --work-dir work_dirs/claims --data my-data.yaml --split val
 """
 
 
@@ -484,8 +571,11 @@ Examples:
 @model_config_option
 @checkpoint_option
 @model_work_dir_option
-@click.option("--split", type=click.Choice(["val", "test"]), default="test", show_default=True)
+@click.option(
+    "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
+)
 @data_root_option
+@data_file_option
 @click.option(
     "--results",
     type=ExistingFile,
@@ -518,6 +608,7 @@ def eval_(
     work_dir,
     split,
     data_root,
+    data,
     results,
     ann,
     out,
@@ -537,13 +628,14 @@ def eval_(
         print_metrics,
     )
 
+    if sum(x is not None for x in (ann, data_root, data)) > 1:
+        raise click.UsageError("--ann, --data and --data-root all name the ground truth: pass one")
     if results is not None:
-        if ann is not None and data_root is not None:
-            raise click.UsageError("--ann and --data-root both name the ground truth: pass one")
         metrics, out_dir = evaluate_results(
             ResultsEvalOptions(
                 results=results,
                 ann=ann,
+                data=data,
                 data_root=data_root or Path("data/CarDD_COCO"),
                 split=split,
                 out=out,
@@ -555,7 +647,7 @@ def eval_(
             click.echo(f"{results} holds no detections: every AP is 0", err=True)
     else:
         if ann is not None:
-            raise click.UsageError("--ann goes with --results; for a model, use --data-root")
+            raise click.UsageError("--ann goes with --results; for a model, use --data or --data-root")
         metrics, out_dir = evaluate(
             EvalOptions(
                 config=config,
@@ -563,6 +655,7 @@ def eval_(
                 work_dir=work_dir,
                 split=split,
                 data_root=data_root,
+                data=data,
                 out=out,
                 device=device,
                 save_coco=save_coco,

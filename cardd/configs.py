@@ -233,3 +233,66 @@ def config_from_text(text: str, source: str) -> Config:
 
     check_config_types(cfg, f"the config embedded in {source}")  # registers cardd's plugins
     return cfg
+
+
+def config_classes(cfg: Config):
+    """The `ClassSet` a config's `metainfo` names, or None when it names none."""
+    from cardd.classes import ClassSet
+
+    meta = cfg.get("metainfo")
+    if not meta or not meta.get("classes"):
+        return None
+    return ClassSet.from_meta(dict(meta), "the config's metainfo")
+
+
+def _set_num_classes(node, count: int, key: str = "") -> None:
+    """Size every class-dependent head of a model config (box, mask heads; not the
+    class-agnostic RPN) for `count` classes."""
+    if isinstance(node, dict):
+        if "num_classes" in node and key != "rpn_head":
+            node["num_classes"] = count
+        for child_key, child in node.items():
+            _set_num_classes(child, count, child_key)
+    elif isinstance(node, (list, tuple)):
+        for child in node:
+            _set_num_classes(child, count, key)
+
+
+def set_classes(cfg: Config, classes) -> None:
+    """Make `cfg` a model of `classes`: its `metainfo` (names, palette, ids: what the
+    checkpoints record), every dataloader's and the heads' sizes."""
+    # tuples, as `configs/_base_/cardd.py` writes them: mmengine prints lists of lists
+    # one number per line, and this goes into every checkpoint's config text four times
+    meta = {
+        "classes": tuple(classes.names),
+        "palette": [tuple(c) for c in classes.palette],
+        "category_ids": tuple(classes.ids),
+    }
+    cfg.metainfo = meta
+    if "num_classes" in cfg:
+        cfg.num_classes = len(classes)
+    _set_num_classes(cfg.model, len(classes))
+    for split in ("train", "val", "test"):
+        loader = cfg.get(f"{split}_dataloader")
+        if loader is not None and "dataset" in loader:
+            loader.dataset.metainfo = dict(meta)
+
+
+def set_split_files(cfg: Config, split: str, files) -> None:
+    """Point `cfg`'s dataloader (and evaluator) of `split` at `files` (a `SplitFiles`):
+    absolute paths, so nothing depends on `data_root`."""
+    loader = cfg.get(f"{split}_dataloader")
+    if loader is None or "dataset" not in loader:
+        return
+    loader.dataset.data_root = ""
+    loader.dataset.ann_file = str(files.annotations.resolve())
+    loader.dataset.data_prefix = dict(img=str(files.images.resolve()).rstrip("/") + "/")
+    evaluator = cfg.get(f"{split}_evaluator")
+    if evaluator is not None and "ann_file" in evaluator:
+        evaluator.ann_file = str(files.annotations.resolve())
+
+
+def drop_split(cfg: Config, split: str) -> None:
+    """A run without `split`: mmengine wants its loader, loop and evaluator all None."""
+    for key in (f"{split}_dataloader", f"{split}_cfg", f"{split}_evaluator"):
+        cfg[key] = None

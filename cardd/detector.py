@@ -6,8 +6,9 @@ It runs MMDetection's own inference path (the config's test pipeline and the
 model's `test_step`, as `mmdet.apis.inference_detector` does) and adds what a
 service needs: images from paths, numpy arrays or PIL images (EXIF orientation
 respected, grayscale and RGBA accepted), one score threshold for every output,
-CarDD category ids, mask areas and RLE masks, and a refusal of checkpoints
-trained for other classes (mmdet only warns and labels with COCO's 80 classes).
+the model's own class names and dataset category ids (`ModelFile.classes`),
+mask areas and RLE masks, and a refusal of a config and checkpoint for
+different classes (mmdet only warns and labels with COCO's 80 classes).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cardd.classes import CLASSES, label_to_category_id
+from cardd.classes import ClassSet
 from cardd.devices import resolve_device
 from cardd.errors import CarddError
 
@@ -82,6 +83,7 @@ class ImageResult:
     config: str
     checkpoint: str
     score_thr: float
+    classes: ClassSet = field(repr=False)  # the model's: names, ids and colours to draw with
 
     def to_dict(self, with_masks: bool = True) -> dict:
         """The JSON document of `cardd infer`'s preds/*.json and `POST /v1/detect`."""
@@ -349,6 +351,7 @@ class DamageDetector:
             trust_checkpoint=trust_checkpoint,
         )
         self.checkpoint = self.model_file.path
+        self.classes: ClassSet = self.model_file.classes
         self.config_source = self.model_file.config_source
         self.score_thr = score_thr
         self.half = half
@@ -433,6 +436,7 @@ class DamageDetector:
                 config=self.config_source,
                 checkpoint=str(self.checkpoint),
                 score_thr=thr,
+                classes=self.classes,
             )
             for name, array, sample in zip(names, arrays, samples, strict=True)
         ]
@@ -479,8 +483,7 @@ class DamageDetector:
         ):
             return self.model.test_step(batch)
 
-    @staticmethod
-    def _detections(sample, score_thr: float) -> list[Detection]:
+    def _detections(self, sample, score_thr: float) -> list[Detection]:
         """A `DetDataSample` -> its `Detection`s at or above `score_thr`, best first."""
         import numpy as np
 
@@ -506,8 +509,8 @@ class DamageDetector:
             label = int(labels[i])
             detections.append(
                 Detection(
-                    label=CLASSES[label],
-                    category_id=label_to_category_id(label),
+                    label=self.classes.names[label],
+                    category_id=self.classes.category_id(label),
                     score=float(scores[i]),
                     bbox_xyxy=[x1, y1, x2, y2],
                     area=area,

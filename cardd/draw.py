@@ -18,25 +18,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cardd.classes import CATEGORY_IDS, PALETTE
+from cardd.classes import text_colour
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from cardd.classes import ClassSet
     from cardd.detector import Detection
 
 MASK_ALPHA = 0.45
 
 
-def _bgr(category_id: int) -> tuple[int, int, int]:
-    r, g, b = PALETTE[CATEGORY_IDS.index(category_id)]
+def _bgr(classes: ClassSet, category_id: int) -> tuple[int, int, int]:
+    r, g, b = classes.colour_of(category_id)
     return (b, g, r)
 
 
-def _text_colour(category_id: int) -> tuple[int, int, int]:
+def _text_colour(classes: ClassSet, category_id: int) -> tuple[int, int, int]:
     """Black on light class colours (scratch's yellow), white on dark ones."""
-    r, g, b = PALETTE[CATEGORY_IDS.index(category_id)]
-    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+    r, g, b = text_colour(classes.colour_of(category_id))
+    return (b, g, r)
 
 
 def _box(detection: Detection, width: int, height: int) -> tuple[int, int, int, int]:
@@ -87,9 +88,11 @@ def label_layout(detections: Sequence[Detection], shape: tuple[int, int]) -> lis
     return placed
 
 
-def draw_detections(image_bgr: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
-    """A copy of `image_bgr` with every detection drawn (in the order given: the
-    highest score is painted last, on top)."""
+def draw_detections(
+    image_bgr: np.ndarray, detections: Sequence[Detection], classes: ClassSet
+) -> np.ndarray:
+    """A copy of `image_bgr` with every detection drawn in its class's colour (of
+    `classes`, the model's) (the highest score is painted last, on top)."""
     import cv2
     import numpy as np
 
@@ -107,7 +110,7 @@ def draw_detections(image_bgr: np.ndarray, detections: Sequence[Detection]) -> n
         for number, d in enumerate(with_masks, start=1):
             x1, y1, x2, y2 = _box(d, width, height)
             np.copyto(on_top[y1:y2, x1:x2], number, where=d.mask[y1:y2, x1:x2])
-            colours[number] = _bgr(d.category_id)
+            colours[number] = _bgr(classes, d.category_id)
         if on_top.dtype == np.uint8:  # OpenCV's lookup, one channel at a time: 6x numpy's
             table = np.zeros((256, 3), dtype=np.uint8)
             table[: len(colours)] = colours
@@ -122,23 +125,23 @@ def draw_detections(image_bgr: np.ndarray, detections: Sequence[Detection]) -> n
             x1, y1, x2, y2 = _box(d, width, height)
             crop = np.ascontiguousarray(d.mask[y1:y2, x1:x2].view(np.uint8))
             contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, _bgr(d.category_id), thickness, offset=(x1, y1))
+            cv2.drawContours(out, contours, -1, _bgr(classes, d.category_id), thickness, offset=(x1, y1))
 
     # boxes
     for d in order:
         x1, y1, x2, y2 = _box(d, width, height)
-        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), _bgr(d.category_id), thickness)
+        cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), _bgr(classes, d.category_id), thickness)
 
     # labels: best first, each where it covers no earlier label
     for d, spot, (text, pad, baseline) in label_layout(detections, (height, width)):
-        cv2.rectangle(out, spot[:2], (spot[2] - 1, spot[3] - 1), _bgr(d.category_id), cv2.FILLED)
+        cv2.rectangle(out, spot[:2], (spot[2] - 1, spot[3] - 1), _bgr(classes, d.category_id), cv2.FILLED)
         cv2.putText(
             out,
             text,
             (spot[0] + pad, spot[3] - pad - baseline),
             cv2.FONT_HERSHEY_SIMPLEX,
             font_scale,
-            _text_colour(d.category_id),
+            _text_colour(classes, d.category_id),
             font_thickness,
             cv2.LINE_AA,
         )

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardd import logs
-from cardd.classes import CATEGORY_IDS, CLASSES, annotation_file
+from cardd.classes import CLASSES, ClassSet, annotation_file
 from cardd.configs import set_data_root
-from cardd.data.check import dataset_categories_problem
 from cardd.devices import runner_device
 from cardd.errors import CarddError, CarddUsageError
 from cardd.metrics import IOU_TYPES, SUMMARY_KEYS
@@ -58,6 +57,10 @@ def paper_reference(metrics: dict) -> dict | None:
     DCN_plus or for another model's results file."""
     if metrics.get("split") != "test":
         return None
+    if list((metrics.get("bbox") or metrics.get("segm") or {}).get("per_class", {})) != list(
+        CLASSES
+    ):
+        return None  # another dataset's classes
     if "results" in metrics or Path(metrics.get("config", "")).stem == "DCN_plus":
         return PAPER_DCN_PLUS
     return None
@@ -70,6 +73,7 @@ class EvalOptions:
     work_dir: Path | None = None
     split: str = "test"
     data_root: Path | None = None
+    data: Path | None = None  # a dataset description file (`cardd.data.spec`)
     out: Path | None = None
     device: str = "auto"
     save_coco: bool = False
@@ -83,6 +87,7 @@ class ResultsEvalOptions:
     results: Path
     ann: Path | None = None  # default: <data_root>/annotations/instances_<split>2017.json
     data_root: Path = Path("data/CarDD_COCO")
+    data: Path | None = None  # a dataset description file, instead of data_root
     split: str = "test"
     out: Path | None = None
     score_thr: float = 0.3
@@ -96,20 +101,31 @@ def load_coco(path: Path):
 
     from pycocotools.coco import COCO
 
+    from cardd.metrics import number_annotations_from_one
+
     with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(path))
+        return number_annotations_from_one(COCO(str(path)))
 
 
-def _ground_truth(ann: Path) -> None:
-    """Refuse a missing ground truth or one whose categories are not CarDD's in order."""
+def _ground_truth(ann: Path) -> ClassSet:
+    """The classes of a ground-truth file; a missing or malformed one is refused."""
+    from cardd.data.spec import read_categories
+
     if not ann.is_file():
         raise CarddError(
             f"no annotations at {ann}: fetch the dataset with `cardd download-data` "
-            "(or pass --data-root / --ann)"
+            "(or pass --data FILE, --data-root DIR or --ann)"
         )
-    problem = dataset_categories_problem(ann)
-    if problem:
-        raise CarddError(problem)
+    return read_categories(ann)
+
+
+def _check_model_fits(model: ClassSet, truth: ClassSet, where: str) -> None:
+    """A model is scored only on a dataset of its own classes, ids and order."""
+    if not model.same_classes(truth):
+        raise CarddError(
+            f"the model predicts {model.describe()}; {where} has {model.difference(truth)} "
+            f"({truth.describe()}): evaluate it on the dataset it was trained for"
+        )
 
 
 def _out_dir(out: Path | None) -> Path:
@@ -140,18 +156,21 @@ def _analyse(
     from cardd import plots, report
     from cardd.metrics import best_f1, confusion_matrix, pr_curves
 
+    classes = ClassSet.from_categories(gt.dataset["categories"], "the ground truth")
     for iou_type, evaluator in evaluators.items():
         metrics[iou_type]["best_f1"] = best_f1(evaluator)
-        plots.pr_curve_figure(pr_curves(evaluator), iou_type, out / f"pr_curve_{iou_type}.png")
+        curves = pr_curves(evaluator)
+        plots.pr_curve_figure(curves, iou_type, out / f"pr_curve_{iou_type}.png", classes)
     detections = results.get("bbox") or results.get("segm") or []
     matrix, per_image = confusion_matrix(gt, detections, iou_thr, score_thr)
+    metrics["classes"] = classes.categories()
     metrics["confusion_matrix"] = {
-        "labels": [*CLASSES, "background"],
+        "labels": [*classes.names, "background"],
         "matrix": matrix,
         "iou_thr": iou_thr,
         "score_thr": score_thr,
     }
-    plots.confusion_figure(matrix, iou_thr, score_thr, out / "confusion_matrix.png")
+    plots.confusion_figure(matrix, iou_thr, score_thr, out / "confusion_matrix.png", classes)
     _write_metrics(out, metrics)
     report.write_eval_report(
         out, metrics, gt, detections, per_image, image_dir, score_thr, paper_reference(metrics)
@@ -171,24 +190,32 @@ def print_metrics(metrics: dict) -> None:
     summary = Table(title=f"{where}, {metrics['images']} images")
     for column in ("", *SUMMARY_KEYS, "APs*", "APm*", "APl*"):
         summary.add_column(column, justify="right")
-    per_class = Table(title="AP per class")
-    per_class.add_column("")
-    for name in CLASSES:
-        per_class.add_column(name, justify="right")
     reference = paper_reference(metrics)
     rows = [(iou_type, metrics.get(iou_type)) for iou_type in ("bbox", "segm")]
     if reference is not None:
         rows += [(f"{iou_type} (paper DCN+)", reference[iou_type]) for iou_type in ("bbox", "segm")]
+    rows = [(name, scores) for name, scores in rows if scores is not None]
+    names = list(rows[0][1]["per_class"]) if rows else []
+    per_class = Table(title="AP per class")
+    if len(names) <= 8:  # classes as columns; more: as rows, which stay readable
+        per_class.add_column("")
+        for name in names:
+            per_class.add_column(name, justify="right")
+        for name, scores in rows:
+            per_class.add_row(name, *(fmt(scores["per_class"][n]) for n in names))
+    else:
+        per_class.add_column("class")
+        for name, _ in rows:
+            per_class.add_column(name, justify="right")
+        for n in names:
+            per_class.add_row(n, *(fmt(scores["per_class"][n]) for _, scores in rows))
     for name, scores in rows:
-        if scores is None:
-            continue
         bins = scores["cardd_bins"]
         summary.add_row(
             name,
             *(fmt(scores.get(k)) for k in SUMMARY_KEYS),
             *(fmt(bins[k]) for k in ("APs", "APm", "APl")),
         )
-        per_class.add_row(name, *(fmt(scores["per_class"][n]) for n in CLASSES))
     out = console()
     out.print(summary)
     out.print("* the CarDD paper's size bins: small < 128², medium 128²–256², large > 256²")
@@ -208,16 +235,18 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     from cardd.config_guard import lookup_only
     from cardd.models import load_weights, open_model
 
-    if opts.split not in ("val", "test"):
-        raise CarddUsageError("--split must be val or test")
+    if opts.split not in ("train", "val", "test"):
+        raise CarddUsageError("--split must be train, val or test")
+    if opts.data is not None and opts.data_root is not None:
+        raise CarddUsageError("--data and --data-root both name the dataset: pass one")
     device = runner_device(opts.device)
     model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
     cfg = model_file.cfg
-    if opts.data_root is not None:
-        set_data_root(cfg, opts.data_root)
-    loader = cfg[f"{opts.split}_dataloader"]
-    gt_json = Path(loader.dataset.data_root) / loader.dataset.ann_file
-    _ground_truth(gt_json)
+    loader = _test_loader(cfg, opts)
+    gt_json = Path(loader.dataset.data_root or "") / loader.dataset.ann_file
+    where = f"the {opts.split} split of {opts.data or gt_json}"
+    _check_model_fits(model_file.classes, _ground_truth(gt_json), where)
+    loader.dataset.metainfo = model_file.classes.meta()
     out = _out_dir(opts.out)
 
     results_prefix = out / "coco_results"
@@ -265,11 +294,13 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
         "checkpoint": str(model_file.path),
         "split": opts.split,
         "data_root": str(loader.dataset.data_root),
+        **({"data": str(opts.data)} if opts.data is not None else {}),
+        "ann_file": str(gt_json),
         "images": len(metric._coco_api.getImgIds()),
         "device": device,
         **metric.last_scores,
     }
-    image_dir = Path(loader.dataset.data_root) / loader.dataset.data_prefix.img
+    image_dir = Path(loader.dataset.data_root or "") / loader.dataset.data_prefix.img
     _analyse(
         out, result, metric._coco_api, metric.last_evaluators, metric.last_results,
         image_dir, opts.score_thr, opts.iou_thr,
@@ -278,6 +309,46 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
         for iou_type in IOU_TYPES:
             Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
     return result, out
+
+
+def _test_loader(cfg, opts: EvalOptions):
+    """The model config's dataloader for the split asked for, pointed at `--data` or
+    `--data-root` when given.
+
+    Raises:
+        CarddError: the dataset has no such split, or the config no test pipeline.
+    """
+    import copy
+
+    from cardd.configs import set_split_files
+
+    if opts.data is not None:
+        from cardd.data.spec import load_data_file
+
+        files = load_data_file(opts.data).split(opts.split)
+        template = next(
+            (cfg.get(f"{s}_dataloader") for s in (opts.split, "test", "val")
+             if s != "train" and cfg.get(f"{s}_dataloader")),
+            None,
+        )  # fmt: skip
+        if template is None:
+            raise CarddError("the model's config has no test pipeline (no val/test dataloader)")
+        cfg[f"{opts.split}_dataloader"] = copy.deepcopy(template)
+        if opts.split == "train":  # scored like the others: test-mode pipeline, no shuffle
+            cfg.train_dataloader.dataset.test_mode = True
+        evaluator = cfg.get(f"{opts.split}_evaluator") or cfg.get("test_evaluator")
+        cfg[f"{opts.split}_evaluator"] = copy.deepcopy(evaluator or {})
+        set_split_files(cfg, opts.split, files)
+        return cfg[f"{opts.split}_dataloader"]
+    if opts.data_root is not None:
+        set_data_root(cfg, opts.data_root)
+    loader = cfg.get(f"{opts.split}_dataloader")
+    if not loader or opts.split == "train":
+        raise CarddError(
+            f"the model's config has no {opts.split} split to evaluate on: pass --data FILE "
+            "(a dataset description with that split)"
+        )
+    return loader
 
 
 def _is_segmentation(value) -> bool:
@@ -341,14 +412,14 @@ def _validated_results(path: Path, gt) -> tuple[list[dict], list[str]]:
             raise CarddError(f"{path}: result {index} has image_id {result['image_id']!r}")
         if not isinstance(result["score"], (int, float)):
             raise CarddError(f"{path}: result {index} has a score that is not a number")
+    truth = ClassSet.from_categories(gt.dataset["categories"], "the ground truth")
     bad_categories = sorted(
-        {repr(r["category_id"]) for r in results if r["category_id"] not in CATEGORY_IDS}
+        {repr(r["category_id"]) for r in results if r["category_id"] not in truth.ids}
     )
     if bad_categories:
-        named = ", ".join(f"{i} {n}" for i, n in zip(CATEGORY_IDS, CLASSES, strict=True))
         raise CarddError(
-            f"{path}: category ids {', '.join(bad_categories[:10])} are not CarDD's ({named}); "
-            "map the model's labels to these ids"
+            f"{path}: category ids {', '.join(bad_categories[:10])} are not the ground "
+            f"truth's ({truth.describe(10)}); map the model's labels to these ids"
         )
     known = set(gt.getImgIds())
     unknown = sorted({repr(r["image_id"]) for r in results if r["image_id"] not in known})
@@ -382,13 +453,22 @@ def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path]:
     """
     from cardd.metrics import evaluate_detections, summarize
 
-    ann = opts.ann if opts.ann is not None else opts.data_root / annotation_file(opts.split)
+    image_dir = None
+    if opts.ann is not None:
+        ann = opts.ann
+    elif opts.data is not None:
+        from cardd.data.spec import load_data_file
+
+        files = load_data_file(opts.data).split(opts.split)
+        ann, image_dir = files.annotations, files.images
+    else:
+        ann = opts.data_root / annotation_file(opts.split)
     _ground_truth(ann)
     gt = load_coco(ann)
     results, iou_types = _validated_results(opts.results, gt)
     out = _out_dir(opts.out)
     split = opts.split
-    if opts.ann is not None:
+    if opts.ann is not None and opts.data is None:
         name = opts.ann.name
         split = next((s for s in ("train", "val", "test") if name == f"instances_{s}2017.json"), "")
     metrics = {
@@ -402,7 +482,8 @@ def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path]:
     for iou_type in iou_types:
         evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
         metrics[iou_type] = summarize(evaluators[iou_type])
-    image_dir = ann.parent.parent / f"{split}2017" if split else None
+    if image_dir is None and split:  # the CarDD layout
+        image_dir = ann.parent.parent / f"{split}2017"
     by_type = {iou_type: results for iou_type in iou_types}
     _analyse(out, metrics, gt, evaluators, by_type, image_dir, opts.score_thr, opts.iou_thr)
     return metrics, out

@@ -5,8 +5,9 @@ hub), ~700 MB for DCN_plus, and loading it runs code. An export holds only
 what a model needs and what a reader wants to know, all plain data:
 
     {"state_dict": {name: tensor},                  # fp16 with --half
-     "meta": {"dataset_meta": {"classes", "palette"}, "epoch"},   # as mmdet reads it
+     "meta": {"dataset_meta": {"classes", "palette", "category_ids"}, "epoch"},  # mmdet's
      "cardd_export": {"format": 1, "config": <merged config text>, "classes": [...],
+                      "category_ids": [...],
                       "epoch", "metrics", "source_sha256", "half", "versions": {...}}}
 
 `torch.load(path, weights_only=True)` reads it on any machine; cardd's
@@ -95,7 +96,6 @@ def export_model(opts: ExportOptions) -> ExportResult:
     import torch
 
     from cardd import checkpoints
-    from cardd.classes import CLASSES, PALETTE
     from cardd.models import EXPORT_KEY, build_model, open_model
 
     out = opts.out
@@ -119,7 +119,8 @@ def export_model(opts: ExportOptions) -> ExportResult:
     description = {
         "format": EXPORT_FORMAT,
         "config": model_file.cfg.pretty_text,
-        "classes": list(CLASSES),
+        "classes": list(model_file.classes.names),
+        "category_ids": list(model_file.classes.ids),
         "epoch": epoch,
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
         "half": opts.half,
@@ -130,7 +131,7 @@ def export_model(opts: ExportOptions) -> ExportResult:
     payload = {
         "state_dict": state_dict,
         "meta": {
-            "dataset_meta": {"classes": CLASSES, "palette": [list(c) for c in PALETTE]},
+            "dataset_meta": model_file.classes.meta(),
             "epoch": epoch,
         },
         EXPORT_KEY: description,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from cardd import logs
-from cardd.classes import CLASSES
+from cardd.classes import ClassSet
 from cardd.detector import CSV_HEADER, ImageResult
 from cardd.errors import CarddUsageError, one_line
 from cardd.runs import next_run_dir
@@ -64,6 +64,7 @@ class InferSummary:
     per_class: Counter = field(default_factory=Counter)
     seconds: float = 0.0  # wall time of the image loop: decode, model, outputs
     config_source: str = ""
+    classes: ClassSet | None = None  # the model's
 
     @property
     def detections(self) -> int:
@@ -88,7 +89,10 @@ class InferSummary:
             "images_failed": len(self.failed),
             "failed": self.failed,
             "detections": self.detections,
-            "detections_per_class": {name: self.per_class.get(name, 0) for name in CLASSES},
+            "detections_per_class": {
+                name: self.per_class.get(name, 0) for name in self.classes.names
+            },
+            "classes": self.classes.categories(),
             "seconds_per_image": round(self.seconds / self.processed, 4)
             if self.processed
             else None,
@@ -197,7 +201,9 @@ class OutputWriter:
         self.out_dir = out_dir
         self.detector = detector
         self.options = options
-        self.summary = InferSummary(out_dir=out_dir, config_source=detector.config_source)
+        self.summary = InferSummary(
+            out_dir=out_dir, config_source=detector.config_source, classes=detector.classes
+        )
         self._csv_file = open(out_dir / "predictions.csv", "w", newline="")
         self._rows = csv.writer(self._csv_file)
         self._rows.writerow(CSV_HEADER)
@@ -225,7 +231,7 @@ class OutputWriter:
         picture = thumb = None
         if self.options.visualize:
             picture, thumb = f"vis/{item.relative}", f"thumbs/{item.relative}.jpg"
-            drawn = draw_detections(array, result.detections)
+            drawn = draw_detections(array, result.detections, result.classes)
             for path, data in (
                 (picture, encode_image(drawn, PurePosixPath(picture).suffix)),
                 (thumb, encode_image(thumbnail(drawn), ".jpg", quality=80)),
@@ -411,5 +417,5 @@ def _run(options: InferOptions, images: list, detector, out_dir: Path, workers: 
     summary.seconds = time.perf_counter() - began
     document = summary.to_dict(options, detector.checkpoint)
     _write_json(out_dir / "summary.json", document)
-    write_infer_index(out_dir, writer.index, document)
+    write_infer_index(out_dir, writer.index, document, detector.classes)
     return summary

@@ -19,8 +19,6 @@ import copy
 import io
 from typing import TYPE_CHECKING
 
-from cardd.classes import CATEGORY_IDS, CLASSES
-
 if TYPE_CHECKING:
     from pycocotools.coco import COCO
 
@@ -87,6 +85,22 @@ def _as_rle(segmentation, image: dict) -> dict:
     return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
 
 
+def number_annotations_from_one(gt: COCO) -> COCO:
+    """Renumber a ground truth's annotations 1..N (in file order) when any id is below 1.
+
+    COCOeval records a match as the matched object's id and reads 0 as "no match",
+    so an object with id 0 (Roboflow's exports start there) could never count as
+    found. Only the ids in memory change; the file is not touched.
+    """
+    annotations = gt.dataset.get("annotations", [])
+    if annotations and min(a["id"] for a in annotations) < 1:
+        for number, annotation in enumerate(annotations, start=1):
+            annotation["id"] = number
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt.createIndex()
+    return gt
+
+
 def evaluate_detections(gt: COCO, results: list[dict], iou_type: str):
     """One COCOeval pass (evaluated and accumulated) over all seven area ranges.
 
@@ -107,13 +121,24 @@ def evaluate_detections(gt: COCO, results: list[dict], iou_type: str):
     with contextlib.redirect_stdout(io.StringIO()):
         detections = gt.loadRes(results) if results else _empty_results(gt)
         evaluator = COCOeval(gt, detections, iou_type)
-        evaluator.params.catIds = list(CATEGORY_IDS)
+        evaluator.params.catIds = gt.getCatIds()  # every category (COCOeval sorts them)
         evaluator.params.imgIds = sorted(gt.getImgIds())
         evaluator.params.areaRng = [list(r) for r in AREA_RANGES.values()]
         evaluator.params.areaRngLbl = list(AREA_RANGES)
         evaluator.evaluate()
         evaluator.accumulate()
     return evaluator
+
+
+def class_columns(evaluator) -> list[tuple[str, int]]:
+    """(class name, index into COCOeval's class axis) in the ground truth's category
+    order (the model's label order); COCOeval itself orders the axis by sorted id."""
+    cat_ids = list(evaluator.params.catIds)
+    return [
+        (category["name"], cat_ids.index(category["id"]))
+        for category in evaluator.cocoGt.dataset["categories"]
+        if category["id"] in cat_ids
+    ]
 
 
 def score_detections(gt: COCO, results: list[dict], iou_type: str) -> dict:
@@ -147,7 +172,7 @@ def summarize(evaluator) -> dict:
         },
         "per_class": {
             name: _percent(_mean_precision(precision, class_index=k))
-            for k, name in enumerate(CLASSES)
+            for name, k in class_columns(evaluator)
         },
     }
     return scores
@@ -162,7 +187,7 @@ def pr_curves(evaluator) -> dict:
 
     precision = evaluator.eval["precision"][:, :, :, 0, -1]  # [IoU, recall, class]
     curves = {"recall": [float(r) for r in evaluator.params.recThrs], "iou50": {}, "iou50_95": {}}
-    for k, name in enumerate(CLASSES):
+    for name, k in class_columns(evaluator):
         at50 = precision[0, :, k]
         curves["iou50"][name] = None if (at50 < 0).all() else np.clip(at50, 0, 1).tolist()
         values = np.where(precision[:, :, k] < 0, np.nan, precision[:, :, k])
@@ -182,7 +207,7 @@ def best_f1(evaluator, iou_index: int = 0) -> dict:
     per_class = {}
     n_images = len(evaluator.params.imgIds)
     n_areas = len(evaluator.params.areaRng)
-    for k, name in enumerate(CLASSES):
+    for name, k in class_columns(evaluator):
         scores, matched, ground_truth = [], [], 0
         for i in range(n_images):
             entry = evaluator.evalImgs[k * n_areas * n_images + area_all * n_images + i]
@@ -218,19 +243,20 @@ def confusion_matrix(
 ) -> tuple[list[list[int]], dict[int, dict[str, int]]]:
     """Which class each ground-truth object was detected as, by box IoU.
 
-    Rows are the ground truth, columns the prediction, both in `CLASSES` order plus a
-    last `background`: the background column counts misses, the background row false
-    alarms. Per image, predictions at or above `score_thr` are taken best first, and
+    Rows are the ground truth, columns the prediction, both in the ground truth's
+    category order plus a last `background`: the background column counts misses, the
+    background row false alarms. Per image, predictions at or above `score_thr` are taken best first, and
     each claims the unclaimed ground-truth box it overlaps most (IoU >= `iou_thr`),
     whatever the classes, so a dent predicted as a scratch lands in (dent, scratch).
 
     Returns:
-        The 7x7 counts, and per image id its `misses` and `false_alarms`.
+        The (classes + 1) square counts, and per image id its `misses` and `false_alarms`.
     """
     import numpy as np
     from pycocotools import mask as mask_utils
 
-    size = len(CLASSES) + 1
+    category_ids = [c["id"] for c in gt.dataset["categories"]]
+    size = len(category_ids) + 1
     background = size - 1
     matrix = np.zeros((size, size), dtype=int)
     per_image: dict[int, dict[str, int]] = {}
@@ -247,7 +273,7 @@ def confusion_matrix(
         if truths and predictions:
             ious = mask_utils.iou(pred_boxes, [a["bbox"] for a in truths], [0] * len(truths))
         for p, prediction in enumerate(predictions):
-            column = CATEGORY_IDS.index(prediction["category_id"])
+            column = category_ids.index(prediction["category_id"])
             best, best_iou = -1, iou_thr
             for t in range(len(truths)):
                 if not claimed[t] and ious[p][t] >= best_iou:
@@ -257,10 +283,10 @@ def confusion_matrix(
                 counts["false_alarms"] += 1
             else:
                 claimed[best] = True
-                matrix[CATEGORY_IDS.index(truths[best]["category_id"]), column] += 1
+                matrix[category_ids.index(truths[best]["category_id"]), column] += 1
         for t, truth in enumerate(truths):
             if not claimed[t]:
-                matrix[CATEGORY_IDS.index(truth["category_id"]), background] += 1
+                matrix[category_ids.index(truth["category_id"]), background] += 1
                 counts["misses"] += 1
         per_image[image_id] = counts
     return matrix.tolist(), per_image
@@ -312,6 +338,11 @@ def _register_metric() -> type:
         last_scores: dict | None = None
         last_evaluators: dict | None = None
         last_results: dict | None = None
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            if self._coco_api is not None:
+                number_annotations_from_one(self._coco_api)
 
         def compute_metrics(self, results: list) -> dict[str, float]:
             import tempfile

@@ -8,7 +8,8 @@ here, so they accept the same files and refuse the same ones:
 * a `cardd export` file carries its config, and so does an mmengine training
   checkpoint (the run's merged config): without `--config`, that one is used,
   read as plain data, never executed;
-* the config and the checkpoint must both be for the six CarDD classes in order;
+* the config and the checkpoint must be for the same classes (names and category
+  ids, in label order), and those classes (`ModelFile.classes`) name every output;
 * every weight must fit the model (strict loading), so a model that did not
   load is never run, let alone scored.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd import checkpoints
-from cardd.classes import CLASSES
+from cardd.classes import ClassSet
 from cardd.configs import config_from_text, load_config, resolve_config
 from cardd.errors import CarddError
 
@@ -44,6 +45,7 @@ class ModelFile:
     cfg: Config
     config_source: str  # a config file, or "<file> (embedded)"
     sha256: str  # of the bytes loaded
+    classes: ClassSet  # what the model predicts, agreed by the file and the config
     config_from_file: bool = False  # someone else's text: built by registry lookup only
 
     @property
@@ -80,7 +82,7 @@ def open_model(
 
     Raises:
         CarddError: no such file, a file that may not or cannot be loaded, or a
-            model for other classes.
+            file and config for different classes.
     """
     config_name = resolve_config(config or DEFAULT_CONFIG).stem
     work_dir = work_dir if work_dir is not None else default_work_dir(config)
@@ -105,27 +107,54 @@ def open_model(
         config_path = resolve_config(config or DEFAULT_CONFIG)
         cfg = load_config(config_path)
         source = str(config_path)
-    classes = tuple(cfg.get("metainfo", {}).get("classes", ()))
-    if classes != CLASSES:
-        raise CarddError(f"{source} is not a CarDD config (classes {list(classes)[:8]})")
-    try:
-        trained_for = checkpoints.checkpoint_classes(contents)
-    except CarddError as error:
-        raise CarddError(f"{path}: {error}") from None
-    if trained_for != CLASSES:
-        raise CarddError(
-            f"{path} was trained for {len(trained_for or ())} classes "
-            f"{list(trained_for or [])[:8]}, not the six CarDD classes in order; "
-            "train one with `cardd train`"
-        )
+    classes = model_classes(path, contents, cfg, source)
     return ModelFile(
         path=path,
         contents=contents,
         cfg=cfg,
         config_source=source,
         sha256=sha256,
+        classes=classes,
         config_from_file=from_file,
     )
+
+
+def model_classes(path: Path, contents: dict, cfg: Config, source: str) -> ClassSet:
+    """The classes of a model file: those its weights were trained for (`dataset_meta`),
+    which the config must name alike; a config's own when the file records none.
+
+    Raises:
+        CarddError: neither names classes, or the two disagree (names, ids or order).
+    """
+    from cardd.configs import config_classes
+
+    try:
+        trained = checkpoints.checkpoint_class_set(contents)
+    except CarddError as error:
+        raise CarddError(f"{path}: {error}") from None
+    try:
+        configured = config_classes(cfg)
+    except CarddError as error:
+        raise CarddError(f"{source}: {error}") from None
+    if trained is None and configured is None:
+        raise CarddError(f"neither {path} nor {source} says which classes the model predicts")
+    if trained is not None and configured is not None:
+        meta = (contents.get("meta") or {}).get("dataset_meta") or {}
+        file_ids = "category_ids" in meta  # files from before cardd recorded ids lack them
+        config_ids = "category_ids" in (cfg.get("metainfo") or {})
+        if file_ids and config_ids:
+            agree = trained.same_classes(configured)
+        else:
+            agree = trained.names == configured.names
+        if not agree:
+            raise CarddError(
+                f"{path} was trained for {trained.describe()}, but {source} is for "
+                f"{trained.difference(configured)} ({configured.describe()}); pass the config "
+                "it was trained with (or none: the file's own)"
+            )
+        if not file_ids:
+            return configured
+    return trained if trained is not None else configured
 
 
 def load_weights(model: torch.nn.Module, model_file: ModelFile) -> None:
@@ -158,7 +187,6 @@ def build_model(model_file: ModelFile, device: str):
     from mmengine.registry import init_default_scope
 
     from cardd import logs
-    from cardd.classes import PALETTE
     from cardd.config_guard import lookup_only
 
     # mmcv announces each of the 33 DCN layers it "upgrades" while the weights load:
@@ -171,5 +199,5 @@ def build_model(model_file: ModelFile, device: str):
         model = revert_sync_batchnorm(MODELS.build(cfg.model))
     load_weights(model, model_file)
     model.cfg = cfg
-    model.dataset_meta = {"classes": CLASSES, "palette": list(PALETTE)}
+    model.dataset_meta = model_file.classes.meta()
     return model.to(device).eval()

@@ -14,7 +14,8 @@ import json
 import os
 from pathlib import Path
 
-from cardd.classes import CLASSES, PALETTE
+from typing import TYPE_CHECKING
+
 from cardd.errors import CarddError
 
 #: The validation scalars drawn per IoU type, and how they are labelled.
@@ -28,8 +29,12 @@ VAL_CURVES = (
 )
 
 
-def _colour(index: int) -> tuple[float, float, float]:
-    return tuple(c / 255 for c in PALETTE[index % len(PALETTE)])
+if TYPE_CHECKING:
+    from cardd.classes import ClassSet
+
+
+def _colour(rgb) -> tuple[float, float, float]:
+    return tuple(c / 255 for c in rgb)
 
 
 def _save(figure, path: Path) -> Path:
@@ -127,33 +132,38 @@ def training_curves(work_dir: Path, out: Path | None = None) -> Path:
     return _save(figure, out or work_dir / "plots" / "training_curves.png")
 
 
-def pr_curve_figure(curves: dict, iou_type: str, out: Path) -> Path:
-    """Precision-recall per class at IoU 0.5 and averaged over IoU 0.5:0.95."""
+def pr_curve_figure(curves: dict, iou_type: str, out: Path, classes: ClassSet) -> Path:
+    """Precision-recall per class (in its colour) at IoU 0.5 and over IoU 0.5:0.95."""
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for axis, key, title in ((axes[0], "iou50", "IoU 0.5"), (axes[1], "iou50_95", "IoU 0.5:0.95")):
-        for k, name in enumerate(CLASSES):
+        for name, rgb in zip(classes.names, classes.palette, strict=True):
             precision = curves[key].get(name)
             if precision is not None:
-                axis.plot(curves["recall"], precision, label=name, color=_colour(k), linewidth=2)
+                axis.plot(curves["recall"], precision, label=name, color=_colour(rgb), linewidth=2)
         axis.set(title=f"{iou_type}, {title}", xlabel="recall", xlim=(0, 1), ylim=(0, 1.02))
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("precision")
-    axes[0].legend(loc="lower left", fontsize=9)
+    if any(line.get_label() for line in axes[0].get_lines()):
+        axes[0].legend(loc="lower left", fontsize=9 if len(classes) <= 10 else 7,
+                       ncol=1 if len(classes) <= 10 else 2)  # fmt: skip
     figure.tight_layout()
     return _save(figure, out)
 
 
-def confusion_figure(matrix: list[list[int]], iou_thr: float, score_thr: float, out: Path) -> Path:
+def confusion_figure(
+    matrix: list[list[int]], iou_thr: float, score_thr: float, out: Path, classes: ClassSet
+) -> Path:
     """The confusion matrix twice: counts, and each ground-truth row as fractions."""
     import numpy as np
 
     plt = _pyplot()
-    labels = [*CLASSES, "background"]
+    labels = [*classes.names, "background"]
     counts = np.asarray(matrix, dtype=float)
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
-    figure, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+    side = max(6.5, 0.42 * len(labels))  # room for 25 classes' labels and counts
+    figure, axes = plt.subplots(1, 2, figsize=(side * 2.3, side))
     for axis, values, title, fmt in (
         (axes[0], counts, "counts", "{:.0f}"),
         (axes[1], normalised, "fraction of each ground-truth row", "{:.2f}"),
@@ -168,7 +178,7 @@ def confusion_figure(matrix: list[list[int]], iou_thr: float, score_thr: float, 
                 if values[i, j]:
                     colour = "white" if values[i, j] > 0.6 * top else "black"
                     axis.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
-                              color=colour, fontsize=9)  # fmt: skip
+                              color=colour, fontsize=9 if len(labels) <= 12 else 6)  # fmt: skip
     figure.suptitle(
         f"confusion matrix at IoU {iou_thr:g}, score >= {score_thr:g} "
         "(background column: misses; background row: false alarms)"

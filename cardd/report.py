@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from cardd.classes import CATEGORY_IDS, CLASSES
+from cardd.classes import ClassSet
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO
@@ -53,10 +53,8 @@ def _fmt(value) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def _swatch(name: str) -> str:
-    from cardd.classes import PALETTE
-
-    r, g, b = PALETTE[CLASSES.index(name)]
+def _swatch(name: str, classes: ClassSet) -> str:
+    r, g, b = classes.palette[classes.names.index(name)]
     return f'<span class="swatch" style="background:rgb({r},{g},{b})"></span>'
 
 
@@ -84,9 +82,9 @@ def _metrics_table(metrics: dict, reference: dict | None) -> str:
     )
 
 
-def _class_table(metrics: dict) -> str:
+def _class_table(metrics: dict, classes: ClassSet) -> str:
     rows = []
-    for name in CLASSES:
+    for name in classes.names:
         cells = [_fmt(metrics.get(t, {}).get("per_class", {}).get(name)) for t in ("bbox", "segm")]
         best = (metrics.get("bbox") or metrics.get("segm") or {}).get("best_f1", {}).get(name)
         if best:
@@ -95,7 +93,7 @@ def _class_table(metrics: dict) -> str:
         else:
             cells += ["–"] * 4
         cells_html = "".join(f"<td>{c}</td>" for c in cells)
-        rows.append(f"<tr><td>{_swatch(name)}{html.escape(name)}</td>{cells_html}</tr>")
+        rows.append(f"<tr><td>{_swatch(name, classes)}{html.escape(name)}</td>{cells_html}</tr>")
     return (
         "<table><tr><th>class</th><th>box AP</th><th>mask AP</th><th>best-F1 score thr</th>"
         f"<th>F1</th><th>precision</th><th>recall</th></tr>{''.join(rows)}</table>"
@@ -105,7 +103,7 @@ def _class_table(metrics: dict) -> str:
 
 
 def _draw_truth_and_predictions(
-    image_path: Path, truths: list[dict], predictions: list[dict], out: Path
+    image_path: Path, truths: list[dict], predictions: list[dict], out: Path, classes: ClassSet
 ) -> bool:
     """The photo with predictions as cardd draws them and the ground truth as white
     dashed boxes with a `GT <class>` tag; False when the photo cannot be read."""
@@ -133,20 +131,20 @@ def _draw_truth_and_predictions(
             }
             mask = mask_utils.decode(rle).astype(bool)
         x, y, w, h = p["bbox"] if "bbox" in p else mask_utils.toBbox(rle)
-        name = CLASSES[CATEGORY_IDS.index(p["category_id"])]
+        name = classes.name_of(p["category_id"])
         detections.append(
             Detection(
                 name, p["category_id"], float(p["score"]), [x, y, x + w, y + h], 0.0, 0.0, mask
             )
         )
-    drawn = draw_detections(image, detections)
+    drawn = draw_detections(image, detections, classes)
     thickness = max(2, round(max(height, width) / 400))
     scale = max(0.4, max(height, width) / 1500)
     for truth in truths:
         x, y, w, h = (int(round(v)) for v in truth["bbox"])
         for colour, extra in (((0, 0, 0), 2), ((255, 255, 255), 0)):  # white on a dark rim
             _dashed_rectangle(drawn, (x, y, x + w, y + h), colour, thickness + extra)
-        label = f"GT {CLASSES[CATEGORY_IDS.index(truth['category_id'])]}"
+        label = f"GT {classes.name_of(truth['category_id'])}"
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = min(height - th - base - 4, y + h + 2)
         cv2.rectangle(
@@ -190,7 +188,9 @@ def write_eval_report(
     reference: dict | None,
 ) -> Path:
     """`report.html` beside metrics.json and the plots, with a gallery of the images with
-    the most missed and the most false detections (needs the split's photos)."""
+    the most missed and the most false detections (needs the split's photos); classes,
+    ids and colours are the ground truth's (which the model's match)."""
+    classes = ClassSet.from_categories(gt.dataset["categories"], "the ground truth")
     gallery_html = []
     by_image: dict[int, list[dict]] = {}
     for r in results:
@@ -205,7 +205,7 @@ def write_eval_report(
             picture = Path("gallery") / kind / f"{image_id}.jpg"
             if image_dir is None or not _draw_truth_and_predictions(
                 image_dir / info["file_name"], gt.imgToAnns.get(image_id, []),
-                by_image.get(image_id, []), out / picture,
+                by_image.get(image_id, []), out / picture, classes,
             ):  # fmt: skip
                 continue
             figures.append(
@@ -234,7 +234,7 @@ def write_eval_report(
         f"{html.escape(str(metrics.get('config', '–')))} · "
         f'<a href="metrics.json">metrics.json</a></p>'
         f"<h2>AP</h2>{_metrics_table(metrics, reference)}"
-        f"<h2>Per class</h2>{_class_table(metrics)}"
+        f"<h2>Per class</h2>{_class_table(metrics, classes)}"
         f"<h2>Precision-recall and confusion</h2>"
         f'<p class="muted">Confusion at IoU {confusion.get("iou_thr", 0.5):g} and score &ge; '
         f"{confusion.get('score_thr', score_thr):g}.</p>"
@@ -248,7 +248,7 @@ def write_eval_report(
     return path
 
 
-def write_infer_index(out: Path, entries: list[dict], summary: dict) -> Path:
+def write_infer_index(out: Path, entries: list[dict], summary: dict, classes: ClassSet) -> Path:
     """`index.html` of a `cardd infer` folder: counts, failures, and per image a lazy
     thumbnail linking its picture (or JSON) and its detections in a folded table.
 
@@ -258,8 +258,8 @@ def write_infer_index(out: Path, entries: list[dict], summary: dict) -> Path:
     """
     counts = summary.get("detections_per_class", {})
     count_rows = "".join(
-        f"<tr><td>{_swatch(n)}{html.escape(n)}</td><td>{counts.get(n, 0)}</td></tr>"
-        for n in CLASSES
+        f"<tr><td>{_swatch(n, classes)}{html.escape(n)}</td><td>{counts.get(n, 0)}</td></tr>"
+        for n in classes.names
     )
     failed = "".join(
         f"<tr><td>{html.escape(f['image'])}</td><td>{html.escape(f['reason'])}</td></tr>"
@@ -274,7 +274,8 @@ def write_infer_index(out: Path, entries: list[dict], summary: dict) -> Path:
             else ""
         )
         detections = "".join(
-            f"<tr><td>{_swatch(d['label'])}{html.escape(d['label'])}</td><td>{d['score']:.2f}</td>"
+            f"<tr><td>{_swatch(d['label'], classes)}{html.escape(d['label'])}</td>"
+            f"<td>{d['score']:.2f}</td>"
             f"<td>{d['area_fraction'] * 100:.2f}</td></tr>"
             for d in e["detections"]
         )

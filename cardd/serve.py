@@ -240,13 +240,14 @@ class Service:
         """Status for probes and the page; with an API key set, a caller without it
         sees only what the page needs before the key is typed (no paths, no hashes)."""
         from cardd import __version__
-        from cardd.classes import CLASSES, PALETTE
 
+        classes = self.detector.classes
         public = {
             "status": "ok",
             "version": __version__,
-            "classes": list(CLASSES),
-            "palette": [list(c) for c in PALETTE],
+            "classes": list(classes.names),
+            "category_ids": list(classes.ids),
+            "palette": [list(c) for c in classes.palette],
             "score_thr": self.options.score_thr,
             "api_key_required": bool(self.options.api_key),
         }
@@ -454,7 +455,7 @@ def create_app(service: Service) -> "FastAPI":
             _, data, name, array, result, _, _ = await detect_upload(request, thr, max_detections)
 
             def render() -> bytes:
-                return encode_jpeg(draw_detections(array, result.detections))
+                return encode_jpeg(draw_detections(array, result.detections, result.classes))
 
             jpeg = await run_in_threadpool(render)
             if service.options.save_dir is not None:

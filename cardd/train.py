@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd import checkpoints, logs, startup
+from cardd.classes import ClassSet
 from cardd.configs import load_config, set_data_root
-from cardd.data.check import dataset_categories_problem
 from cardd.devices import resolve_device, runner_device
 from cardd.errors import CarddError, CarddUsageError
 from cardd.models import default_work_dir
@@ -36,7 +36,9 @@ class TrainOptions:
     config: str = "DCN_plus"
     work_dir: Path | None = None
     data_root: Path | None = None
+    data: Path | None = None  # a dataset description file (`cardd.data.spec`)
     load_from: str | None = None  # a path, or "none" for random initialisation
+    from_model: Path | None = None  # fine-tune from this cardd model file
     resume: str | None = None  # "auto" or a checkpoint path
     amp: bool = False
     device: str = "auto"
@@ -52,22 +54,38 @@ class TrainOptions:
     profile_after: int = 10  # ... after skipping this many
 
 
-def _check_data(cfg: Config) -> None:
-    root = Path(cfg.train_dataloader.dataset.data_root)
-    for split in ("train", "val"):
-        loader = cfg.get(f"{split}_dataloader")
-        if loader is None:
-            continue
-        ann = root / loader.dataset.ann_file
-        if not ann.is_file():
-            raise CarddError(
-                f"no dataset at {root} ({ann} missing): fetch it with `cardd download-data`, "
-                "make the toy subset with `cardd reduce-data`, or synthesize one with "
-                "`cardd synth-data` (then pass --data-root)"
-            )
-        problem = dataset_categories_problem(ann)
-        if problem:
-            raise CarddError(problem)
+def _use_dataset(cfg: Config, opts: TrainOptions) -> ClassSet:
+    """Point `cfg` at the run's dataset (`--data FILE`, else the config's own folders)
+    and make it a model of that dataset's classes; a split the dataset lacks is
+    dropped (without val: no validation, said in one line)."""
+    from cardd.data.spec import apply_dataset, config_dataset, load_data_file
+
+    if opts.data is not None:
+        spec = load_data_file(opts.data)
+    else:
+        spec = config_dataset(cfg)
+    classes = spec.classes()
+    apply_dataset(cfg, spec, classes, set_files=opts.data is not None)
+    if "val" not in spec.splits:
+        checkpoint = cfg.get("default_hooks", {}).get("checkpoint")
+        if checkpoint is not None:  # nothing to pick the best by
+            checkpoint.pop("save_best", None)
+            checkpoint.pop("rule", None)
+        logs.say(f"{spec.source} has no val split: training without validation")
+    return classes
+
+
+def _check_resume_classes(path: Path, classes: ClassSet, trust: bool) -> None:
+    """Refuse to continue a run on a dataset with other classes than it started on."""
+    with checkpoints.trusting(path if trust else None):
+        contents, _ = checkpoints.read_checkpoint(path, map_location="cpu")
+    trained = checkpoints.checkpoint_class_set(contents)
+    if trained is not None and not trained.same_classes(classes):
+        raise CarddError(
+            f"--resume: {path} was trained for {trained.describe()}, this dataset has "
+            f"{classes.describe()}; resume on the dataset it started on, or start a new run "
+            "(--from to fine-tune from it)"
+        )
 
 
 def _check_load_from(cfg: Config) -> None:
@@ -138,14 +156,24 @@ def build_config(opts: TrainOptions, check_files: bool = True) -> Config:
             *cfg.get("custom_hooks", []),
             dict(type="CarddStepProfileHook", steps=opts.profile_steps, after=opts.profile_after),
         ]
+    if opts.from_model is not None:
+        if opts.resume is not None or opts.load_from is not None:
+            raise CarddUsageError("--from starts a new run: not with --resume or --load-from")
+        cfg.load_from = None
+        cfg.cardd_from = str(opts.from_model)
+        cfg.cardd_trust_from = opts.trust_checkpoint
     if check_files:
-        _resolve_resume(cfg, opts)
-        _check_data(cfg)
+        classes = _use_dataset(cfg, opts)
+        _resolve_resume(cfg, opts, classes)
         _check_load_from(cfg)
+        if opts.from_model is not None:
+            from cardd.fine_tune import check_start_model
+
+            check_start_model(opts.from_model, opts.trust_checkpoint)
     return cfg
 
 
-def _resolve_resume(cfg: Config, opts: TrainOptions) -> None:
+def _resolve_resume(cfg: Config, opts: TrainOptions, classes: ClassSet) -> None:
     """`--resume` -> the checkpoint to continue; refuse to train over an earlier run."""
     work_dir = Path(cfg.work_dir)
     if opts.resume is not None:
@@ -158,6 +186,7 @@ def _resolve_resume(cfg: Config, opts: TrainOptions) -> None:
             resume_from = Path(opts.resume)
             if not resume_from.is_file():
                 raise CarddError(f"--resume: checkpoint {resume_from} does not exist")
+        _check_resume_classes(resume_from, classes, opts.trust_checkpoint)
         cfg.resume = True
         cfg.load_from = str(resume_from)
     elif not opts.exist_ok and work_dir.is_dir() and any(work_dir.glob("*.pth")):
@@ -244,6 +273,21 @@ def _recording_runner() -> type:
             startup.TIMELINE.mark("visualizer and model")
             return built
 
+        def load_or_resume(self):
+            start = self.cfg.get("cardd_from")
+            if start and not self._resume:  # `--from`: cardd's loader, heads by classes
+                from cardd.fine_tune import load_start_weights
+
+                from mmengine.dist import is_main_process
+
+                trust = Path(start) if self.cfg.get("cardd_trust_from") else None
+                line = load_start_weights(self.model, Path(start), self.cfg, trust)
+                self.logger.info(line)
+                if is_main_process() and logs.verbosity() == logs.NORMAL:
+                    logs.say(line)  # verbose: the logger's line shows already
+                return
+            super().load_or_resume()
+
         def save_checkpoint(self, out_dir, filename, *args, **kwargs):
             # mmengine's Runner.save_checkpoint builds the checkpoint and hands it to
             # `mmengine.runner.runner.save_checkpoint`; cardd's writer takes its place
@@ -292,7 +336,9 @@ def worker_argv(opts: TrainOptions) -> list[str]:
     optional = {
         "--work-dir": opts.work_dir,
         "--data-root": opts.data_root,
+        "--data": opts.data,
         "--load-from": opts.load_from,
+        "--from": opts.from_model,
         "--resume": opts.resume,
         "--seed": opts.seed,
         "--max-epochs": opts.max_epochs,

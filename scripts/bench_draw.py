@@ -116,7 +116,7 @@ def main() -> None:
                 old_draw(array, sample, args.score_thr)
                 old.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                draw_detections(array, detections)
+                draw_detections(array, detections, detector.classes)
                 new.append(time.perf_counter() - started)
 
         with_vis = time_infer(images, args.config, checkpoint, tmp / "vis", True, args.score_thr)

@@ -169,8 +169,9 @@ def test_control_plain_mmengine_runs_every_plant(tiny_export, tmp_path):
             continue
         sentinels[site] = tmp_path / f"ran-{site}"
         plants[site] = _planted_text(tiny_export, site, sentinels[site])[0]
-    code = f"PLANTS = {plants!r}\n{CONTROL}"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    script = tmp_path / "control.py"  # a file: seven configs overflow one argv string
+    script.write_text(f"PLANTS = {plants!r}\n{CONTROL}")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert [s for s, p in sentinels.items() if not p.exists()] == []
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cardd.classes import PALETTE
+from cardd.classes import CARDD, PALETTE
 from cardd.detector import Detection
 from cardd.draw import draw_detections, encode_image, encode_jpeg, label_layout
 
@@ -19,7 +19,7 @@ def _detection(label, category_id, score, box, mask_box=None, shape=(300, 400)):
 def test_masks_are_blended_in_the_class_colour_and_the_rest_is_untouched():
     image = np.full((300, 400, 3), 100, dtype=np.uint8)
     glass = _detection("glass shatter", 4, 0.9, (50, 60, 150, 160), (60, 70, 140, 150))
-    out = draw_detections(image, [glass])
+    out = draw_detections(image, [glass], CARDD)
     assert out.shape == image.shape and (image == 100).all()  # a copy
     r, g, b = PALETTE[3]
     inside = out[110, 100].astype(int)  # inside the mask, away from edges and label
@@ -56,7 +56,7 @@ def test_a_large_photo_with_many_masks():
         for x in range(0, 1800, 200)
         for y in range(0, 1350, 150)
     ]
-    out = draw_detections(image, detections)
+    out = draw_detections(image, detections, CARDD)
     assert out.shape == image.shape and not (out == image).all()
 
 
@@ -77,7 +77,7 @@ def test_where_masks_overlap_the_better_one_is_painted_once():
     dent = _detection("dent", 1, 0.4, (20, 20, 200, 200), (30, 30, 190, 190))
     crack = _detection("crack", 3, 0.8, (100, 100, 280, 280), (110, 110, 270, 270))
     for order in ([dent, crack], [crack, dent]):  # whatever order they come in
-        out = draw_detections(image, order).astype(int)
+        out = draw_detections(image, order, CARDD).astype(int)
         assert np.abs(out[150, 150] - _blend(PALETTE[2])).max() <= 2  # both: crack's, once
         assert np.abs(out[60, 60] - _blend(PALETTE[0])).max() <= 2  # dent's alone
         assert np.abs(out[240, 240] - _blend(PALETTE[2])).max() <= 2  # crack's alone
@@ -94,5 +94,5 @@ def test_more_masks_than_a_byte_can_number():
     detections.append(
         _detection("crack", 3, 0.2, (400, 200, 700, 380), (410, 210, 690, 370), shape)
     )
-    out = draw_detections(image, detections).astype(int)
+    out = draw_detections(image, detections, CARDD).astype(int)
     assert np.abs(out[330, 550] - _blend(PALETTE[2])).max() <= 2

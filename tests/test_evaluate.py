@@ -110,7 +110,7 @@ def test_a_model_that_does_not_load_is_not_scored(tiny_checkpoint, synthetic_roo
     _refused_without_metrics(result, out, "does not fit")
     out = tmp_path / "b"
     result = _eval(*common, "--checkpoint", str(other_classes), "--out", str(out))
-    _refused_without_metrics(result, out, "not the six CarDD classes")
+    _refused_without_metrics(result, out, "was trained for 6 classes: 1 c0")
 
 
 @slow
@@ -270,7 +270,7 @@ def test_boxes_only_score_bbox_only(synthetic_root, tmp_path):
         ("{not json", "is not JSON"),
         ('{"a": 1}', "not a list of COCO results"),
         ('[{"image_id": 1, "category_id": 1, "score": 1}]', "lacks bbox or segmentation"),
-        ("CATEGORY", "category ids 0, 7 are not CarDD's"),
+        ("CATEGORY", "category ids 0, 7 are not the ground truth's (6 classes: 1 dent"),
         ("IMAGE", "2 of 3 results name 1 image ids absent"),
     ],
 )

@@ -347,6 +347,7 @@ def test_summary_json_contents(tiny_checkpoint, two_folders, tmp_path):
         "failed": [{"image": str(tmp_path / "bad.jpg"), "reason": summary["failed"][0]["reason"]}],
         "detections": len(pred["detections"]),
         "detections_per_class": counts,
+        "classes": [{"id": i, "name": n} for i, n in enumerate(CLASSES, start=1)],
         "seconds_per_image": summary["seconds_per_image"],
     }
     assert "not an image" in summary["failed"][0]["reason"]

@@ -29,13 +29,13 @@ def test_a_training_checkpoint_brings_its_own_config(tiny_checkpoint):
     assert named.config_source.endswith("configs/tiny_DCN_plus.py")
 
 
-def test_classes_must_be_cardds_in_order(tiny_checkpoint, tmp_path):
+def test_file_and_config_must_name_the_same_classes_in_order(tiny_checkpoint, tmp_path):
     from cardd.classes import CLASSES
 
     swapped = list(CLASSES)
     swapped[0], swapped[1] = swapped[1], swapped[0]
     path = _weights_file(tiny_checkpoint, tmp_path / "swapped.pth", classes=swapped)
-    with pytest.raises(CarddError, match="in order"):
+    with pytest.raises(CarddError, match="the same classes in another order"):
         open_model("tiny_DCN_plus", path)
 
 

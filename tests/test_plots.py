@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cardd.classes import CLASSES
+from cardd.classes import CARDD, CLASSES
 from cardd.cli import cli
 from cardd.errors import CarddError
 from cardd.plots import confusion_figure, pr_curve_figure, read_scalars, training_curves
@@ -54,6 +54,6 @@ def test_pr_and_confusion_figures(tmp_path):
         "iou50": {name: [1 - r * k / 10 for r in recall] for k, name in enumerate(CLASSES)},
         "iou50_95": {name: None for name in CLASSES},
     }
-    assert_real_picture(pr_curve_figure(curves, "bbox", tmp_path / "pr.png"), (600, 300))
+    assert_real_picture(pr_curve_figure(curves, "bbox", tmp_path / "pr.png", CARDD), (600, 300))
     matrix = [[i + j for j in range(7)] for i in range(7)]
-    assert_real_picture(confusion_figure(matrix, 0.5, 0.3, tmp_path / "cm.png"), (800, 400))
+    assert_real_picture(confusion_figure(matrix, 0.5, 0.3, tmp_path / "cm.png", CARDD), (800, 400))

@@ -1,4 +1,10 @@
-"""Check a `CarDD_COCO` folder against the release's layout and JSON schema."""
+"""Check a dataset (the CarDD layout or a description file) against COCO's schema.
+
+What is checked, for any classes: ids unique, categories well formed and the
+same in every split, every annotation's category and image known, boxes inside
+their images, polygons valid, file names safe and their images present (with
+`deep`, decodable and of the size the JSON says).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardd.classes import CATEGORIES, SPLITS, annotation_file, image_folder
+from cardd.classes import SPLITS, ClassSet, annotation_file, image_folder
 from cardd.data.layout import unsafe_file_name
+from cardd.data.spec import DatasetSpec, SplitFiles
+from cardd.errors import CarddError
 
 #: How many examples of each kind of problem are listed; the rest are counted.
 SHOW_PER_KIND = 5
@@ -26,9 +34,10 @@ class SplitStats:
 class CheckReport:
     """What `check_dataset` found: per-split counts and problems by kind."""
 
-    root: Path
+    root: Path | str
     splits: dict[str, SplitStats] = field(default_factory=dict)
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    classes: ClassSet | None = None  # the first split's, which the others must match
 
     @property
     def ok(self) -> bool:
@@ -54,39 +63,27 @@ class CheckReport:
         from cardd.console import counts_table
 
         counts = {split: (stats.images, stats.instances) for split, stats in self.splits.items()}
-        return counts_table(f"CarDD dataset at {self.root}", counts)
+        names = self.classes.names if self.classes is not None else ()
+        return counts_table(f"dataset {self.root}", counts, names)
 
 
-def categories_problem(categories: list) -> str | None:
-    """Why a JSON's `categories` list is not CarDD's, else None.
+def categories_problem(categories: object, expected: ClassSet) -> str | None:
+    """Why a split's `categories` differ from `expected` (another split's), else None.
 
     The order matters, not only the ids and names: mmdet numbers its labels in
-    the JSON's order, while cardd names them in CarDD's, so a reordered list
-    would give every detection the wrong name.
+    the file's order, so two splits in different orders would give one model's
+    labels two meanings.
     """
     found = [
-        (c.get("id"), c.get("name")) if isinstance(c, dict) else (None, None) for c in categories
+        (c.get("id"), c.get("name")) if isinstance(c, dict) else (None, None)
+        for c in (categories if isinstance(categories, list) else [])
     ]
-    expected = [(c["id"], c["name"]) for c in CATEGORIES]
-    if found == expected:
+    wanted = [(c["id"], c["name"]) for c in expected.categories()]
+    if found == wanted:
         return None
-    if sorted(found, key=repr) == sorted(expected, key=repr):
-        return f"categories in another order than CarDD's {expected}: {found}"
-    return f"categories {found}, expected {expected}"
-
-
-def dataset_categories_problem(ann_file: Path) -> str | None:
-    """`categories_problem` of an annotation file (None when it cannot be read:
-    the caller reports a missing or broken file its own way)."""
-    try:
-        with open(ann_file) as f:
-            categories = json.load(f).get("categories")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not isinstance(categories, list):
-        return None
-    problem = categories_problem(categories)
-    return f"{ann_file}: {problem}; fix its `categories` list" if problem else None
+    if sorted(found, key=repr) == sorted(wanted, key=repr):
+        return f"categories in another order than {wanted}: {found}"
+    return f"categories {found[:12]}, expected {wanted[:12]}"
 
 
 def _check_polygons(segmentation, where: str, report: CheckReport) -> None:
@@ -108,17 +105,16 @@ def _check_polygons(segmentation, where: str, report: CheckReport) -> None:
             return
 
 
-def check_split(root: Path, split: str, report: CheckReport, deep: bool = False) -> None:
+def check_split(files: SplitFiles, split: str, report: CheckReport, deep: bool = False) -> None:
     """Check one split's JSON and images, adding counts and problems to `report`."""
-    ann_path = root / annotation_file(split)
-    img_dir = root / image_folder(split)
+    ann_path, img_dir = files.annotations, files.images
     if not ann_path.is_file():
         report.add("missing annotation file", str(ann_path))
         return
     try:
-        with open(ann_path) as f:
+        with open(ann_path, "rb") as f:
             coco = json.load(f)
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, UnicodeDecodeError) as error:
         report.add("unreadable annotation file", f"{ann_path}: {error}")
         return
     if not isinstance(coco, dict) or not all(
@@ -131,14 +127,29 @@ def check_split(root: Path, split: str, report: CheckReport, deep: bool = False)
     if not img_dir.is_dir():
         report.add("missing image folder", str(img_dir))
 
-    problem = categories_problem(coco["categories"])
-    if problem:
-        report.add("wrong categories", f"{split}: {problem}")
-    expected = {c["id"]: c["name"] for c in CATEGORIES}
+    try:
+        classes = ClassSet.from_categories(coco["categories"], split)
+    except CarddError as error:
+        report.add("bad categories", str(error))
+        classes = None
+    if classes is not None and report.classes is None:
+        report.classes = classes
+    elif classes is not None:
+        problem = categories_problem(coco["categories"], report.classes)
+        if problem:
+            report.add("wrong categories", f"{split}: {problem} (as in the first split)")
+    expected = {
+        c["id"]: c["name"]
+        for c in coco["categories"]
+        if isinstance(c, dict) and isinstance(c.get("id"), int)
+    }
 
     stats = SplitStats()
     images = {}
     for image in coco["images"]:
+        if not isinstance(image, dict):
+            report.add("bad image entry", f"{split}: {str(image)[:60]} is not an object")
+            continue
         image_id = image.get("id")
         if image_id in images:
             report.add("duplicate id", f"{split}: image id {image_id}")
@@ -149,6 +160,8 @@ def check_split(root: Path, split: str, report: CheckReport, deep: bool = False)
             name = image.get("file_name")
             report.add("unsafe file name", f"{split}: image {image_id} {name!r} {unsafe}")
             continue
+        if not all(isinstance(image.get(k), int) and image[k] > 0 for k in ("width", "height")):
+            report.add("bad image entry", f"{split}: image {image_id} has no width and height")
         path = img_dir / image["file_name"]
         if not path.is_file():
             report.add("missing image", f"{split}: {path}")
@@ -158,11 +171,16 @@ def check_split(root: Path, split: str, report: CheckReport, deep: bool = False)
 
     seen_ann_ids = set()
     for ann in coco["annotations"]:
+        if not isinstance(ann, dict):
+            report.add("bad annotation", f"{split}: {str(ann)[:60]} is not an object")
+            continue
         ann_id = ann.get("id")
         where = f"{split}: annotation {ann_id}"
         if ann_id in seen_ann_ids:
             report.add("duplicate id", f"{split}: annotation id {ann_id}")
         seen_ann_ids.add(ann_id)
+        if not isinstance(ann_id, int) or isinstance(ann_id, bool):
+            report.add("bad annotation id", f"{where}: ids must be integers")
         image = images.get(ann.get("image_id"))
         if image is None:
             report.add("annotation of unknown image", f"{where} -> image_id {ann.get('image_id')}")
@@ -178,8 +196,10 @@ def check_split(root: Path, split: str, report: CheckReport, deep: bool = False)
             x, y, w, h = bbox
             if w <= 0 or h <= 0:
                 report.add("bad bbox", f"{where}: non-positive size {bbox}")
-            elif image is not None and (
-                x < 0 or y < 0 or x + w > image["width"] + 1 or y + h > image["height"] + 1
+            elif (
+                image is not None
+                and all(isinstance(image.get(k), int) for k in ("width", "height"))
+                and (x < 0 or y < 0 or x + w > image["width"] + 1 or y + h > image["height"] + 1)
             ):
                 report.add(
                     "bad bbox",
@@ -208,7 +228,8 @@ def _check_image_file(path: Path, image: dict, split: str, report: CheckReport) 
 
 
 def check_dataset(root: Path, deep: bool = False) -> CheckReport:
-    """Check all three splits of the `CarDD_COCO` folder `root`.
+    """Check the three splits of a folder in the CarDD layout (`annotations/`,
+    `<split>2017/`): all three are expected.
 
     Args:
         root: the folder holding `annotations/` and the split image folders.
@@ -219,5 +240,14 @@ def check_dataset(root: Path, deep: bool = False) -> CheckReport:
         report.add("not a CarDD_COCO folder", f"{root} has no annotations/ folder")
         return report
     for split in SPLITS:
-        check_split(root, split, report, deep=deep)
+        files = SplitFiles(root / annotation_file(split), root / image_folder(split))
+        check_split(files, split, report, deep=deep)
+    return report
+
+
+def check_spec(spec: DatasetSpec, deep: bool = False) -> CheckReport:
+    """Check the splits a dataset description lists (and only those)."""
+    report = CheckReport(root=spec.source)
+    for split, files in spec.splits.items():
+        check_split(files, split, report, deep=deep)
     return report

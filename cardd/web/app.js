@@ -2,7 +2,7 @@
 // on a canvas, and filter by score without uploading again. No dependencies.
 "use strict";
 
-const state = { classes: [], palette: [], results: [], keyNeeded: false };
+const state = { classes: [], colours: new Map(), results: [], keyNeeded: false };
 const $ = (id) => document.getElementById(id);
 
 function threshold() {
@@ -35,8 +35,13 @@ function decodeCounts(text) {
   return counts;
 }
 
+// the model's colour of a dataset category id (/health: category_ids and palette)
+function rgbOf(categoryId) {
+  return state.colours.get(categoryId) || [255, 0, 0];
+}
+
 function colour(categoryId, alpha) {
-  const [r, g, b] = state.palette[categoryId - 1] || [255, 0, 0];
+  const [r, g, b] = rgbOf(categoryId);
   return alpha === undefined ? `rgb(${r},${g},${b})` : `rgba(${r},${g},${b},${alpha})`;
 }
 
@@ -53,7 +58,7 @@ function draw(entry) {
   const px = overlay.data;
   for (const d of shown) {
     if (!d.mask) continue;
-    const [r, g, b] = state.palette[d.category_id - 1] || [255, 0, 0];
+    const [r, g, b] = rgbOf(d.category_id);
     const counts = decodeCounts(d.mask.counts);
     let index = 0;
     for (let run = 0; run < counts.length; run += 1) {
@@ -97,7 +102,7 @@ function draw(entry) {
       placed.push(rect);
       ctx.fillStyle = colour(d.category_id, 0.9);
       ctx.fillRect(left, top, w, h);
-      const [r, g, b] = state.palette[d.category_id - 1] || [255, 0, 0];
+      const [r, g, b] = rgbOf(d.category_id);
       ctx.fillStyle = 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#000" : "#fff";
       ctx.fillText(text, left + font * 0.25, top + font * 0.18);
       break;
@@ -192,7 +197,7 @@ function setUp() {
     .then((r) => r.json())
     .then((health) => {
       state.classes = health.classes;
-      state.palette = health.palette;
+      state.colours = new Map(health.category_ids.map((id, i) => [id, health.palette[i]]));
       $("threshold").value = health.score_thr;
       $("threshold-value").textContent = Number(health.score_thr).toFixed(2);
       // without the API key, /health leaves out the model file and the device

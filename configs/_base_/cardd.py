@@ -12,12 +12,14 @@ custom_imports = dict(imports=['cardd.mmdet_plugins'],
 data_root = 'data/CarDD_COCO/'
 backend_args = None
 
-# Category ids 1..6 in this order, as in the CarDD JSON.
+# The six classes in label order with their category ids, as in the CarDD JSON
+# (`category_ids` is cardd's addition: the ids every output carries).
 metainfo = {
     'classes': ('dent', 'scratch', 'crack', 'glass shatter', 'lamp broken',
                 'tire flat'),
     'palette': [(230, 25, 75), (255, 225, 25), (0, 130, 200), (60, 180, 75),
                 (245, 130, 48), (145, 30, 180)],
+    'category_ids': (1, 2, 3, 4, 5, 6),
 }
 
 train_pipeline = [
