@@ -199,6 +199,8 @@ class ClassSet:
         mine, theirs = set(zip(self.ids, self.names)), set(zip(other.ids, other.names))
         if mine == theirs:
             return "the same classes in another order"
+        if set(self.names) == set(other.names):
+            return "the same class names with other ids or in another order"
         return "other classes"
 
     def describe(self, limit: int = 8) -> str:

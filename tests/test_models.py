@@ -35,7 +35,7 @@ def test_file_and_config_must_name_the_same_classes_in_order(tiny_checkpoint, tm
     swapped = list(CLASSES)
     swapped[0], swapped[1] = swapped[1], swapped[0]
     path = _weights_file(tiny_checkpoint, tmp_path / "swapped.pth", classes=swapped)
-    with pytest.raises(CarddError, match="the same classes in another order"):
+    with pytest.raises(CarddError, match="in another order"):
         open_model("tiny_DCN_plus", path)
 
 
