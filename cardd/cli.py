@@ -244,8 +244,12 @@ def download_data(
 
     _finish_check(
         run(
-            dest=dest, zip_path=zip_path, url=url, keep_sod=keep_sod,
-            force=force, redownload=redownload,
+            dest=dest,
+            zip_path=zip_path,
+            url=url,
+            keep_sod=keep_sod,
+            force=force,
+            redownload=redownload,
         )  # fmt: skip
     )
 
@@ -335,7 +339,7 @@ def synth_data(dest: Path, images: int, seed: int, size, force: bool) -> None:
 
 @cli.command(
     "init-data",
-    epilog="Example: cardd init-data ~/datasets/claims   # writes ~/datasets/claims/cardd-data.yaml",
+    epilog="Example: cardd init-data ~/datasets/claims  # writes claims/cardd-data.yaml",
 )
 @click.argument("folder", type=PathArg)
 @click.option("--out", type=PathArg, help="Where to write it. Default: FOLDER/cardd-data.yaml")
@@ -647,7 +651,9 @@ def eval_(
             click.echo(f"{results} holds no detections: every AP is 0", err=True)
     else:
         if ann is not None:
-            raise click.UsageError("--ann goes with --results; for a model, use --data or --data-root")
+            raise click.UsageError(
+                "--ann goes with --results; for a model, use --data or --data-root"
+            )
         metrics, out_dir = evaluate(
             EvalOptions(
                 config=config,

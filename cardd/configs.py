@@ -137,17 +137,22 @@ def load_config(name_or_path: str | Path, cfg_options: dict | None = None) -> Co
 
 
 def set_data_root(cfg: Config, root: Path) -> None:
-    """Point every dataloader and evaluator of `cfg` at the `CarDD_COCO` folder `root`."""
+    """Point every dataloader and evaluator of `cfg` at the folder `root` in the CarDD
+    layout (`annotations/instances_<split>2017.json`, `<split>2017/`)."""
+    from cardd.classes import annotation_file, image_folder
+
     prefix = str(root).rstrip("/") + "/"
     cfg.data_root = prefix
     for split in ("train", "val", "test"):
         loader = cfg.get(f"{split}_dataloader")
         if loader is not None:
             loader.dataset.data_root = prefix
+            loader.dataset.ann_file = annotation_file(split)
+            loader.dataset.data_prefix = dict(img=image_folder(split) + "/")
     for split in ("val", "test"):
         evaluator = cfg.get(f"{split}_evaluator")
         if evaluator is not None and "ann_file" in evaluator:
-            evaluator.ann_file = prefix + f"annotations/instances_{split}2017.json"
+            evaluator.ann_file = prefix + annotation_file(split)
 
 
 def parse_cfg_options(pairs: tuple[str, ...]) -> dict:

@@ -125,7 +125,9 @@ def draw_detections(
             x1, y1, x2, y2 = _box(d, width, height)
             crop = np.ascontiguousarray(d.mask[y1:y2, x1:x2].view(np.uint8))
             contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, _bgr(classes, d.category_id), thickness, offset=(x1, y1))
+            cv2.drawContours(
+                out, contours, -1, _bgr(classes, d.category_id), thickness, offset=(x1, y1)
+            )
 
     # boxes
     for d in order:
@@ -134,7 +136,9 @@ def draw_detections(
 
     # labels: best first, each where it covers no earlier label
     for d, spot, (text, pad, baseline) in label_layout(detections, (height, width)):
-        cv2.rectangle(out, spot[:2], (spot[2] - 1, spot[3] - 1), _bgr(classes, d.category_id), cv2.FILLED)
+        cv2.rectangle(
+            out, spot[:2], (spot[2] - 1, spot[3] - 1), _bgr(classes, d.category_id), cv2.FILLED
+        )
         cv2.putText(
             out,
             text,

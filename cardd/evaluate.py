@@ -251,6 +251,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
 
     results_prefix = out / "coco_results"
     cfg.test_dataloader = loader
+    cfg.test_cfg = cfg.get("test_cfg") or dict(type="TestLoop")
     cfg.test_evaluator = dict(
         cfg[f"{opts.split}_evaluator"],
         type="CarddCocoMetric",

@@ -106,7 +106,8 @@ def load_start_weights(
     if misfits:
         k = misfits[0]
         raise CarddError(
-            f"--from {path} does not fit the run's model ({len(misfits)} weights of another shape, e.g. {k}: "
+            f"--from {path} does not fit the run's model ({len(misfits)} weights of "
+            f"another shape, e.g. {k}: "
             f"{tuple(kept[k].shape)} in the file, {tuple(own[k].shape)} in the model); "
             "pass the config it was trained with"
         )

@@ -288,9 +288,7 @@ class Service:
             )[0]
             return result, (time.perf_counter() - began) * 1000
 
-        result, model_ms = await asyncio.get_running_loop().run_in_executor(
-            self.model_thread, run
-        )
+        result, model_ms = await asyncio.get_running_loop().run_in_executor(self.model_thread, run)
         return result, model_ms, budget
 
     def save(self, data: bytes, name: str, payload: dict) -> None:

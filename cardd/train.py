@@ -276,9 +276,9 @@ def _recording_runner() -> type:
         def load_or_resume(self):
             start = self.cfg.get("cardd_from")
             if start and not self._resume:  # `--from`: cardd's loader, heads by classes
-                from cardd.fine_tune import load_start_weights
-
                 from mmengine.dist import is_main_process
+
+                from cardd.fine_tune import load_start_weights
 
                 trust = Path(start) if self.cfg.get("cardd_trust_from") else None
                 line = load_start_weights(self.model, Path(start), self.cfg, trust)

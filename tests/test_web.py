@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cardd.classes import CLASSES
+from cardd.classes import CLASSES, PALETTE
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +52,12 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{service.url}/")
     page.wait_for_function("document.querySelector('#model').textContent.includes('cpu')")
+    # the legend names the model's classes in their colours
+    assert page.locator("#legend li").all_inner_texts() == list(CLASSES)
+    swatch = (
+        page.locator("#legend .swatch").nth(3).evaluate("s => getComputedStyle(s).backgroundColor")
+    )
+    assert swatch == "rgb({}, {}, {})".format(*PALETTE[3])
     page.set_input_files("#files", str(photo))
     page.wait_for_selector(".result .download:not([hidden])", timeout=120_000)
     canvas = page.locator(".result canvas")

@@ -167,9 +167,7 @@ def _parse_line(text: str, classes: int) -> tuple[int, list[float]] | str:
         return f"class {tokens[0]} is not among the {classes} names (0..{classes - 1})"
     coords = values[1:]
     if len(coords) != 4 and (len(coords) < 6 or len(coords) % 2):
-        return (
-            f"{len(coords)} coordinates: a box has 4 (x y w h), a polygon an even number >= 6"
-        )
+        return f"{len(coords)} coordinates: a box has 4 (x y w h), a polygon an even number >= 6"
     if any(v < 0 or v > 1 for v in coords):
         return "coordinates outside [0, 1] (YOLO labels are normalised)"
     if len(coords) == 4 and (coords[2] <= 0 or coords[3] <= 0):

@@ -231,14 +231,21 @@ def apply_dataset(
     cfg: Config, spec: DatasetSpec, classes: ClassSet, set_files: bool = True
 ) -> None:
     """Make `cfg` train and test on `spec`: every split's files (unless `set_files`
-    is off: the config's own folders), a split it lacks dropped (no validation
-    without val), the classes and the heads' sizes."""
+    is off: the config's own folders), the classes and the heads' sizes.
+
+    Without a val split there is no validation. Without a test split the test
+    dataloader stays, on the val split (else train): it also defines the model's
+    inference pipeline, which every model file must carry.
+    """
     from cardd.configs import drop_split, set_classes, set_split_files
 
     for split in SPLIT_NAMES:
         if split in spec.splits:
             if set_files:
                 set_split_files(cfg, split, spec.splits[split])
-        elif split != "train":
+        elif split == "val":
             drop_split(cfg, split)
+        elif split == "test":
+            stand_in = spec.splits.get("val") or spec.splits["train"]
+            set_split_files(cfg, split, stand_in)
     set_classes(cfg, classes)

@@ -198,6 +198,15 @@ function setUp() {
     .then((health) => {
       state.classes = health.classes;
       state.colours = new Map(health.category_ids.map((id, i) => [id, health.palette[i]]));
+      // the legend: the model's classes in their colours, from /health
+      $("legend").replaceChildren(...health.classes.map((name, i) => {
+        const item = document.createElement("li");
+        const swatch = document.createElement("span");
+        swatch.className = "swatch";
+        swatch.style.background = colour(health.category_ids[i]);
+        item.append(swatch, name);
+        return item;
+      }));
       $("threshold").value = health.score_thr;
       $("threshold-value").textContent = Number(health.score_thr).toFixed(2);
       // without the API key, /health leaves out the model file and the device
