@@ -246,8 +246,9 @@ def confusion_matrix(
     Rows are the ground truth, columns the prediction, both in the ground truth's
     category order plus a last `background`: the background column counts misses, the
     background row false alarms. Per image, predictions at or above `score_thr` are
-    taken best first, and each claims the unclaimed ground-truth box it overlaps most (IoU >= `iou_thr`),
-    whatever the classes, so a dent predicted as a scratch lands in (dent, scratch).
+    taken best first, and each claims the unclaimed ground-truth box it overlaps most
+    (IoU >= `iou_thr`), whatever the classes: a dent predicted as a scratch lands in
+    (dent, scratch).
 
     Returns:
         The (classes + 1) square counts, and per image id its `misses` and `false_alarms`.
