@@ -88,10 +88,19 @@ def default_palette(count: int) -> tuple[RGB, ...]:
     return tuple(base + _farthest_colours(base, count - len(base)))
 
 
+def _relative_luminance(rgb: Sequence[int]) -> float:
+    def linear(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
 def text_colour(rgb: Sequence[int]) -> RGB:
-    """Black text on light colours, white on dark ones (by luma)."""
-    r, g, b = rgb
-    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+    """Black or white text, whichever contrasts more with `rgb` (WCAG's contrast ratio:
+    black wins above a relative luminance of 0.179; a luma cut-off put white on green)."""
+    return (0, 0, 0) if _relative_luminance(rgb) > 0.179 else (255, 255, 255)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,15 @@ function rgbOf(categoryId) {
   return state.colours.get(categoryId) || [255, 0, 0];
 }
 
+// WCAG relative luminance: black text above 0.179, white below (the higher contrast)
+function luminance(rgb) {
+  const [r, g, b] = rgb.map((c) => {
+    const v = c / 255;
+    return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
 function colour(categoryId, alpha) {
   const [r, g, b] = rgbOf(categoryId);
   return alpha === undefined ? `rgb(${r},${g},${b})` : `rgba(${r},${g},${b},${alpha})`;
@@ -103,7 +112,7 @@ function draw(entry) {
       ctx.fillStyle = colour(d.category_id, 0.9);
       ctx.fillRect(left, top, w, h);
       const [r, g, b] = rgbOf(d.category_id);
-      ctx.fillStyle = 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#000" : "#fff";
+      ctx.fillStyle = luminance([r, g, b]) > 0.179 ? "#000" : "#fff"; // as cardd.classes.text_colour
       ctx.fillText(text, left + font * 0.25, top + font * 0.18);
       break;
     }
