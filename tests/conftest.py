@@ -185,3 +185,30 @@ def installed_ops() -> str:
 requires_compiled = pytest.mark.skipif(
     installed_ops() != "compiled", reason="mmcv's compiled kernels are not installed"
 )
+
+
+#: A claims team's own classes: ids from 0 with gaps, not CarDD's.
+OWN_CLASSES = (("paint chip", 0), ("dent", 4), ("bumper misaligned", 7))
+
+
+@pytest.fixture(scope="session")
+def own_data(synthetic_root, tmp_path_factory) -> Path:
+    """The description file of a 3-class dataset (`OWN_CLASSES`) without a test split."""
+    from tests.datasets import categories, relabel
+
+    names, ids = zip(*OWN_CLASSES, strict=True)
+    folder = tmp_path_factory.mktemp("own") / "claims"
+    return relabel(synthetic_root, folder, categories(list(names), list(ids)), copy_images=True)
+
+
+@pytest.fixture(scope="session")
+def own_run(own_data, tiny_export, tmp_path_factory):
+    """`cardd train --data own_data --from tiny_export`, one epoch, in a fresh process:
+    (work dir, what it printed)."""
+    work_dir = tmp_path_factory.mktemp("own_run") / "work_dir"
+    result = run_cardd(
+        "train", "--config", "tiny_DCN_plus", "--data", own_data, "--from", tiny_export,
+        "--max-epochs", "1", "--device", "cpu", "--seed", "0", "--work-dir", work_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return work_dir, result.stdout

@@ -32,11 +32,19 @@ class LiveService:
         return self.log.read_text()
 
 
-def start(checkpoint: Path, log: Path, *args: str, env: dict | None = None, host="127.0.0.1"):
-    """Start `cardd serve` with the tiny model and wait until /health answers."""
+def start(
+    checkpoint: Path,
+    log: Path,
+    *args: str,
+    env: dict | None = None,
+    host="127.0.0.1",
+    config: str | None = "tiny_DCN_plus",
+):
+    """Start `cardd serve` with the tiny model (`config` None: the file's own config)
+    and wait until /health answers."""
     port = free_port()
     command = [
-        sys.executable, "-m", "cardd", "serve", "--config", "tiny_DCN_plus",
+        sys.executable, "-m", "cardd", "serve", *(["--config", config] if config else []),
         "--checkpoint", str(checkpoint), "--device", "cpu", "--host", host, "--port", str(port),
         *args,
     ]  # fmt: skip

@@ -31,7 +31,9 @@ def test_polygons_come_back_as_the_coco_they_were_made_from(synthetic_root, tmp_
     classes = spec.classes()
     assert classes.ids == tuple(range(6))  # YOLO's class indices, kept
     for split in ("train", "val", "test"):
-        original = json.loads((synthetic_root / f"annotations/instances_{split}2017.json").read_text())
+        original = json.loads(
+            (synthetic_root / f"annotations/instances_{split}2017.json").read_text()
+        )
         converted = json.loads(spec.split(split).annotations.read_text())
         assert [i["file_name"] for i in converted["images"]] == [
             i["file_name"] for i in original["images"]
@@ -98,6 +100,8 @@ def test_bad_lines_are_reported_by_file_and_line_and_nothing_is_written(syntheti
 def test_bad_data_yaml_is_one_line(synthetic_root, tmp_path, yaml_text, message):
     to_yolo(synthetic_root, tmp_path / "yolo")
     (tmp_path / "yolo/data.yaml").write_text(yaml_text)
-    result = CliRunner().invoke(cli, ["convert", "yolo", str(tmp_path / "yolo"), str(tmp_path / "o")])
+    result = CliRunner().invoke(
+        cli, ["convert", "yolo", str(tmp_path / "yolo"), str(tmp_path / "o")]
+    )
     assert result.exit_code == 1 and message in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "o").exists()

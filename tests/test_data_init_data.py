@@ -12,7 +12,9 @@ from tests.datasets import categories, relabel
 
 def test_the_cardd_layout_and_plain_annotations_images_folders(synthetic_root, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(cli, ["init-data", str(synthetic_root), "--out", str(tmp_path / "c.yaml")])
+    result = runner.invoke(
+        cli, ["init-data", str(synthetic_root), "--out", str(tmp_path / "c.yaml")]
+    )
     assert result.exit_code == 0, result.output
     spec = load_data_file(tmp_path / "c.yaml")
     assert spec.split("val").images.resolve() == (synthetic_root / "val2017").resolve()
@@ -40,9 +42,10 @@ def test_a_roboflow_coco_export(synthetic_root, tmp_path):
     result = CliRunner().invoke(cli, ["init-data", str(export)])
     assert result.exit_code == 0, result.output
     spec = load_data_file(export / "cardd-data.yaml")
-    assert spec.split("val").annotations.resolve() == (
-        export / "valid/_annotations.coco.json"
-    ).resolve()
+    assert (
+        spec.split("val").annotations.resolve()
+        == (export / "valid/_annotations.coco.json").resolve()
+    )
 
 
 def test_nothing_found_or_splits_that_disagree(synthetic_root, tmp_path):
