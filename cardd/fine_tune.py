@@ -37,9 +37,18 @@ def _read(path: Path, trust: bool) -> dict:
     return contents
 
 
-def check_start_model(path: Path, trust: bool = False) -> None:
-    """Fail before training starts when the file cannot be read as weights."""
-    _read(path, trust)
+def check_start_model(path: Path, cfg: Config, trust: bool = False) -> None:
+    """Fail before the run writes anything when the file cannot start this run's model
+    (built on PyTorch's meta device: shapes only, no memory, no weights loaded)."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    contents = _read(path, trust)
+    init_default_scope(cfg.get("default_scope", "mmdet"))
+    with torch.device("meta"):
+        model = MODELS.build(copy.deepcopy(cfg.model))
+    _plan(path, contents, {k: tuple(v.shape) for k, v in model.state_dict().items()}, cfg)
 
 
 def _head_paths(node, prefix: str = "") -> list[tuple[str, dict]]:
@@ -73,6 +82,45 @@ def class_dependent_weights(cfg: Config) -> set[str]:
     return names
 
 
+def _plan(path: Path, contents: dict, own: dict[str, tuple], cfg: Config):
+    """Which of the file's weights go into a model with these weight shapes (`own`), and
+    which of its weights start afresh: `(kept, fresh, file_classes, run_classes)`.
+
+    Raises:
+        CarddError: the file does not fit the model beyond its class layers.
+    """
+    from cardd.classes import ClassSet
+
+    weights = contents.get("state_dict", contents)
+    weights = {k.removeprefix("module."): v for k, v in weights.items()}
+    run_classes = ClassSet.from_meta(dict(cfg.metainfo), "the run's classes")
+    try:
+        file_classes = checkpoints.checkpoint_class_set(contents)
+    except CarddError as error:
+        raise CarddError(f"--from {path}: {error}") from None
+    same = file_classes is not None and file_classes.same_classes(run_classes)
+    fresh = set() if same else class_dependent_weights(cfg) & set(own)
+    kept = {k: v for k, v in weights.items() if k not in fresh}
+    misfits = [k for k, v in kept.items() if k in own and tuple(v.shape) != own[k]]
+    if misfits:
+        k = misfits[0]
+        raise CarddError(
+            f"--from {path} does not fit the run's model ({len(misfits)} weights of "
+            f"another shape, e.g. {k}: {tuple(kept[k].shape)} in the file, {own[k]} in the "
+            "model); pass the config it was trained with"
+        )
+    missing = sorted(set(own) - set(kept) - fresh)
+    unexpected = sorted(set(kept) - set(own))
+    if missing or unexpected:
+        what = f"lacks {missing[0]}" if missing else f"has {unexpected[0]}, which the model lacks"
+        count = len(missing) + len(unexpected)
+        raise CarddError(
+            f"--from {path} does not fit the model ({count} weights differ: it {what}); "
+            "pass the config it was trained with"
+        )
+    return kept, fresh, file_classes if not same else None, run_classes
+
+
 def load_start_weights(
     model: torch.nn.Module, path: Path, cfg: Config, trust: Path | None = None
 ) -> str:
@@ -87,43 +135,14 @@ def load_start_weights(
     """
     from mmengine.model import is_model_wrapper
 
-    from cardd.classes import ClassSet
-
     contents = _read(path, trust is not None)
     target = model.module if is_model_wrapper(model) else model
-    weights = contents.get("state_dict", contents)
-    weights = {k.removeprefix("module."): v for k, v in weights.items()}
-    run_classes = ClassSet.from_meta(dict(cfg.metainfo), "the run's classes")
-    try:
-        file_classes = checkpoints.checkpoint_class_set(contents)
-    except CarddError as error:
-        raise CarddError(f"--from {path}: {error}") from None
-    same = file_classes is not None and file_classes.same_classes(run_classes)
-    fresh = set() if same else class_dependent_weights(cfg) & set(target.state_dict())
-    kept = {k: v for k, v in weights.items() if k not in fresh}
-    own = target.state_dict()
-    misfits = [k for k, v in kept.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    if misfits:
-        k = misfits[0]
-        raise CarddError(
-            f"--from {path} does not fit the run's model ({len(misfits)} weights of "
-            f"another shape, e.g. {k}: "
-            f"{tuple(kept[k].shape)} in the file, {tuple(own[k].shape)} in the model); "
-            "pass the config it was trained with"
-        )
-    result = target.load_state_dict(kept, strict=False)
-    missing = sorted(set(result.missing_keys) - fresh)
-    unexpected = sorted(result.unexpected_keys)
-    if missing or unexpected:
-        what = f"lacks {missing[0]}" if missing else f"has {unexpected[0]}, which the model lacks"
-        count = len(missing) + len(unexpected)
-        raise CarddError(
-            f"--from {path} does not fit the model ({count} weights differ: it {what}); "
-            "pass the config it was trained with"
-        )
-    if same:
+    own = {k: tuple(v.shape) for k, v in target.state_dict().items()}
+    kept, fresh, other_classes, run_classes = _plan(path, contents, own, cfg)
+    target.load_state_dict(kept, strict=False)  # `_plan` proved it is all but `fresh`
+    if not fresh:
         return f"fine-tuning from {path}: every weight loaded ({run_classes.describe(4)})"
-    before = file_classes.describe(4) if file_classes else "classes it does not record"
+    before = other_classes.describe(4) if other_classes else "classes it does not record"
     layers = sorted({name.rsplit(".", 1)[0] for name in fresh})
     return (
         f"fine-tuning from {path}: trained for {before}, now {run_classes.describe(4)}; "

@@ -169,7 +169,7 @@ def build_config(opts: TrainOptions, check_files: bool = True) -> Config:
         if opts.from_model is not None:
             from cardd.fine_tune import check_start_model
 
-            check_start_model(opts.from_model, opts.trust_checkpoint)
+            check_start_model(opts.from_model, cfg, opts.trust_checkpoint)
     return cfg
 
 

@@ -69,3 +69,16 @@ def test_another_architecture_or_no_file_is_refused(tiny_export, tmp_path):
         load_start_weights(model, partial, cfg)
     with pytest.raises(CarddError, match="does not exist"):
         load_start_weights(model, tmp_path / "nowhere.pth", cfg)
+
+
+def test_train_refuses_a_misfit_before_writing_anything(tiny_export, synthetic_root, tmp_path):
+    from tests.conftest import run_cardd
+
+    work_dir = tmp_path / "run"
+    result = run_cardd(
+        "train", "--config", "small_DCN_plus", "--data-root", synthetic_root,
+        "--from", tiny_export, "--device", "cpu", "--work-dir", work_dir,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "does not fit the run's model" in result.stderr and "Traceback" not in result.stderr
+    assert not work_dir.exists()
