@@ -69,7 +69,8 @@ def main() -> None:
                        "--seed", "0", "-q", env=env)  # fmt: skip
         checkpoint = str(work_dir / f"epoch_{args.epochs}.pth")
         evaluate = _timed("eval", "--checkpoint", checkpoint, "--data", str(data), "--split",
-                          "val", "--device", "cpu", "--out", str(tmp / "eval"), "-q", env=env)  # fmt: skip
+                          "val", "--device", "cpu", "--out", str(tmp / "eval"), "-q",
+                          env=env)  # fmt: skip
         infer = _timed("infer", str(tmp / "photos/CarDD_COCO/val2017"), "--checkpoint",
                        checkpoint, "--device", "cpu", "--out-dir", str(tmp / "infer"), "-q",
                        env=env)  # fmt: skip
