@@ -162,6 +162,11 @@ def build_config(opts: TrainOptions, check_files: bool = True) -> Config:
         cfg.load_from = None
         cfg.cardd_from = str(opts.from_model)
         cfg.cardd_trust_from = opts.trust_checkpoint
+    if not check_files and opts.data is not None:
+        try:  # --print-config: the dataset's classes and files when they can be read
+            _use_dataset(cfg, opts)
+        except CarddError:
+            pass
     if check_files:
         classes = _use_dataset(cfg, opts)
         _resolve_resume(cfg, opts, classes)

@@ -198,3 +198,34 @@ def test_best_f1_threshold(six_classes):
     results.append({**_as_result(anns[0], score=0.5), "bbox": [300, 300, 30, 30]})  # a false dent
     best = best_f1(evaluate_detections(six_classes, results, "bbox"))
     assert best["dent"] == {"threshold": 0.9, "f1": 1.0, "precision": 1.0, "recall": 1.0}
+
+
+def test_other_category_ids_and_annotation_id_zero_score_right():
+    """Ids from 0 with gaps, in a file order that is not id order; and Roboflow's
+    annotation ids from 0, which COCOeval would never count as found."""
+    from cardd.metrics import number_annotations_from_one
+
+    categories = [{"id": 9, "name": "b"}, {"id": 0, "name": "a"}]
+    images = [{"id": 1, "width": 800, "height": 400, "file_name": "1.jpg"}]
+    annotations = [_square(0, 1, 9, 0, 100), _square(1, 1, 0, 300, 150)]
+
+    def ground_truth():
+        gt = COCO()
+        gt.dataset = {
+            "images": images,
+            "annotations": copy.deepcopy(annotations),
+            "categories": categories,
+        }
+        with contextlib.redirect_stdout(io.StringIO()):
+            gt.createIndex()
+        return gt
+
+    perfect = [_as_result(a) for a in annotations]
+    as_is = score_detections(ground_truth(), perfect, "bbox")
+    assert as_is["per_class"]["b"] < 100  # the control: id 0's object is never "found"
+    renumbered = number_annotations_from_one(ground_truth())
+    scores = score_detections(renumbered, perfect, "bbox")
+    assert list(scores["per_class"]) == ["b", "a"]  # the file's (label) order
+    assert scores["per_class"] == {"b": 100.0, "a": 100.0} and scores["AP"] == 100.0
+    swapped = [dict(perfect[0], category_id=0), dict(perfect[1], category_id=9)]
+    assert score_detections(renumbered, swapped, "bbox")["AP"] == 0.0
