@@ -45,6 +45,37 @@ def _deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bi
         return kernel(input, offset, weight, stride, padding, dilation, mask, bias)
 
 
+def torchvision_kernels():
+    """`torch.ops.torchvision`: torchvision's compiled kernels (their autograd and
+    autocast rules included), without importing the torchvision package.
+
+    `import torchvision` takes about 1 s on 2 cores (its models, datasets and
+    transforms; `torchvision.ops` imports `torch._dynamo`), two thirds of what
+    `cardd infer` of one photo adds to importing mmdet, and the kernels need none
+    of it: loading its kernel library registers them. Where that library is not
+    found (another build's layout), the package is imported as usual.
+    """
+    if not hasattr(torch.ops.torchvision, "nms"):
+        import importlib.machinery
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("torchvision")  # finds, does not run, the package
+        folders = spec.submodule_search_locations if spec else None
+        libraries = [
+            Path(folder) / f"{name}{suffix}"
+            for folder in folders or []
+            for name in ("_C_stable", "_C")
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        ]
+        library = next((path for path in libraries if path.is_file()), None)
+        if library is not None:
+            torch.ops.load_library(str(library))
+        else:
+            import torchvision  # noqa: F401  (registers the kernels)
+    return torch.ops.torchvision
+
+
 def _deform_kernel(device: torch.device) -> Callable:
     """torchvision's kernel on GPUs; `sampled_deform_conv` on the CPU, where torchvision's
     is 2-6x slower forward and 6-14x slower forward and backward (scripts/bench_ops.py)."""
@@ -60,15 +91,31 @@ def torchvision_deform_conv(input, offset, weight, stride, padding, dilation, ma
     px). Widening here, in forward and backward alike, makes both the float32
     function, whatever autocast says (as `sampled_deform_conv` does on the CPU).
     """
-    import torchvision
-
-    wide = _wide(input.dtype)
-    result = torchvision.ops.deform_conv2d(
-        input.to(wide), offset.to(wide), weight.to(wide),
-        bias=None if bias is None else bias.to(wide), stride=stride, padding=padding,
-        dilation=dilation, mask=None if mask is None else mask.to(wide),
+    dtype, wide = input.dtype, _wide(input.dtype)
+    input, offset, weight = input.to(wide), offset.to(wide), weight.to(wide)
+    # what torchvision.ops.deform_conv2d does before its kernel: zeros for an absent
+    # mask or bias, the groups from the shapes
+    use_mask = mask is not None
+    mask = mask.to(wide) if use_mask else input.new_zeros((input.shape[0], 1))
+    bias = bias.to(wide) if bias is not None else input.new_zeros(weight.shape[0])
+    kernel_h, kernel_w = weight.shape[-2:]
+    offset_groups = offset.shape[1] // (2 * kernel_h * kernel_w)
+    if offset_groups == 0 or offset.shape[1] != 2 * offset_groups * kernel_h * kernel_w:
+        raise ValueError(
+            f"offset has {offset.shape[1]} channels, not a multiple of 2 x {kernel_h}x{kernel_w}"
+        )
+    (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = (
+        _pair(stride), _pair(padding), _pair(dilation)
     )  # fmt: skip
-    return result.to(input.dtype)
+    result = torchvision_kernels().deform_conv2d(
+        input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+        input.shape[1] // weight.shape[1], offset_groups, use_mask,
+    )  # fmt: skip
+    return result.to(dtype)
+
+
+def _pair(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 def _wide(dtype: torch.dtype) -> torch.dtype:
@@ -304,15 +351,18 @@ def roi_align_forward(
     sampling_ratio, pool_mode, aligned,
 ):  # fmt: skip
     """RoIAlign (average pooling) of `rois` ([batch index, x1, y1, x2, y2]) into `output`."""
-    import torchvision
-
     if pool_mode != _POOL_AVG:
         raise UnsupportedOp(f"RoIAlign with max pooling is not in torchvision; {COMPILED_HINT}")
-    output.copy_(
-        torchvision.ops.roi_align(
-            input, rois, (aligned_height, aligned_width), spatial_scale, sampling_ratio, aligned
-        )
-    )
+    output.copy_(_roi_align(input, rois, aligned_height, aligned_width, spatial_scale,
+                            sampling_ratio, aligned))  # fmt: skip
+
+
+def _roi_align(input, rois, height, width, spatial_scale, sampling_ratio, aligned):
+    """torchvision's RoIAlign kernel on [K, 5] rois, as `torchvision.ops.roi_align` calls it."""
+    return torchvision_kernels().roi_align(
+        input, rois, float(spatial_scale), int(height), int(width),
+        int(sampling_ratio), bool(aligned),
+    )  # fmt: skip
 
 
 def roi_align_backward(
@@ -324,14 +374,12 @@ def roi_align_backward(
     Average pooling is linear in the features, so the gradient does not depend on
     their values (mmcv does not keep them): zeros of the right shape stand in.
     """
-    import torchvision
-
     if pool_mode != _POOL_AVG:
         raise UnsupportedOp(f"RoIAlign with max pooling is not in torchvision; {COMPILED_HINT}")
 
     def run(x):
-        return torchvision.ops.roi_align(
-            x, rois, (aligned_height, aligned_width), spatial_scale, sampling_ratio, aligned
+        return _roi_align(
+            x, rois, aligned_height, aligned_width, spatial_scale, sampling_ratio, aligned
         )
 
     (gx,) = _grads(run, [torch.zeros_like(grad_input)], grad_output)
@@ -341,12 +389,10 @@ def roi_align_backward(
 def nms(boxes, scores, *, iou_threshold, offset):
     """Indices of the boxes kept, best score first. `offset=1` is the legacy pixel
     convention (width = x2 - x1 + 1), obtained by widening every box by one."""
-    import torchvision
-
     if offset:
         boxes = boxes.clone()
         boxes[:, 2:] += offset
-    return torchvision.ops.nms(boxes, scores, float(iou_threshold))
+    return torchvision_kernels().nms(boxes, scores, float(iou_threshold))
 
 
 def _focal_terms(input, target, gamma, alpha):

@@ -22,9 +22,8 @@ text = src.read_text()
 mutations = {
     "dx/dy swapped (sampled DCN)": ("offsets[:, :, :, 0]\n    x = tap_x.view(taps, 1, 1) + cols.view(1, 1, out_w) + offsets[:, :, :, 1]",
                                     "offsets[:, :, :, 1]\n    x = tap_x.view(taps, 1, 1) + cols.view(1, 1, out_w) + offsets[:, :, :, 0]"),
-    "half-pixel shift dropped (RoIAlign forward)": ("input, rois, (aligned_height, aligned_width), spatial_scale, sampling_ratio, aligned\n        )\n    )",
-                                     "input, rois, (aligned_height, aligned_width), spatial_scale, sampling_ratio, False\n        )\n    )"),
-    "half-pixel shift inverted (RoIAlign forward and backward)": ("spatial_scale, sampling_ratio, aligned\n", "spatial_scale, sampling_ratio, not aligned\n"),
+    "half-pixel shift dropped (RoIAlign forward)": ("sampling_ratio, aligned))  # fmt: skip", "sampling_ratio, False))  # fmt: skip"),
+    "half-pixel shift inverted (RoIAlign forward and backward)": ("int(sampling_ratio), bool(aligned),", "int(sampling_ratio), not aligned,"),
     "mask ignored (DCNv2)": ("    if mask is not None:\n        samples = samples * mask", "    if mask is None:\n        samples = samples * mask"),
     "mask squared (DCNv2)": ("samples = samples * mask.to(wide).view(batch, deform_groups, 1, taps, out_h, out_w)",
                              "samples = samples * mask.to(wide).view(batch, deform_groups, 1, taps, out_h, out_w) ** 2"),

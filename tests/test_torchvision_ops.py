@@ -491,3 +491,62 @@ def test_the_backward_uses_the_forwards_graph_and_gets_the_same_gradients(
     with torch.no_grad():
         layer(x)
     assert calls == [False]  # no graph built for inference
+
+
+@pytest.mark.parametrize(
+    ("groups", "offset_groups", "stride", "dilation", "masked", "biased"),
+    [(1, 1, 1, 1, False, False), (2, 2, 2, 1, True, True), (1, 3, 1, 2, True, False)],
+)
+def test_the_kernels_called_directly_equal_torchvisions_functions(
+    groups, offset_groups, stride, dilation, masked, biased
+):
+    """cardd calls torchvision's registered kernels without importing the package (1 s of
+    start-up); what its Python wrappers do before the kernel is done alike."""
+    import torchvision
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 9, 11, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(4, 6 // groups, 3, 3, dtype=torch.float64, requires_grad=True)
+    out_h = (9 + 2 - dilation * 2 - 1) // stride + 1
+    out_w = (11 + 2 - dilation * 2 - 1) // stride + 1
+    offset = torch.randn(2, 2 * offset_groups * 9, out_h, out_w, dtype=torch.float64)
+    mask = torch.rand(2, offset_groups * 9, out_h, out_w, dtype=torch.float64) if masked else None
+    bias = torch.randn(4, dtype=torch.float64) if biased else None
+    ours = torchvision_ops.torchvision_deform_conv(
+        x, offset, weight, stride, 1, dilation, mask=mask, bias=bias
+    )
+    theirs = torchvision.ops.deform_conv2d(
+        x, offset, weight, bias=bias, stride=stride, padding=1, dilation=dilation, mask=mask
+    )
+    torch.testing.assert_close(ours, theirs)
+    grads = torch.autograd.grad(ours.square().sum(), (x, weight))
+    expected = torch.autograd.grad(theirs.square().sum(), (x, weight))
+    for a, b in zip(grads, expected, strict=True):
+        torch.testing.assert_close(a, b)
+
+    features = torch.randn(2, 3, 16, 16)
+    rois = torch.tensor([[0, 1.0, 2.0, 9.5, 12.0], [1, 0.0, 0.0, 15.0, 15.0]])
+    for aligned in (False, True):
+        torch.testing.assert_close(
+            torchvision_ops._roi_align(features, rois, 7, 5, 0.5, 2, aligned),
+            torchvision.ops.roi_align(features, rois, (7, 5), 0.5, 2, aligned),
+        )
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7])
+    assert torchvision_ops.nms(boxes, scores, iou_threshold=0.5, offset=0).tolist() == [0, 2]
+
+
+def test_a_model_runs_without_importing_the_torchvision_package(tiny_export):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from cardd import DamageDetector\n"
+        f"d = DamageDetector(checkpoint={str(tiny_export)!r}, device='cpu', score_thr=0)\n"
+        "d.predict(np.full((200, 240, 3), 90, dtype=np.uint8))\n"
+        "print('torchvision' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
