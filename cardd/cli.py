@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from cardd import __version__
+from cardd import __version__, options
 from cardd.errors import CarddError, CarddUsageError
+from cardd.train import TrainOptions
 
 PathArg = click.Path(path_type=Path)
 ExistingFile = click.Path(path_type=Path, exists=True, dir_okay=False)
@@ -41,28 +42,11 @@ model_work_dir_option = click.option(
     type=PathArg,
     help="The training run 'latest'/'best' look in. Default: work_dirs/<config name>.",
 )
-data_root_option = click.option(
-    "--data-root", type=PathArg, help="A folder in the CarDD layout (holding annotations/)."
-)
-data_file_option = click.option(
-    "--data",
-    type=PathArg,
-    help="A dataset description file (YAML: per split a COCO annotation file and an image "
-    "folder; `cardd init-data` writes one), instead of --data-root.",
-)
+data_root_option = options.DATA_ROOT.click()
+data_file_option = options.DATA.click()
 #: Every command that runs a model: checked by `cardd.devices.resolve_device`.
-device_option = click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto (a GPU when PyTorch sees one), cpu, cuda or cuda:N.",
-)
-trust_option = click.option(
-    "--trust-checkpoint",
-    is_flag=True,
-    help="Unpickle this file in full (it may run code): only for a file whose maker you "
-    "trust. Files your own `cardd train` wrote and weight files never need it.",
-)
+device_option = options.DEVICE.click()
+trust_option = options.TRUST.click()
 
 half_option = click.option(
     "--half",
@@ -421,104 +405,13 @@ Examples:
 
 
 @cli.command(epilog=TRAIN_EPILOG)
-@config_option
-@click.option("--work-dir", type=PathArg, help="Default: work_dirs/<config name>.")
-@data_root_option
-@data_file_option
-@click.option("--load-from", help="Start weights (path), or 'none'. Default: the config's.")
-@click.option(
-    "--from",
-    "from_model",
-    type=PathArg,
-    help="Fine-tune from this cardd model (export or checkpoint): every weight loaded, "
-    "the class layers re-initialised when its classes differ from the dataset's.",
-)
-@click.option(
-    "--resume",
-    is_flag=False,
-    flag_value="auto",
-    default=None,
-    help="Continue a run: alone, from the newest checkpoint in the work dir; or from PATH.",
-)
-@click.option("--amp", is_flag=True, help="Mixed-precision training (CUDA).")
-@device_option
-@click.option(
-    "--nproc",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Processes on this machine (PyTorch distributed through torchrun).",
-)
-@click.option(
-    "--launcher",
-    type=click.Choice(["none", "pytorch", "slurm"]),
-    default="none",
-    show_default=True,
-    help="For runs started by torchrun or srun.",
-)
-@click.option("--seed", type=int, help="Random seed.")
-@click.option(
-    "--max-epochs",
-    type=click.IntRange(min=1),
-    help="Train N epochs; epoch-based lr steps scale in proportion "
-    "(DCN_plus 24 -> 12: steps 16, 22 -> 8, 11).",
-)
-@click.option(
-    "--cfg-options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override any config key, e.g. train_dataloader.batch_size=2 (repeatable).",
-)
-@trust_option
-@click.option("--exist-ok", is_flag=True, help="Train into a work dir that holds an earlier run.")
+@options.decorate(TrainOptions)
 @click.option(
     "--print-config",
     is_flag=True,
     help="Print the merged config after all options (and the effective lr), then exit.",
 )
-@click.option(
-    "--profile-startup",
-    is_flag=True,
-    help="Profile the way to the first iteration (cProfile): LOG_DIR/startup.prof and the "
-    "slowest functions in the log. Every run logs its start-up phases anyway.",
-)
-@click.option(
-    "--profile-steps",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Profile N training iterations (PyTorch profiler): LOG_DIR/profile_steps.txt "
-    "(s/iter, how busy the GPU is, the costliest ops and kernels) and trace.json.gz.",
-)
-@click.option(
-    "--profile-after",
-    type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    metavar="K",
-    help="With --profile-steps: skip the first K iterations of this run (warm-up).",
-)
-def train(
-    config,
-    work_dir,
-    data_root,
-    data,
-    load_from,
-    from_model,
-    resume,
-    amp,
-    device,
-    nproc,
-    launcher,
-    seed,
-    max_epochs,
-    cfg_options,
-    trust_checkpoint,
-    exist_ok,
-    print_config,
-    profile_startup,
-    profile_steps,
-    profile_after,
-) -> None:
+def train(print_config: bool, **params) -> None:
     """Train a model (mmengine Runner); checkpoints and logs go to the work dir.
 
     The lr in a config is for its total batch of base_batch_size images (4 for
@@ -526,38 +419,16 @@ def train(
     change the batch size, not the lr. The model predicts the dataset's classes:
     its annotation files' categories (ids, names, order).
     """
-    from cardd.configs import parse_cfg_options
-    from cardd.train import TrainOptions
     from cardd.train import print_config as describe
     from cardd.train import train as run
 
-    options = TrainOptions(
-        config=config,
-        work_dir=work_dir,
-        data_root=data_root,
-        data=data,
-        load_from=load_from,
-        from_model=from_model,
-        resume=resume,
-        amp=amp,
-        device=device,
-        nproc=nproc,
-        launcher=launcher,
-        seed=seed,
-        max_epochs=max_epochs,
-        cfg_options=parse_cfg_options(cfg_options),
-        trust_checkpoint=trust_checkpoint,
-        exist_ok=exist_ok,
-        profile_startup=profile_startup,
-        profile_steps=profile_steps or 0,
-        profile_after=profile_after,
-    )
-    if data is not None and data_root is not None:
+    if params["data"] is not None and params["data_root"] is not None:
         raise click.UsageError("--data and --data-root both name the dataset: pass one")
+    opts = options.from_params(TrainOptions, params)
     if print_config:
-        click.echo(describe(options))
+        click.echo(describe(opts))
         return
-    out = run(options, from_process_start=True)
+    out = run(opts, from_process_start=True)
     click.echo(f"training finished: checkpoints and logs in {out}")
 
 
@@ -591,12 +462,8 @@ Examples:
 @click.option("--out", type=PathArg, help="Output folder. Default: runs/eval/exp, exp2, ...")
 @device_option
 @click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
-@click.option(
-    "--score-thr",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.3,
-    show_default=True,
-    help="Score threshold of the confusion matrix and the report's gallery (AP uses all).",
+@options.SCORE_THR.click(
+    help="Score threshold of the confusion matrix and the report's gallery (AP uses all)."
 )
 @click.option(
     "--iou-thr",
@@ -692,13 +559,7 @@ Examples:
 @checkpoint_option
 @model_work_dir_option
 @click.option("--out-dir", type=PathArg, help="Default: runs/infer/exp, exp2, ...")
-@click.option(
-    "--score-thr",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.3,
-    show_default=True,
-    help="Drop detections below this score in every output.",
-)
+@options.SCORE_THR.click()
 @device_option
 @click.option(
     "--batch-size",
@@ -778,13 +639,7 @@ Examples:
 @half_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option(
-    "--score-thr",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.3,
-    show_default=True,
-    help="Default threshold; a request may ask for another (?score_thr=).",
-)
+@options.SCORE_THR.click(help="Default threshold; a request may ask for another (?score_thr=).")
 @click.option(
     "--api-key",
     envvar="CARDD_API_KEY",

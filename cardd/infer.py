@@ -25,6 +25,7 @@ from cardd import logs
 from cardd.classes import ClassSet
 from cardd.detector import CSV_HEADER, ImageResult
 from cardd.errors import CarddUsageError, one_line
+from cardd.options import SCORE_THR
 from cardd.runs import next_run_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -45,7 +46,7 @@ class InferOptions:
     checkpoint: str = "latest"
     work_dir: Path | None = None
     out_dir: Path | None = None
-    score_thr: float = 0.3
+    score_thr: float = SCORE_THR.default
     device: str = "auto"
     batch_size: int = 1
     recursive: bool = False

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.errors import CarddError, CarddUsageError
+from cardd.options import SCORE_THR
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -56,7 +57,7 @@ class ServeOptions:
     half: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
-    score_thr: float = 0.3
+    score_thr: float = SCORE_THR.default
     api_key: str | None = None
     max_upload_mb: float = 20.0
     max_pixels: int = 50_000_000

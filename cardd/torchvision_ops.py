@@ -45,35 +45,45 @@ def _deform_conv(input, offset, weight, stride, padding, dilation, mask=None, bi
         return kernel(input, offset, weight, stride, padding, dilation, mask, bias)
 
 
-def torchvision_kernels():
-    """`torch.ops.torchvision`: torchvision's compiled kernels (their autograd and
-    autocast rules included), without importing the torchvision package.
+def torchvision_kernels(device_type: str = "cpu"):
+    """`torch.ops.torchvision`: torchvision's kernels, for a call on `device_type`.
 
     `import torchvision` takes about 1 s on 2 cores (its models, datasets and
-    transforms; `torchvision.ops` imports `torch._dynamo`), two thirds of what
-    `cardd infer` of one photo adds to importing mmdet, and the kernels need none
-    of it: loading its kernel library registers them. Where that library is not
-    found (another build's layout), the package is imported as usual.
+    transforms; `torchvision.ops` imports `torch._dynamo`): most of what `cardd infer`
+    of one photo adds to importing mmdet. A forward pass without gradients or
+    autocast (inference in float32) needs none of it: loading torchvision's kernel
+    library registers the kernels. Gradients and autocast do need the package: this
+    torchvision registers its kernels' autograd and autocast rules in Python
+    (`torchvision/_autograd_registrations.py`), so then it is imported, once.
     """
-    if not hasattr(torch.ops.torchvision, "nms"):
-        import importlib.machinery
-        import importlib.util
-        from pathlib import Path
-
-        spec = importlib.util.find_spec("torchvision")  # finds, does not run, the package
-        folders = spec.submodule_search_locations if spec else None
-        libraries = [
-            Path(folder) / f"{name}{suffix}"
-            for folder in folders or []
-            for name in ("_C_stable", "_C")
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES
-        ]
-        library = next((path for path in libraries if path.is_file()), None)
-        if library is not None:
-            torch.ops.load_library(str(library))
-        else:
-            import torchvision  # noqa: F401  (registers the kernels)
+    plain = not torch.is_grad_enabled() and not torch.is_autocast_enabled(device_type)
+    if not plain or not _load_kernel_library():
+        import torchvision  # noqa: F401  (the kernels with their autograd and autocast rules)
     return torch.ops.torchvision
+
+
+def _load_kernel_library() -> bool:
+    """Load torchvision's kernel library without running its package; False when it is
+    not where this torchvision keeps it."""
+    if hasattr(torch.ops.torchvision, "nms"):
+        return True
+    import importlib.machinery
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torchvision")  # finds, does not run, the package
+    folders = (spec.submodule_search_locations or []) if spec else []
+    libraries = [
+        Path(folder) / f"{name}{suffix}"
+        for folder in folders
+        for name in ("_C_stable", "_C")
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+    ]
+    library = next((path for path in libraries if path.is_file()), None)
+    if library is None:
+        return False
+    torch.ops.load_library(str(library))
+    return True
 
 
 def _deform_kernel(device: torch.device) -> Callable:
@@ -107,7 +117,7 @@ def torchvision_deform_conv(input, offset, weight, stride, padding, dilation, ma
     (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w) = (
         _pair(stride), _pair(padding), _pair(dilation)
     )  # fmt: skip
-    result = torchvision_kernels().deform_conv2d(
+    result = torchvision_kernels(input.device.type).deform_conv2d(
         input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
         input.shape[1] // weight.shape[1], offset_groups, use_mask,
     )  # fmt: skip
@@ -359,7 +369,7 @@ def roi_align_forward(
 
 def _roi_align(input, rois, height, width, spatial_scale, sampling_ratio, aligned):
     """torchvision's RoIAlign kernel on [K, 5] rois, as `torchvision.ops.roi_align` calls it."""
-    return torchvision_kernels().roi_align(
+    return torchvision_kernels(input.device.type).roi_align(
         input, rois, float(spatial_scale), int(height), int(width),
         int(sampling_ratio), bool(aligned),
     )  # fmt: skip
@@ -392,7 +402,7 @@ def nms(boxes, scores, *, iou_threshold, offset):
     if offset:
         boxes = boxes.clone()
         boxes[:, 2:] += offset
-    return torchvision_kernels().nms(boxes, scores, float(iou_threshold))
+    return torchvision_kernels(boxes.device.type).nms(boxes, scores, float(iou_threshold))
 
 
 def _focal_terms(input, target, gamma, alpha):

@@ -12,16 +12,17 @@ import socket
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cardd import checkpoints, logs, startup
+from cardd import checkpoints, logs, options, startup
 from cardd.classes import ClassSet
 from cardd.configs import load_config, set_data_root
 from cardd.devices import resolve_device, runner_device
 from cardd.errors import CarddError, CarddUsageError
 from cardd.models import default_work_dir
+from cardd.options import Option
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -31,27 +32,82 @@ LAUNCHERS = ("none", "pytorch", "slurm")
 
 @dataclass
 class TrainOptions:
-    """Everything `cardd train` takes; `None` means "as the config says"."""
+    """Everything `cardd train` takes, each field declared once as its command-line
+    option (`cardd.options`); `None` means "as the config says"."""
 
-    config: str = "DCN_plus"
-    work_dir: Path | None = None
-    data_root: Path | None = None
-    data: Path | None = None  # a dataset description file (`cardd.data.spec`)
-    load_from: str | None = None  # a path, or "none" for random initialisation
-    from_model: Path | None = None  # fine-tune from this cardd model file
-    resume: str | None = None  # "auto" or a checkpoint path
-    amp: bool = False
-    device: str = "auto"
-    nproc: int = 1
-    launcher: str = "none"
-    seed: int | None = None
-    max_epochs: int | None = None
-    cfg_options: dict = field(default_factory=dict)
-    trust_checkpoint: bool = False
-    exist_ok: bool = False
-    profile_startup: bool = False  # cProfile the way to the first iteration (cardd.startup)
-    profile_steps: int = 0  # torch.profiler over this many iterations (cardd.step_profile)
-    profile_after: int = 10  # ... after skipping this many
+    config: str = Option(
+        "--config", "Config name (configs/NAME.py) or path.", default="DCN_plus"
+    ).field()
+    work_dir: Path | None = Option(
+        "--work-dir", "Default: work_dirs/<config name>.", "path"
+    ).field()
+    data_root: Path | None = options.DATA_ROOT.field()
+    data: Path | None = options.DATA.field()  # a dataset description file (`cardd.data.spec`)
+    load_from: str | None = Option(
+        "--load-from", "Start weights (path), or 'none'. Default: the config's."
+    ).field()
+    from_model: Path | None = Option(
+        "--from",
+        "Fine-tune from this cardd model (export or checkpoint): every weight loaded, the "
+        "class layers re-initialised when its classes differ from the dataset's.",
+        "path",
+        dest="from_model",
+    ).field()
+    resume: str | None = Option(
+        "--resume",
+        "Continue a run: alone, from the newest checkpoint in the work dir; or from PATH.",
+        flag_value="auto",
+    ).field()
+    amp: bool = Option("--amp", "Mixed-precision training (CUDA).", "flag").field()
+    device: str = options.DEVICE.field()
+    nproc: int = Option(
+        "--nproc", "Processes on this machine (PyTorch distributed through torchrun).", "int",
+        1, low=1,
+    ).field()  # fmt: skip
+    launcher: str = Option(
+        "--launcher", "For runs started by torchrun or srun.", "choice", "none", choices=LAUNCHERS
+    ).field()
+    seed: int | None = Option("--seed", "Random seed.", "int").field()
+    max_epochs: int | None = Option(
+        "--max-epochs",
+        "Train N epochs; epoch-based lr steps scale in proportion "
+        "(DCN_plus 24 -> 12: steps 16, 22 -> 8, 11).",
+        "int",
+        low=1,
+    ).field()
+    cfg_options: dict = Option(
+        "--cfg-options",
+        "Override any config key, e.g. train_dataloader.batch_size=2 (repeatable).",
+        "pairs",
+    ).field()
+    trust_checkpoint: bool = options.TRUST.field()
+    exist_ok: bool = Option(
+        "--exist-ok", "Train into a work dir that holds an earlier run.", "flag"
+    ).field()
+    # cProfile the way to the first iteration (cardd.startup)
+    profile_startup: bool = Option(
+        "--profile-startup",
+        "Profile the way to the first iteration (cProfile): LOG_DIR/startup.prof and the "
+        "slowest functions in the log. Every run logs its start-up phases anyway.",
+        "flag",
+    ).field()
+    # torch.profiler over this many iterations (cardd.step_profile)
+    profile_steps: int | None = Option(
+        "--profile-steps",
+        "Profile N training iterations (PyTorch profiler): LOG_DIR/profile_steps.txt "
+        "(s/iter, how busy the GPU is, the costliest ops and kernels) and trace.json.gz.",
+        "int",
+        low=1,
+        metavar="N",
+    ).field()
+    profile_after: int = Option(
+        "--profile-after",
+        "With --profile-steps: skip the first K iterations of this run (warm-up).",
+        "int",
+        10,
+        low=0,
+        metavar="K",
+    ).field()
 
 
 def _use_dataset(cfg: Config, opts: TrainOptions) -> ClassSet:
@@ -335,34 +391,13 @@ def _free_port() -> int:
 
 
 def worker_argv(opts: TrainOptions) -> list[str]:
-    """The `cardd train` arguments one torchrun worker gets for `opts`."""
+    """The `cardd train` arguments one torchrun worker gets for `opts`: every option as
+    declared (`cardd.options`), but the ones the supervisor decides."""
     argv = ["--config", opts.config, "--device", opts.device, "--launcher", "pytorch"]
     argv += {logs.QUIET: ["--quiet"], logs.VERBOSE: ["--verbose"]}.get(logs.verbosity(), [])
-    optional = {
-        "--work-dir": opts.work_dir,
-        "--data-root": opts.data_root,
-        "--data": opts.data,
-        "--load-from": opts.load_from,
-        "--from": opts.from_model,
-        "--resume": opts.resume,
-        "--seed": opts.seed,
-        "--max-epochs": opts.max_epochs,
-        "--profile-steps": opts.profile_steps or None,
-        "--profile-after": opts.profile_after if opts.profile_steps else None,
-    }
-    for flag, value in optional.items():
-        if value is not None:
-            argv += [flag, str(value)]
-    for flag, on in (
-        ("--amp", opts.amp),
-        ("--profile-startup", opts.profile_startup),
-        ("--trust-checkpoint", opts.trust_checkpoint),
-        ("--exist-ok", opts.exist_ok),
-    ):
-        if on:
-            argv.append(flag)
-    for key, value in opts.cfg_options.items():
-        argv += ["--cfg-options", f"{key}={value!r}"]
+    for option in options.options_of(TrainOptions):
+        if option.name not in ("config", "device", "launcher", "nproc"):
+            argv += option.argv(getattr(opts, option.name))
     return argv
 
 

@@ -537,16 +537,30 @@ def test_the_kernels_called_directly_equal_torchvisions_functions(
 
 
 def test_a_model_runs_without_importing_the_torchvision_package(tiny_export):
+    """Float32 inference loads only torchvision's kernel library; autocast and gradients,
+    whose rules this torchvision registers in Python, get the package (a fresh process:
+    nothing imported torchvision before)."""
     import subprocess
     import sys
 
     code = (
-        "import sys, numpy as np\n"
-        "from cardd import DamageDetector\n"
+        "import sys, numpy as np, torch\n"
+        "from cardd import DamageDetector, torchvision_ops\n"
         f"d = DamageDetector(checkpoint={str(tiny_export)!r}, device='cpu', score_thr=0)\n"
-        "d.predict(np.full((200, 240, 3), 90, dtype=np.uint8))\n"
+        "photo = np.full((200, 240, 3), 90, dtype=np.uint8)\n"
+        "d.predict(photo)\n"
+        "print('torchvision' in sys.modules)\n"
+        "d.half = True\n"
+        "assert d.predict(photo)  # autocast: nms of float16 boxes needs torchvision's rules\n"
+        "x = torch.randn(1, 2, 6, 6, requires_grad=True)\n"
+        "w = torch.randn(3, 2, 3, 3, requires_grad=True)\n"
+        "y = torchvision_ops.torchvision_deform_conv(x, torch.zeros(1, 18, 4, 4), w, 1, 0, 1)\n"
+        "gx, gw = torch.autograd.grad(y.sum(), (x, w))\n"
+        "reference = torch.nn.functional.conv2d(x, w)\n"
+        "rx, rw = torch.autograd.grad(reference.sum(), (x, w))\n"
+        "torch.testing.assert_close((gx, gw), (rx, rw))  # zero offsets: a plain convolution\n"
         "print('torchvision' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert result.stdout.strip().splitlines()[-2:] == ["False", "True"]

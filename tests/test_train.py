@@ -130,8 +130,11 @@ def test_two_processes_train_an_epoch_on_cpu(tmp_path, synthetic_root):
 
 
 def test_worker_argv_parses_back_into_the_same_options(tmp_path):
-    """What torchrun's workers receive is what the user asked for, option by option."""
-    from cardd.configs import parse_cfg_options
+    """What torchrun's workers receive is what the user asked for, option by option:
+    every option given a value that is not its default, so each must travel."""
+    import dataclasses
+
+    from cardd import options
 
     opts = TrainOptions(
         config="tiny_DCN_plus",
@@ -152,29 +155,14 @@ def test_worker_argv_parses_back_into_the_same_options(tmp_path):
         profile_after=2,
         cfg_options={"train_dataloader.batch_size": 1, "x": "a b", "y": [1, 2]},
     )
+    defaults = TrainOptions()
+    supervisor_decides = {"nproc", "launcher"}
+    for f in dataclasses.fields(TrainOptions):
+        if f.name not in supervisor_decides:
+            assert getattr(opts, f.name) != getattr(defaults, f.name), f.name  # all tested
     argv = worker_argv(opts)
     params = cli.commands["train"].make_context("train", list(argv)).params
-    parsed = TrainOptions(
-        config=params["config"],
-        work_dir=params["work_dir"],
-        data_root=params["data_root"],
-        data=params["data"],
-        load_from=params["load_from"],
-        from_model=params["from_model"],
-        resume=params["resume"],
-        amp=params["amp"],
-        device=params["device"],
-        nproc=params["nproc"],
-        launcher=params["launcher"],
-        seed=params["seed"],
-        max_epochs=params["max_epochs"],
-        cfg_options=parse_cfg_options(params["cfg_options"]),
-        trust_checkpoint=params["trust_checkpoint"],
-        exist_ok=params["exist_ok"],
-        profile_startup=params["profile_startup"],
-        profile_steps=params["profile_steps"] or 0,
-        profile_after=params["profile_after"],
-    )
+    parsed = options.from_params(TrainOptions, params)
     assert parsed == TrainOptions(**{**opts.__dict__, "launcher": "pytorch"})
 
 
