@@ -89,6 +89,23 @@ def quiet_runner(base: type) -> type:
         def build_logger(self, *args, **kwargs):
             return quiet_terminal(super().build_logger(*args, **kwargs))
 
+        def load_checkpoint(self, *args, **kwargs):
+            # mmengine's Runner loads `load_from` and `--resume` files with no logger,
+            # so its "Loads checkpoint by local backend" line is a bare print(): sent
+            # to the run's logger instead (the log file; the terminal with --verbose)
+            from mmengine.runner import runner as runner_module
+
+            original = runner_module._load_checkpoint
+
+            def logged(filename, map_location=None, logger="current"):
+                return original(filename, map_location=map_location, logger=logger)
+
+            runner_module._load_checkpoint = logged
+            try:
+                return super().load_checkpoint(*args, **kwargs)
+            finally:
+                runner_module._load_checkpoint = original
+
     return QuietRunner
 
 
