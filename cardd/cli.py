@@ -544,6 +544,57 @@ def eval_(
     click.echo(f"metrics written to {out_dir / 'metrics.json'}; report: {out_dir / 'report.html'}")
 
 
+ASSESS_EPILOG = """\b
+Examples:
+  cardd assess claim_1234/ --damage-model dcn_plus.pth --parts-model carparts.pth
+  cardd assess a.jpg b.jpg --damage-model dcn_plus.pth --thresholds runs/eval/exp/metrics.json
+  cardd assess claim/ --damage-model dcn_plus.pth --rules my_rules.yaml --out-dir runs/c1234
+"""
+
+
+@cli.command(epilog=ASSESS_EPILOG)
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--damage-model", required=True, help="The damage model (an export or checkpoint).")
+@click.option("--parts-model", help="A car-parts model: damage placed on parts, sized by them.")
+@click.option(
+    "--rules", type=ExistingFile, help="A rules file (default: cardd's claim_rules.yaml)."
+)
+@click.option(
+    "--thresholds",
+    type=ExistingFile,
+    help="A `cardd eval` metrics.json: its best-F1 score threshold per class confirms findings.",
+)
+@click.option("--out-dir", type=PathArg, help="Default: runs/assess/exp, exp2, ...")
+@device_option
+@options.SCORE_THR.click(
+    default=0.1, help="Detections below this score are not assessed at all (statuses use the "
+    "thresholds).",
+)  # fmt: skip
+@trust_option
+def assess(inputs, damage_model, parts_model, rules, thresholds, out_dir, device, score_thr,
+           trust_checkpoint) -> None:  # fmt: skip
+    """The photos of one claim: which part is damaged, how badly, what to do, how sure;
+    claim.json and claim.csv in the output folder."""
+    from cardd.assess import AssessOptions, claim_lines, run_assessment
+
+    claim, out = run_assessment(
+        AssessOptions(
+            inputs=inputs,
+            damage_model=damage_model,
+            parts_model=parts_model,
+            rules=rules,
+            thresholds=thresholds,
+            out_dir=out_dir,
+            device=device,
+            score_thr=score_thr,
+            trust_checkpoint=trust_checkpoint,
+        )  # fmt: skip
+    )
+    for line in claim_lines(claim):
+        click.echo(line)
+    click.echo(f"claim written to {out / 'claim.json'} and {out / 'claim.csv'}")
+
+
 INFER_EPILOG = """\b
 Examples:
   cardd infer photo.jpg

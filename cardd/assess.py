@@ -1,0 +1,563 @@
+"""Claim assessment: which part is damaged, how badly, what to do, over a claim's photos.
+
+Built on the per-image results (`ImageResult`) of a damage model and, optionally,
+of a car-parts model (any cardd model trained on a parts dataset):
+
+* each damage is placed on the part mask it overlaps most (with the share of its
+  pixels on each part it touches), or on no part; its size is its pixels over that
+  part's (over the photo's without a parts model, said in the output);
+* a rules table (`claim_rules.yaml`, data) gives its severity from that size and
+  the operation (repair, replace, ...);
+* one finding per (part, damage class) across the photos, with every detection
+  that shows it as evidence, the worst severity and a status from per-class score
+  thresholds (`confirmed`, `needs_review`, `rejected`): never an uncertain finding
+  passed silently;
+* photos a handler would ask to retake (too small, blurred, dark, overexposed, no
+  car part) are flagged and not used for findings.
+
+Everything here is arithmetic on masks and numbers, so it is tested on hand-made
+cases; `assess_photos` runs the models.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cardd.errors import CarddError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from cardd.detector import Detection, ImageResult
+
+#: The version of claim.json's layout (README: "Claim assessment").
+CLAIM_FORMAT = 1
+SEVERITIES = ("minor", "moderate", "severe")
+STATUSES = ("confirmed", "needs_review", "rejected")
+#: A part a damage touches with less than this share of its pixels is not listed.
+MIN_PART_SHARE = 0.05
+DEFAULT_RULES = Path(__file__).resolve().parent / "claim_rules.yaml"
+
+
+@dataclass(frozen=True)
+class ClassRule:
+    moderate: float  # relative size where moderate starts
+    severe: float
+    operations: dict[str, str]  # severity -> operation
+
+    def severity(self, size: float) -> str:
+        if size >= self.severe:
+            return "severe"
+        return "moderate" if size >= self.moderate else "minor"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A validated rules file."""
+
+    classes: dict[str, ClassRule]
+    confirm: float
+    reject: float
+    photos: dict[str, float]
+    source: str
+
+    def check_classes(self, names: tuple[str, ...]) -> None:
+        """Refuse rules for classes the damage model does not predict."""
+        unknown = sorted(set(self.classes) - set(names))
+        if unknown:
+            raise CarddError(
+                f"{self.source}: classes.{unknown[0]} is not a class of the damage model "
+                f"({', '.join(names)})"
+            )
+
+
+_PHOTO_KEYS = {"min_side": 480, "min_sharpness": 40.0, "min_brightness": 40, "max_brightness": 220}
+
+
+def _number(value, where: str, low: float = 0.0, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CarddError(f"{where} must be a number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise CarddError(f"{where} = {value} is outside {bounds}")
+    return float(value)
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    """The rules file at `path` (default: cardd's), validated.
+
+    Raises:
+        CarddError: bad YAML, an unknown key, thresholds out of order or range: one
+            line naming the key.
+    """
+    import yaml
+
+    path = path or DEFAULT_RULES
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise CarddError(f"rules file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise CarddError(f"{path} is not valid YAML{line}") from None
+    if not isinstance(data, dict):
+        raise CarddError(f"{path}: expected keys version, classes, scores, photos")
+    unknown = sorted(set(data) - {"version", "classes", "scores", "photos"})
+    if unknown:
+        raise CarddError(f"{path}: unknown key {unknown[0]!r}")
+    if data.get("version") != 1:
+        raise CarddError(f"{path}: version must be 1, got {data.get('version')!r}")
+    classes = {}
+    for name, rule in (data.get("classes") or {}).items():
+        where = f"{path}: classes.{name}"
+        if not isinstance(rule, dict) or set(rule) - {"size", "operation"}:
+            raise CarddError(f"{where} takes `size` and `operation`")
+        size = rule.get("size") or {}
+        if not isinstance(size, dict) or set(size) != {"moderate", "severe"}:
+            raise CarddError(f"{where}.size needs `moderate` and `severe`")
+        moderate = _number(size["moderate"], f"{where}.size.moderate", 0.0, 1.0)
+        severe = _number(size["severe"], f"{where}.size.severe", 0.0, 1.0)
+        if moderate > severe:
+            raise CarddError(
+                f"{where}.size: moderate {moderate} is above severe {severe} (out of order)"
+            )
+        operation = rule.get("operation")
+        if isinstance(operation, str) and operation.strip():
+            operations = dict.fromkeys(SEVERITIES, operation)
+        elif (
+            isinstance(operation, dict)
+            and set(operation) == set(SEVERITIES)
+            and all(isinstance(v, str) and v.strip() for v in operation.values())
+        ):
+            operations = dict(operation)
+        else:
+            raise CarddError(f"{where}.operation: one word, or one per level {SEVERITIES}")
+        classes[str(name)] = ClassRule(moderate, severe, operations)
+    scores = data.get("scores") or {}
+    if not isinstance(scores, dict) or set(scores) - {"confirm", "reject"}:
+        raise CarddError(f"{path}: scores takes `confirm` and `reject`")
+    confirm = _number(scores.get("confirm", 0.5), f"{path}: scores.confirm", 0.0, 1.0)
+    reject = _number(scores.get("reject", 0.15), f"{path}: scores.reject", 0.0, 1.0)
+    if reject > confirm:
+        raise CarddError(f"{path}: scores.reject {reject} is above scores.confirm {confirm}")
+    photos = dict(_PHOTO_KEYS)
+    given = data.get("photos") or {}
+    if not isinstance(given, dict) or set(given) - set(_PHOTO_KEYS):
+        extra = sorted(set(given) - set(_PHOTO_KEYS)) if isinstance(given, dict) else ["?"]
+        raise CarddError(f"{path}: photos has unknown key {extra[0]!r}")
+    for key, value in given.items():
+        photos[key] = _number(value, f"{path}: photos.{key}", 0.0)
+    return Rules(classes, confirm, reject, photos, source)
+
+
+def thresholds_from_metrics(path: Path) -> dict[str, float]:
+    """Per class, the best-F1 score threshold of a `cardd eval` metrics.json (box AP's)."""
+    import json
+
+    try:
+        metrics = json.loads(Path(path).read_text())
+        best = (metrics.get("bbox") or metrics.get("segm") or {}).get("best_f1") or {}
+    except (OSError, ValueError, AttributeError) as error:
+        raise CarddError(f"--thresholds {path}: not a cardd eval metrics.json ({error})") from None
+    if not isinstance(best, dict) or not best:
+        raise CarddError(f"--thresholds {path}: no best_f1 thresholds (run `cardd eval`)")
+    return {name: entry["threshold"] for name, entry in best.items() if entry}
+
+
+@dataclass
+class PhotoCheck:
+    usable: bool
+    reasons: list[str]
+    sharpness: float
+    brightness: float
+
+
+def check_photo(image_bgr: np.ndarray, rules: Rules, parts_found: int | None) -> PhotoCheck:
+    """What a handler would say of the photo itself: retake it, and why."""
+    import cv2
+
+    height, width = image_bgr.shape[:2]
+    gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+    scale = 1024 / max(height, width)
+    if scale < 1:  # sharpness at one size for every photo
+        gray = cv2.resize(gray, (round(width * scale), round(height * scale)), cv2.INTER_AREA)
+    sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
+    brightness = float(gray.mean())
+    limits = rules.photos
+    reasons = []
+    if min(height, width) < limits["min_side"]:
+        reasons.append(f"too small ({width}x{height}, shorter side under {limits['min_side']:g})")
+    if sharpness < limits["min_sharpness"]:
+        reasons.append(f"too blurred (sharpness {sharpness:.0f} < {limits['min_sharpness']:g})")
+    if brightness < limits["min_brightness"]:
+        reasons.append(f"too dark (brightness {brightness:.0f} < {limits['min_brightness']:g})")
+    if brightness > limits["max_brightness"]:
+        reasons.append(f"overexposed (brightness {brightness:.0f} > {limits['max_brightness']:g})")
+    if parts_found == 0:
+        reasons.append("no car part found")
+    return PhotoCheck(not reasons, reasons, round(sharpness, 1), round(brightness, 1))
+
+
+def _mask_of(detection: Detection, shape: tuple[int, int]):
+    """The detection's mask, or its box filled when the model predicts none."""
+    import numpy as np
+
+    if detection.mask is not None:
+        return detection.mask
+    mask = np.zeros(shape, dtype=bool)
+    x1, y1, x2, y2 = (int(round(v)) for v in detection.bbox_xyxy)
+    mask[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+    return mask
+
+
+@dataclass
+class Placement:
+    """Where one damage detection lies and how large it is."""
+
+    photo: str
+    index: int  # the detection's position in its photo's result
+    damage: str
+    category_id: int
+    score: float
+    bbox_xyxy: list[float]
+    parts: list[dict]  # [{"part", "share"}], the largest share first
+    part: str | None  # the part it lies on most, None: on no part found / no parts model
+    size: float  # pixels over the part's (or the photo's)
+    size_relative_to: str  # "part" or "photo"
+    severity: str | None
+    operation: str | None
+
+    def to_dict(self) -> dict:
+        return {
+            "photo": self.photo, "detection": self.index, "damage": self.damage,
+            "category_id": self.category_id, "score": round(self.score, 4),
+            "bbox_xyxy": [round(v, 1) for v in self.bbox_xyxy], "part": self.part,
+            "parts": self.parts, "size": round(self.size, 4),
+            "size_relative_to": self.size_relative_to, "severity": self.severity,
+            "operation": self.operation,
+        }  # fmt: skip
+
+
+def place_damage(
+    photo: str, damage: ImageResult, parts: ImageResult | None, rules: Rules
+) -> list[Placement]:
+    """Each damage of one photo on the part it overlaps most, sized and graded."""
+    import numpy as np
+
+    shape = (damage.height, damage.width)
+    part_masks = [(p.label, _mask_of(p, shape)) for p in parts.detections] if parts else []
+    placements = []
+    for index, d in enumerate(damage.detections):
+        mask = _mask_of(d, shape)
+        pixels = int(np.count_nonzero(mask))
+        shares: dict[str, float] = {}
+        part_pixels: dict[str, int] = {}
+        for name, part_mask in part_masks:
+            overlap = int(np.count_nonzero(mask & part_mask)) / pixels if pixels else 0.0
+            if overlap > shares.get(name, 0.0):  # two masks of one part: the larger overlap
+                shares[name] = overlap
+                part_pixels[name] = int(np.count_nonzero(part_mask))
+        listed = sorted(
+            ((n, s) for n, s in shares.items() if s >= MIN_PART_SHARE), key=lambda p: -p[1]
+        )
+        part = listed[0][0] if listed else None
+        if parts is None:
+            size, relative_to = pixels / float(damage.width * damage.height), "photo"
+        elif part is not None:
+            size, relative_to = pixels / max(1, part_pixels[part]), "part"
+        else:
+            size, relative_to = pixels / float(damage.width * damage.height), "photo"
+        rule = rules.classes.get(d.label)
+        severity = rule.severity(size) if rule else None
+        placements.append(
+            Placement(
+                photo=photo,
+                index=index,
+                damage=d.label,
+                category_id=d.category_id,
+                score=d.score,
+                bbox_xyxy=list(d.bbox_xyxy),
+                parts=[{"part": n, "share": round(s, 4)} for n, s in listed],
+                part=part,
+                size=size,
+                size_relative_to=relative_to,
+                severity=severity,
+                operation=rule.operations[severity] if rule else None,
+            )  # fmt: skip
+        )
+    return placements
+
+
+@dataclass
+class Finding:
+    """One (part, damage class) of the claim, with every detection that shows it."""
+
+    part: str | None
+    damage: str
+    evidence: list[Placement]
+    severity: str | None
+    operation: str | None
+    score: float  # the best evidence's
+    threshold: float
+    status: str
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "part": self.part, "damage": self.damage, "severity": self.severity,
+            "operation": self.operation, "score": round(self.score, 4),
+            "threshold": self.threshold, "status": self.status, "reasons": self.reasons,
+            "photos": sorted({e.photo for e in self.evidence}),
+            "evidence": [e.to_dict() for e in self.evidence],
+        }  # fmt: skip
+
+
+def _finding(key, evidence: list[Placement], rules: Rules, thresholds: dict, with_parts: bool):
+    part, damage = key
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    graded = [e for e in evidence if e.severity is not None]
+    worst = max(graded, key=lambda e: (order[e.severity], e.size)) if graded else None
+    score = max(e.score for e in evidence)
+    threshold = float(thresholds.get(damage, rules.confirm))
+    reasons = []
+    if score < min(rules.reject, threshold):
+        status = "rejected"
+        reasons.append(f"best score {score:.2f} below the rejection floor {rules.reject:g}")
+    elif score < threshold:
+        status = "needs_review"
+        reasons.append(f"best score {score:.2f} below the {damage} threshold {threshold:g}")
+    else:
+        status = "confirmed"
+    if status == "confirmed" and worst is None:
+        status = "needs_review"
+        reasons.append(f"no rule grades {damage}")
+    if status == "confirmed" and with_parts and part is None:
+        status = "needs_review"
+        reasons.append("on no car part found")
+    return Finding(
+        part=part, damage=damage, evidence=evidence,
+        severity=worst.severity if worst else None,
+        operation=worst.operation if worst else None,
+        score=score, threshold=threshold, status=status, reasons=reasons,
+    )  # fmt: skip
+
+
+@dataclass
+class ClaimPhoto:
+    name: str
+    width: int
+    height: int
+    check: PhotoCheck
+    detections: int
+
+
+@dataclass
+class Claim:
+    photos: list[ClaimPhoto]
+    findings: list[Finding]
+    status: str
+    reasons: list[str]
+    with_parts: bool
+    models: dict = field(default_factory=dict)  # role -> {"path", "sha256", "classes"}
+    rules: str = ""
+    thresholds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        usable = sum(p.check.usable for p in self.photos)
+        return {
+            "format": CLAIM_FORMAT,
+            "status": self.status,
+            "reasons": self.reasons,
+            "photos_usable": usable,
+            "photos_total": len(self.photos),
+            "size_relative_to": "part" if self.with_parts else "photo",
+            "findings": [f.to_dict() for f in self.findings],
+            "photos": [
+                {
+                    "name": p.name,
+                    "width": p.width,
+                    "height": p.height,
+                    "usable": p.check.usable,
+                    "retake": p.check.reasons,
+                    "sharpness": p.check.sharpness,
+                    "brightness": p.check.brightness,
+                    "detections": p.detections,
+                }  # fmt: skip
+                for p in self.photos
+            ],
+            "models": self.models,
+            "rules": self.rules,
+            "thresholds": self.thresholds,
+        }
+
+    def csv_text(self) -> str:
+        """One row per finding."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["part", "damage", "severity", "operation", "score", "threshold",
+                         "status", "photos", "evidence"])  # fmt: skip
+        for f in self.findings:
+            writer.writerow([
+                f.part or "", f.damage, f.severity or "", f.operation or "", f"{f.score:.4f}",
+                f"{f.threshold:g}", f.status, " ".join(sorted({e.photo for e in f.evidence})),
+                len(f.evidence),
+            ])  # fmt: skip
+        return out.getvalue()
+
+
+def assess_claim(
+    photos: list[tuple[str, np.ndarray, ImageResult, ImageResult | None]],
+    rules: Rules,
+    thresholds: dict[str, float] | None = None,
+) -> Claim:
+    """A claim from its photos: (name, BGR image, damage result, parts result or None).
+
+    Photos flagged for a retake are reported and not used for findings.
+    """
+    thresholds = thresholds or {}
+    with_parts = any(parts is not None for *_, parts in photos)
+    claim_photos, placements = [], []
+    for name, image, damage, parts in photos:
+        check = check_photo(image, rules, len(parts.detections) if parts is not None else None)
+        claim_photos.append(
+            ClaimPhoto(name, damage.width, damage.height, check, len(damage.detections))
+        )
+        if check.usable:
+            placements += place_damage(name, damage, parts, rules)
+    groups: dict[tuple, list[Placement]] = {}
+    for placement in placements:
+        groups.setdefault((placement.part, placement.damage), []).append(placement)
+    findings = [_finding(k, v, rules, thresholds, with_parts) for k, v in groups.items()]
+    status_order = {s: i for i, s in enumerate(STATUSES)}
+    findings.sort(key=lambda f: (status_order[f.status], f.part or "~", f.damage))
+    usable = sum(p.check.usable for p in claim_photos)
+    reasons = []
+    if usable == 0:
+        status = "rejected"
+        reasons.append("no usable photo: every one needs a retake")
+    else:
+        if usable < len(claim_photos):
+            reasons.append(f"{len(claim_photos) - usable} of {len(claim_photos)} photos to retake")
+        review = [f for f in findings if f.status == "needs_review"]
+        if review:
+            reasons.append(f"{len(review)} findings need review")
+        if not any(f.status == "confirmed" for f in findings):
+            reasons.append("no damage confirmed")
+        status = "needs_review" if reasons else "confirmed"
+    return Claim(claim_photos, findings, status, reasons, with_parts, rules=rules.source,
+                 thresholds=dict(thresholds))  # fmt: skip
+
+
+@dataclass
+class AssessOptions:
+    """`cardd assess`: the photos of one claim and the models that read them."""
+
+    inputs: tuple[str, ...]
+    damage_model: str
+    parts_model: str | None = None
+    rules: Path | None = None
+    thresholds: Path | None = None  # a `cardd eval` metrics.json: best-F1 per class
+    out_dir: Path | None = None
+    device: str = "auto"
+    score_thr: float = 0.1  # detections kept for assessment; statuses use the thresholds
+    trust_checkpoint: bool = False
+
+
+def _model_entry(detector) -> dict:
+    return {
+        "path": str(detector.checkpoint),
+        "sha256": detector.model_file.sha256,
+        "classes": detector.classes.categories(),
+    }
+
+
+def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
+    """Run the models over the claim's photos and write claim.json and claim.csv.
+
+    Returns:
+        The claim and its output folder.
+    """
+    import json
+
+    from cardd.detector import DamageDetector, UnreadableImage, load_image
+    from cardd.infer import check_out_dir, collect_inputs
+    from cardd.runs import next_run_dir
+
+    rules = load_rules(opts.rules)
+    thresholds = thresholds_from_metrics(opts.thresholds) if opts.thresholds else {}
+    images = collect_inputs(opts.inputs)
+    check_out_dir(opts.out_dir, exist_ok=False)
+
+    def detector(checkpoint: str) -> DamageDetector:
+        return DamageDetector(
+            checkpoint=checkpoint,
+            device=opts.device,
+            score_thr=opts.score_thr,
+            trust_checkpoint=opts.trust_checkpoint,
+        )
+
+    damage_detector = detector(opts.damage_model)
+    if opts.rules is not None:  # your rules must fit your model
+        rules.check_classes(damage_detector.classes.names)
+    else:  # cardd's are CarDD's: another model's classes get no severity, said per finding
+        names = damage_detector.classes.names
+        rules = Rules(
+            {k: v for k, v in rules.classes.items() if k in names},
+            rules.confirm, rules.reject, rules.photos, rules.source,
+        )  # fmt: skip
+    unknown = sorted(set(thresholds) - set(damage_detector.classes.names))
+    if unknown:
+        raise CarddError(f"--thresholds {opts.thresholds}: {unknown[0]!r} is not a damage class")
+    parts_detector = detector(opts.parts_model) if opts.parts_model else None
+    photos = []
+    for item in images:
+        try:
+            image = load_image(item.path)
+        except UnreadableImage as error:
+            raise CarddError(f"{item.path}: {error}") from None
+        name = str(item.relative)
+        damage = damage_detector.detect([image], [name])[0]
+        parts = parts_detector.detect([image], [name])[0] if parts_detector else None
+        photos.append((name, image, damage, parts))
+    claim = assess_claim(photos, rules, thresholds)
+    claim.models = {"damage": _model_entry(damage_detector)}
+    if parts_detector is not None:
+        claim.models["parts"] = _model_entry(parts_detector)
+    out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        ("claim.json", json.dumps(claim.to_dict(), indent=2)),
+        ("claim.csv", claim.csv_text()),
+    ):
+        partial = out / f".{name}.partial"
+        partial.write_text(text)
+        partial.replace(out / name)
+    return claim, out
+
+
+def claim_lines(claim: Claim) -> list[str]:
+    """What `cardd assess` prints: the claim's status, then one line per finding."""
+    document = claim.to_dict()
+    lines = [
+        f"claim {claim.status}: {len(claim.findings)} findings, "
+        f"{document['photos_usable']}/{document['photos_total']} photos usable"
+        + (f" ({'; '.join(claim.reasons)})" if claim.reasons else "")
+    ]
+    for photo in claim.photos:
+        if not photo.check.usable:
+            lines.append(f"  retake {photo.name}: {', '.join(photo.check.reasons)}")
+    for f in claim.findings:
+        where = f.part or ("no part found" if claim.with_parts else "part unknown (no parts model)")
+        grade = f"{f.severity}, {f.operation}" if f.severity else "no rule"
+        photos = len({e.photo for e in f.evidence})
+        lines.append(
+            f"  {f.status:<12} {f.damage} on {where}: {grade}, score {f.score:.2f} "
+            f"(threshold {f.threshold:g}), {len(f.evidence)} detections in {photos} photos"
+        )
+    return lines
