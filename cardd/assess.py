@@ -478,7 +478,8 @@ def _model_entry(detector) -> dict:
 
 
 def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
-    """Run the models over the claim's photos and write claim.json and claim.csv.
+    """Run the models over the claim's photos and write claim.json, claim.csv and
+    claim.html (with `photos/` annotated and `evidence/` crops).
 
     Returns:
         The claim and its output folder.
@@ -538,6 +539,9 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
         partial = out / f".{name}.partial"
         partial.write_text(text)
         partial.replace(out / name)
+    from cardd.report import write_claim_report
+
+    write_claim_report(out, claim, photos, damage_detector.classes)
     return claim, out
 
 

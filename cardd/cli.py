@@ -592,7 +592,7 @@ def assess(inputs, damage_model, parts_model, rules, thresholds, out_dir, device
     )
     for line in claim_lines(claim):
         click.echo(line)
-    click.echo(f"claim written to {out / 'claim.json'} and {out / 'claim.csv'}")
+    click.echo(f"claim written to {out}: claim.json, claim.csv, claim.html")
 
 
 INFER_EPILOG = """\b

@@ -304,3 +304,99 @@ def write_infer_index(out: Path, entries: list[dict], summary: dict, classes: Cl
     path = out / "index.html"
     path.write_text(_page("cardd infer", body))
     return path
+
+
+#: Evidence crops shown per finding, best score first (claim.json lists all).
+EVIDENCE_CROPS = 6
+_STATUS_COLOURS = {"confirmed": "#1a7f37", "needs_review": "#9a6700", "rejected": "#6e7781"}
+
+
+def write_claim_report(out: Path, claim, photos: list[tuple], classes: ClassSet) -> Path:
+    """`claim.html` of a `cardd assess` folder: the claim's status, the findings by part
+    with their evidence crops (drawn by `cardd.draw`), and every photo annotated in
+    `photos/`, each crop linking its photo.
+
+    Args:
+        photos: (name, BGR image, damage ImageResult, parts ImageResult or None) per photo.
+    """
+    from cardd.draw import draw_detections, encode_jpeg, thumbnail
+
+    drawn_names = {}
+    for number, (name, image, damage, _parts) in enumerate(photos, start=1):
+        picture = f"photos/{number:03d}.jpg"
+        (out / "photos").mkdir(parents=True, exist_ok=True)
+        drawn = draw_detections(image, damage.detections, classes)
+        (out / picture).write_bytes(encode_jpeg(thumbnail(drawn, 1600)))
+        drawn_names[name] = (picture, image, damage)
+    findings_html = []
+    for index, finding in enumerate(claim.findings, start=1):
+        crops = []
+        shown = sorted(finding.evidence, key=lambda e: -e.score)[:EVIDENCE_CROPS]
+        for k, evidence in enumerate(shown, start=1):
+            picture, image, damage = drawn_names[evidence.photo]
+            x1, y1, x2, y2 = (int(round(v)) for v in evidence.bbox_xyxy)
+            margin = max(16, (x2 - x1 + y2 - y1) // 4)
+            height, width = image.shape[:2]
+            box = (max(0, x1 - margin), max(0, y1 - margin),
+                   min(width, x2 + margin), min(height, y2 + margin))  # fmt: skip
+            detection = damage.detections[evidence.index]
+            crop = draw_detections(image, [detection], classes)[box[1] : box[3], box[0] : box[2]]
+            crop_path = f"evidence/{index:03d}_{k}.jpg"
+            (out / "evidence").mkdir(parents=True, exist_ok=True)
+            (out / crop_path).write_bytes(encode_jpeg(thumbnail(crop, 360)))
+            on = f" on {html.escape(evidence.part)}" if evidence.part else ""
+            crops.append(
+                f'<figure><a href="{_link(picture)}"><img loading="lazy" src="{_link(crop_path)}" '
+                f'alt=""></a><figcaption>{html.escape(evidence.photo)}{on}: score '
+                f"{evidence.score:.2f}, size {evidence.size:.3f} of the "
+                f"{evidence.size_relative_to}</figcaption></figure>"
+            )
+        if len(finding.evidence) > len(shown):
+            more = len(finding.evidence) - len(shown)
+            crops.append(f'<p class="muted">and {more} more detections (claim.json)</p>')
+        colour = _STATUS_COLOURS[finding.status]
+        grade = f"{finding.severity}, {finding.operation}" if finding.severity else "no rule"
+        where = finding.part or ("no part found" if claim.with_parts else "part unknown")
+        reasons = f" ({html.escape('; '.join(finding.reasons))})" if finding.reasons else ""
+        findings_html.append(
+            f'<h3><span style="color:{colour}">{finding.status}</span> '
+            f"{html.escape(finding.damage)} on {html.escape(where)}</h3>"
+            f'<p class="muted">{html.escape(grade)} · best score {finding.score:.2f} '
+            f"(threshold {finding.threshold:g}){reasons}</p>"
+            f"<div class=gallery>{''.join(crops)}</div>"
+        )
+    rows = "".join(
+        f"<tr><td>{html.escape(f.part or '–')}</td><td>{_swatch(f.damage, classes)}"
+        f"{html.escape(f.damage)}</td><td>{html.escape(f.severity or '–')}</td>"
+        f"<td>{html.escape(f.operation or '–')}</td><td>{f.score:.2f}</td>"
+        f'<td style="color:{_STATUS_COLOURS[f.status]}">{f.status}</td>'
+        f"<td>{len({e.photo for e in f.evidence})}</td></tr>"
+        for f in claim.findings
+    )
+    def check(photo) -> str:
+        return "usable" if photo.check.usable else "retake: " + ", ".join(photo.check.reasons)
+
+    photo_rows = "".join(
+        f'<tr><td><a href="{_link(drawn_names[p.name][0])}">{html.escape(p.name)}</a></td>'
+        f"<td>{html.escape(check(p))}</td><td>{p.detections}</td></tr>"
+        for p in claim.photos
+    )
+    document = claim.to_dict()
+    sized = "the part it lies on" if claim.with_parts else "the photo (no parts model)"
+    body = (
+        f'<h1>Claim: <span style="color:{_STATUS_COLOURS[claim.status]}">{claim.status}</span>'
+        f"</h1><p class=muted>{document['photos_usable']} of {document['photos_total']} photos "
+        f"usable · {len(claim.findings)} findings · sizes relative to {sized} · "
+        f'<a href="claim.json">claim.json</a> · <a href="claim.csv">claim.csv</a></p>'
+        + (f"<p>{html.escape('; '.join(claim.reasons))}</p>" if claim.reasons else "")
+        + "<h2>Findings by part</h2><table><tr><th>part</th><th>damage</th><th>severity</th>"
+        "<th>operation</th><th>score</th><th>status</th><th>photos</th></tr>"
+        + rows
+        + "</table><h2>Evidence</h2>"
+        + ("".join(findings_html) or '<p class="muted">No damage found.</p>')
+        + "<h2>Photos</h2><table class=images><tr><th>photo</th><th>check</th>"
+        "<th>detections</th></tr>" + photo_rows + "</table>"
+    )
+    path = out / "claim.html"
+    path.write_text(_page("cardd claim", body))
+    return path

@@ -15,7 +15,7 @@ from cardd.assess import (
 from cardd.classes import CARDD, ClassSet
 from cardd.detector import Detection, ImageResult
 from cardd.errors import CarddError
-from tests.conftest import run_cardd
+from tests.conftest import broken_links, run_cardd
 
 H, W = 600, 800
 PARTS = ClassSet.from_categories([{"id": 1, "name": "front door"}, {"id": 2, "name": "fender"}])
@@ -228,6 +228,9 @@ def test_cardd_assess_writes_the_claim(tiny_export, synthetic_root, tmp_path):
     assert placed and all(e["parts"][0]["part"] == e["part"] for e in placed)
     assert result.stdout.splitlines()[0].startswith(f"claim {claim['status']}: ")
     assert (out / "claim.csv").read_text().count("\n") == len(claim["findings"]) + 1
+    page = (out / "claim.html").read_text()
+    assert claim["status"] in page and not broken_links(out / "claim.html")
+    assert len(list((out / "photos").glob("*.jpg"))) == 2 and list((out / "evidence").glob("*.jpg"))
 
     bad = tmp_path / "bad.yaml"
     bad.write_text(
