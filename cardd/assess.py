@@ -516,20 +516,16 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
     if unknown:
         raise CarddError(f"--thresholds {opts.thresholds}: {unknown[0]!r} is not a damage class")
     parts_detector = detector(opts.parts_model) if opts.parts_model else None
-    photos = []
+    arrays, names = [], []
     for item in images:
         try:
-            image = load_image(item.path)
+            arrays.append(load_image(item.path))
         except UnreadableImage as error:
             raise CarddError(f"{item.path}: {error}") from None
-        name = str(item.relative)
-        damage = damage_detector.detect([image], [name])[0]
-        parts = parts_detector.detect([image], [name])[0] if parts_detector else None
-        photos.append((name, image, damage, parts))
-    claim = assess_claim(photos, rules, thresholds)
-    claim.models = {"damage": _model_entry(damage_detector)}
-    if parts_detector is not None:
-        claim.models["parts"] = _model_entry(parts_detector)
+        names.append(str(item.relative))
+    claim, photos = assess_images(
+        damage_detector, arrays, names, parts_detector, rules, thresholds, with_photos=True
+    )
     out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (
@@ -543,6 +539,37 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
 
     write_claim_report(out, claim, photos, damage_detector.classes)
     return claim, out
+
+
+def assess_images(
+    damage_detector,
+    images: list,
+    names: list[str],
+    parts_detector=None,
+    rules: Rules | None = None,
+    thresholds: dict[str, float] | None = None,
+    with_photos: bool = False,
+):
+    """The claim of photos already decoded (BGR arrays), from loaded `DamageDetector`s:
+    the Python API of `cardd assess` (one model call per photo and model).
+
+    Example:
+        >>> damage = DamageDetector(checkpoint="dcn_plus.pth", score_thr=0.1)
+        >>> parts = DamageDetector(checkpoint="carparts.pth", score_thr=0.3)
+        >>> claim = assess_images(damage, [load_image(p) for p in paths], paths, parts)
+        >>> claim.to_dict()["findings"]
+    """
+    rules = rules or load_rules()
+    photos = []
+    for name, image in zip(names, images, strict=True):
+        damage = damage_detector.detect([image], [name])[0]
+        parts = parts_detector.detect([image], [name])[0] if parts_detector else None
+        photos.append((name, image, damage, parts))
+    claim = assess_claim(photos, rules, thresholds)
+    claim.models = {"damage": _model_entry(damage_detector)}
+    if parts_detector is not None:
+        claim.models["parts"] = _model_entry(parts_detector)
+    return (claim, photos) if with_photos else claim
 
 
 def claim_lines(claim: Claim) -> list[str]:
