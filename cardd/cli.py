@@ -169,6 +169,8 @@ def cli() -> None:
       cardd download-weights             fetch the COCO-pretrained DCN model
       cardd train --config DCN_plus      the CarDD paper's best model (GPU)
       cardd infer photo.jpg              detect damage in photos
+      cardd assess claim/ --damage-model M   a claim: damage by part, severity, status
+      cardd train --data my-data.yaml    your own dataset and classes (cardd init-data)
       cardd serve                        the claims service: HTTP API and web page
       cardd export --out model.pth       a trained model to share (weights only)
     """
