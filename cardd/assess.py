@@ -466,6 +466,7 @@ class AssessOptions:
     out_dir: Path | None = None
     device: str = "auto"
     score_thr: float = 0.1  # detections kept for assessment; statuses use the thresholds
+    parts_score_thr: float = 0.3  # part masks below this score are not parts
     trust_checkpoint: bool = False
 
 
@@ -495,15 +496,15 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
     images = collect_inputs(opts.inputs)
     check_out_dir(opts.out_dir, exist_ok=False)
 
-    def detector(checkpoint: str) -> DamageDetector:
+    def detector(checkpoint: str, score_thr: float) -> DamageDetector:
         return DamageDetector(
             checkpoint=checkpoint,
             device=opts.device,
-            score_thr=opts.score_thr,
+            score_thr=score_thr,
             trust_checkpoint=opts.trust_checkpoint,
         )
 
-    damage_detector = detector(opts.damage_model)
+    damage_detector = detector(opts.damage_model, opts.score_thr)
     if opts.rules is not None:  # your rules must fit your model
         rules.check_classes(damage_detector.classes.names)
     else:  # cardd's are CarDD's: another model's classes get no severity, said per finding
@@ -515,7 +516,7 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
     unknown = sorted(set(thresholds) - set(damage_detector.classes.names))
     if unknown:
         raise CarddError(f"--thresholds {opts.thresholds}: {unknown[0]!r} is not a damage class")
-    parts_detector = detector(opts.parts_model) if opts.parts_model else None
+    parts_detector = detector(opts.parts_model, opts.parts_score_thr) if opts.parts_model else None
     arrays, names = [], []
     for item in images:
         try:

@@ -559,6 +559,13 @@ Examples:
 @click.option("--damage-model", required=True, help="The damage model (an export or checkpoint).")
 @click.option("--parts-model", help="A car-parts model: damage placed on parts, sized by them.")
 @click.option(
+    "--parts-score-thr",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.3,
+    show_default=True,
+    help="Part masks below this score are not parts.",
+)
+@click.option(
     "--rules", type=ExistingFile, help="A rules file (default: cardd's claim_rules.yaml)."
 )
 @click.option(
@@ -573,8 +580,8 @@ Examples:
     "thresholds).",
 )  # fmt: skip
 @trust_option
-def assess(inputs, damage_model, parts_model, rules, thresholds, out_dir, device, score_thr,
-           trust_checkpoint) -> None:  # fmt: skip
+def assess(inputs, damage_model, parts_model, parts_score_thr, rules, thresholds, out_dir,
+           device, score_thr, trust_checkpoint) -> None:  # fmt: skip
     """The photos of one claim: which part is damaged, how badly, what to do, how sure;
     claim.json and claim.csv in the output folder."""
     from cardd.assess import AssessOptions, claim_lines, run_assessment
@@ -584,6 +591,7 @@ def assess(inputs, damage_model, parts_model, rules, thresholds, out_dir, device
             inputs=inputs,
             damage_model=damage_model,
             parts_model=parts_model,
+            parts_score_thr=parts_score_thr,
             rules=rules,
             thresholds=thresholds,
             out_dir=out_dir,
@@ -717,6 +725,23 @@ Examples:
 @click.option(
     "--save-dir", type=PathArg, help="Keep every upload and its JSON here (default: keep none)."
 )
+@click.option("--parts-model", help="A car-parts model for POST /v1/assess (as cardd assess).")
+@click.option(
+    "--parts-score-thr",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.3,
+    show_default=True,
+    help="Part masks below this score are not parts.",
+)
+@click.option("--rules", type=ExistingFile, help="Claim rules for /v1/assess (as cardd assess).")
+@click.option("--thresholds", type=ExistingFile, help="A `cardd eval` metrics.json for /v1/assess.")
+@click.option(
+    "--max-photos",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Photos one /v1/assess request may carry (each within --max-upload-mb).",
+)
 @trust_option
 def serve(
     config,
@@ -732,6 +757,11 @@ def serve(
     max_pixels,
     max_queue,
     save_dir,
+    parts_model,
+    parts_score_thr,
+    rules,
+    thresholds,
+    max_photos,
     trust_checkpoint,
 ) -> None:
     """The claims service: an HTTP API and a web page around one model (FastAPI)."""
@@ -753,6 +783,11 @@ def serve(
             max_pixels=max_pixels,
             max_queue=max_queue,
             save_dir=save_dir,
+            parts_model=parts_model,
+            parts_score_thr=parts_score_thr,
+            rules=rules,
+            thresholds=thresholds,
+            max_photos=max_photos,
             trust_checkpoint=trust_checkpoint,
         ),
         announce=click.echo,

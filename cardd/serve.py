@@ -64,6 +64,11 @@ class ServeOptions:
     save_dir: Path | None = None
     trust_checkpoint: bool = False
     max_queue: int = 4
+    parts_model: str | None = None  # POST /v1/assess places damage on this model's parts
+    parts_score_thr: float = 0.3
+    rules: Path | None = None  # claim rules (default: cardd's)
+    thresholds: Path | None = None  # a `cardd eval` metrics.json: best-F1 per class
+    max_photos: int = 20  # photos one /v1/assess request may carry
 
     @property
     def max_upload_bytes(self) -> int:
@@ -166,6 +171,15 @@ def image_part(body: bytes, content_type: str) -> tuple[str, bytes]:
     Returns:
         The file name the client gave (may be empty) and the file's bytes.
     """
+    return image_parts(body, content_type)[0]
+
+
+def image_parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """Every `image` file of a multipart/form-data body, in order, parsed in memory.
+
+    Raises:
+        RequestError: not multipart, malformed, or no `image` field.
+    """
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     kind, options = parse_options_header(content_type)
@@ -206,12 +220,15 @@ def image_part(body: bytes, content_type: str) -> tuple[str, bytes]:
         parser.finalize()
     except Exception as error:  # python-multipart raises its own and ValueErrors
         raise RequestError(400, f"malformed multipart body ({error})") from None
+    images = []
     for part in parts:
         _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
         if disposition.get(b"name") == b"image":
             name = disposition.get(b"filename", b"").decode("utf-8", "replace")
-            return Path(name).name, b"".join(part["data"])
-    raise RequestError(400, "no file field named 'image' in the form")
+            images.append((Path(name).name, b"".join(part["data"])))
+    if not images:
+        raise RequestError(400, "no file field named 'image' in the form")
+    return images
 
 
 class Service:
@@ -229,6 +246,10 @@ class Service:
         self.options = options
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cardd-model")
         self.detector = self.model_thread.submit(self._load).result()
+        self.parts_detector = (
+            self.model_thread.submit(self._load_parts).result() if options.parts_model else None
+        )
+        self.rules, self.thresholds = self._claim_rules()
         self.checkpoint_sha256 = self.detector.model_file.sha256
         self.admission = Admission(options.max_queue)
 
@@ -236,6 +257,58 @@ class Service:
         from cardd.detector import DamageDetector
 
         return DamageDetector.from_options(self.options)
+
+    def _load_parts(self) -> "DamageDetector":
+        from cardd.detector import DamageDetector
+
+        return DamageDetector(
+            checkpoint=self.options.parts_model, device=self.options.device,
+            score_thr=self.options.parts_score_thr,
+            trust_checkpoint=self.options.trust_checkpoint,
+        )  # fmt: skip
+
+    def _claim_rules(self):
+        """The rules and thresholds of /v1/assess, checked against the damage model as
+        `cardd assess` checks them, before the service answers anything."""
+        from cardd.assess import Rules, load_rules, thresholds_from_metrics
+
+        rules = load_rules(self.options.rules)
+        names = self.detector.classes.names
+        if self.options.rules is not None:
+            rules.check_classes(names)
+        else:
+            kept = {k: v for k, v in rules.classes.items() if k in names}
+            rules = Rules(kept, rules.confirm, rules.reject, rules.photos, rules.source)
+        thresholds = (
+            thresholds_from_metrics(self.options.thresholds) if self.options.thresholds else {}
+        )
+        return rules, thresholds
+
+    async def assess(self, arrays: list, names: list[str], score_thr: float) -> dict:
+        """The claim of decoded photos (`cardd assess`'s claim.json), on the model thread;
+        each photo's detections capped by `detection_budget`."""
+        import asyncio
+
+        from cardd.assess import _model_entry, assess_claim
+
+        def run() -> dict:
+            photos = []
+            for array, name in zip(arrays, names, strict=True):
+                height, width = array.shape[:2]
+                budget = detection_budget(width, height, None)
+                damage = self.detector.detect([array], [name], score_thr=score_thr,
+                                              max_detections=budget)[0]  # fmt: skip
+                parts = None
+                if self.parts_detector is not None:
+                    parts = self.parts_detector.detect([array], [name], max_detections=budget)[0]
+                photos.append((name, array, damage, parts))
+            claim = assess_claim(photos, self.rules, self.thresholds)
+            claim.models = {"damage": _model_entry(self.detector)}
+            if self.parts_detector is not None:
+                claim.models["parts"] = _model_entry(self.parts_detector)
+            return claim.to_dict()
+
+        return await asyncio.get_running_loop().run_in_executor(self.model_thread, run)
 
     def health(self, authorised: bool = True) -> dict:
         """Status for probes and the page; with an API key set, a caller without it
@@ -263,6 +336,7 @@ class Service:
             "half": self.detector.half,
             "max_queue": self.options.max_queue,
             "in_flight": self.admission.in_flight,
+            "parts_model": str(self.parts_detector.checkpoint) if self.parts_detector else None,
         }
 
     def decode(self, data: bytes, name: str):
@@ -435,6 +509,42 @@ def create_app(service: Service) -> "FastAPI":
             if service.options.save_dir is not None:
                 await run_in_threadpool(service.save, data, name, payload)
         return Response(body, media_type="application/json")
+
+    @app.post("/v1/assess", dependencies=[Depends(authorised)], openapi_extra=upload_doc)
+    async def assess(request: Request, score_thr: float | None = threshold):
+        """The claim of several photos (each an `image` field): `cardd assess`'s
+        claim.json, from the same models and rules."""
+        import json
+
+        thr = service.options.score_thr if score_thr is None else score_thr
+        limit = service.options.max_upload_bytes
+        with service.admission:
+            body = await read_body(request, limit * service.options.max_photos)
+            uploads = image_parts(body, request.headers.get("content-type", ""))
+            del body
+            if len(uploads) > service.options.max_photos:
+                raise RequestError(
+                    413, f"{len(uploads)} photos: at most {service.options.max_photos} per claim"
+                )
+            for name, data in uploads:
+                if not data:
+                    raise RequestError(400, f"the uploaded file {name or '(unnamed)'} is empty")
+                if len(data) > limit:
+                    raise RequestError(
+                        413, f"{name or 'a photo'} is over {service.options.max_upload_mb:g} MB"
+                    )
+            names = []
+            for index, (name, _) in enumerate(uploads, start=1):
+                unique = name or f"photo{index}.jpg"
+                while unique in names:  # the same name twice: one finding list, two photos
+                    unique = f"{Path(unique).stem}_{index}{Path(unique).suffix}"
+                names.append(unique)
+            arrays = [await run_in_threadpool(service.decode, d, n) for n, (_, d) in
+                      zip(names, uploads, strict=True)]  # fmt: skip
+            del uploads
+            claim = await service.assess(arrays, names, thr)
+            text = await run_in_threadpool(json.dumps, claim)
+        return Response(text.encode(), media_type="application/json")
 
     @app.post(
         "/v1/annotate",

@@ -217,6 +217,7 @@ def test_cardd_assess_writes_the_claim(tiny_export, synthetic_root, tmp_path):
     result = run_cardd(
         "assess", synthetic_root / "test2017", "--damage-model", tiny_export, "--parts-model",
         tiny_export, "--rules", rules, "--device", "cpu", "--out-dir", out, "--score-thr", "0.05",
+        "--parts-score-thr", "0.05",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     claim = json.loads((out / "claim.json").read_text())
@@ -243,3 +244,61 @@ def test_cardd_assess_writes_the_claim(tiny_export, synthetic_root, tmp_path):
     )  # fmt: skip
     assert result.returncode == 1 and "classes.paint chip is not a class" in result.stderr
     assert "Traceback" not in result.stderr and not refused.exists()
+
+
+def _by_basename(claim: dict) -> dict:
+    """A claim with its photos named by file name (the CLI names them by input folder)."""
+    import copy
+    from pathlib import PurePosixPath
+
+    claim = copy.deepcopy(claim)
+
+    def base(name):
+        return PurePosixPath(name).name
+
+    for finding in claim["findings"]:
+        finding["photos"] = sorted(base(p) for p in finding["photos"])
+        for evidence in finding["evidence"]:
+            evidence["photo"] = base(evidence["photo"])
+    for photo in claim["photos"]:
+        photo["name"] = base(photo["name"])
+    return claim
+
+
+@pytest.mark.slow
+def test_the_service_assesses_a_claim_as_the_command_does(tiny_export, synthetic_root, tmp_path):
+    import requests
+
+    from tests import live_service
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        open(load_rules().source)
+        .read()
+        .replace(
+            "photos: {min_side: 480, min_sharpness: 40.0",
+            "photos: {min_side: 200, min_sharpness: 0",
+        )
+    )
+    photos = sorted((synthetic_root / "test2017").glob("*.jpg"))
+    out = tmp_path / "cli"
+    result = run_cardd(
+        "assess", *photos, "--damage-model", tiny_export, "--parts-model", tiny_export,
+        "--rules", rules, "--device", "cpu", "--out-dir", out, "--score-thr", "0.05",
+        "--parts-score-thr", "0.05",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    from_cli = json.loads((out / "claim.json").read_text())
+    with live_service.running(
+        tiny_export, tmp_path / "serve.log", "--parts-model", str(tiny_export), "--rules",
+        str(rules), "--max-photos", "2", "--parts-score-thr", "0.05", config=None,
+    ) as service:  # fmt: skip
+        files = [("image", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]
+        answer = requests.post(f"{service.url}/v1/assess?score_thr=0.05", files=files, timeout=120)
+        assert answer.status_code == 200, answer.text
+        too_many = requests.post(f"{service.url}/v1/assess", files=files * 2, timeout=60)
+        assert too_many.status_code == 413 and "at most 2 per claim" in too_many.json()["error"]
+        not_multipart = requests.post(f"{service.url}/v1/assess", data=b"x", timeout=60)
+        assert not_multipart.status_code == 400
+    assert _by_basename(answer.json()) == _by_basename(from_cli)
+    assert from_cli["findings"] and from_cli["models"]["parts"]["sha256"]
