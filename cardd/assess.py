@@ -478,23 +478,12 @@ def _model_entry(detector) -> dict:
     }
 
 
-def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
-    """Run the models over the claim's photos and write claim.json, claim.csv and
-    claim.html (with `photos/` annotated and `evidence/` crops).
-
-    Returns:
-        The claim and its output folder.
-    """
-    import json
-
-    from cardd.detector import DamageDetector, UnreadableImage, load_image
-    from cardd.infer import check_out_dir, collect_inputs
-    from cardd.runs import next_run_dir
+def _load_models(opts: AssessOptions):
+    """The damage and parts detectors, the rules and thresholds, checked together."""
+    from cardd.detector import DamageDetector
 
     rules = load_rules(opts.rules)
     thresholds = thresholds_from_metrics(opts.thresholds) if opts.thresholds else {}
-    images = collect_inputs(opts.inputs)
-    check_out_dir(opts.out_dir, exist_ok=False)
 
     def detector(checkpoint: str, score_thr: float) -> DamageDetector:
         return DamageDetector(
@@ -505,29 +494,38 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
         )
 
     damage_detector = detector(opts.damage_model, opts.score_thr)
+    names = damage_detector.classes.names
     if opts.rules is not None:  # your rules must fit your model
-        rules.check_classes(damage_detector.classes.names)
+        rules.check_classes(names)
     else:  # cardd's are CarDD's: another model's classes get no severity, said per finding
-        names = damage_detector.classes.names
-        rules = Rules(
-            {k: v for k, v in rules.classes.items() if k in names},
-            rules.confirm, rules.reject, rules.photos, rules.source,
-        )  # fmt: skip
-    unknown = sorted(set(thresholds) - set(damage_detector.classes.names))
+        kept = {k: v for k, v in rules.classes.items() if k in names}
+        rules = Rules(kept, rules.confirm, rules.reject, rules.photos, rules.source)
+    unknown = sorted(set(thresholds) - set(names))
     if unknown:
         raise CarddError(f"--thresholds {opts.thresholds}: {unknown[0]!r} is not a damage class")
     parts_detector = detector(opts.parts_model, opts.parts_score_thr) if opts.parts_model else None
+    return damage_detector, parts_detector, rules, thresholds
+
+
+def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
+    """One claim's photos through the models; its files written into `out`."""
+    import json
+
+    from cardd.detector import UnreadableImage, load_image
+    from cardd.infer import collect_inputs
+    from cardd.report import write_claim_report
+
+    damage_detector, parts_detector, rules, thresholds = models
     arrays, names = [], []
-    for item in images:
+    for item in collect_inputs(inputs):
         try:
             arrays.append(load_image(item.path))
         except UnreadableImage as error:
-            raise CarddError(f"{item.path}: {error}") from None
+            raise CarddError(str(error)) from None
         names.append(str(item.relative))
     claim, photos = assess_images(
         damage_detector, arrays, names, parts_detector, rules, thresholds, with_photos=True
     )
-    out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (
         ("claim.json", json.dumps(claim.to_dict(), indent=2)),
@@ -536,10 +534,69 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
         partial = out / f".{name}.partial"
         partial.write_text(text)
         partial.replace(out / name)
-    from cardd.report import write_claim_report
-
     write_claim_report(out, claim, photos, damage_detector.classes)
-    return claim, out
+    return claim
+
+
+def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
+    """Run the models over one claim's photos and write claim.json, claim.csv and
+    claim.html (with `photos/` annotated and `evidence/` crops).
+
+    Returns:
+        The claim and its output folder.
+    """
+    from cardd.infer import check_out_dir, collect_inputs
+    from cardd.runs import next_run_dir
+
+    collect_inputs(opts.inputs)  # inputs and output folder checked before the models load
+    check_out_dir(opts.out_dir, exist_ok=False)
+    models = _load_models(opts)
+    out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
+    return _assess_into(out, opts.inputs, models), out
+
+
+def run_claims(opts: AssessOptions, claims_dir: Path) -> tuple[list[tuple[str, Claim | str]], Path]:
+    """Every subfolder of `claims_dir` as one claim (models loaded once): its files in
+    `<out>/<subfolder>/`, and `<out>/claims.csv` with a row per claim. A claim that
+    cannot be assessed (an unreadable photo) is listed with why, and the rest go on.
+
+    Returns:
+        (claim name, its Claim or why it failed) per claim, and the output folder.
+    """
+    from cardd.infer import IMAGE_SUFFIXES, check_out_dir
+    from cardd.runs import next_run_dir
+
+    if not claims_dir.is_dir():
+        raise CarddError(f"--claims {claims_dir} is not a folder")
+    folders = [
+        f for f in sorted(claims_dir.iterdir())
+        if f.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in f.iterdir())
+    ]  # fmt: skip
+    if not folders:
+        raise CarddError(f"--claims {claims_dir}: no subfolder with photos (one per claim)")
+    check_out_dir(opts.out_dir, exist_ok=False)
+    models = _load_models(opts)
+    out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
+    results: list[tuple[str, Claim | str]] = []
+    for folder in folders:
+        try:
+            results.append((folder.name, _assess_into(out / folder.name, (str(folder),), models)))
+        except CarddError as error:
+            results.append((folder.name, str(error)))
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["claim", "status", "findings", "confirmed", "needs_review", "rejected",
+                     "photos_usable", "photos_total", "reasons"])  # fmt: skip
+    for name, claim in results:
+        if isinstance(claim, str):
+            writer.writerow([name, "failed", "", "", "", "", "", "", claim])
+            continue
+        counts = [sum(f.status == s for f in claim.findings) for s in STATUSES]
+        usable = sum(p.check.usable for p in claim.photos)
+        writer.writerow([name, claim.status, len(claim.findings), *counts, usable,
+                         len(claim.photos), "; ".join(claim.reasons)])  # fmt: skip
+    (out / "claims.csv").write_text(table.getvalue())
+    return results, out
 
 
 def assess_images(

@@ -555,7 +555,13 @@ Examples:
 
 
 @cli.command(epilog=ASSESS_EPILOG)
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "--claims",
+    type=PathArg,
+    help="A folder with one subfolder of photos per claim, instead of INPUTS: "
+    "OUT/<claim>/ each, and OUT/claims.csv.",
+)
 @click.option("--damage-model", required=True, help="The damage model (an export or checkpoint).")
 @click.option("--parts-model", help="A car-parts model: damage placed on parts, sized by them.")
 @click.option(
@@ -580,26 +586,33 @@ Examples:
     "thresholds).",
 )  # fmt: skip
 @trust_option
-def assess(inputs, damage_model, parts_model, parts_score_thr, rules, thresholds, out_dir,
+def assess(inputs, claims, damage_model, parts_model, parts_score_thr, rules, thresholds, out_dir,
            device, score_thr, trust_checkpoint) -> None:  # fmt: skip
     """The photos of one claim: which part is damaged, how badly, what to do, how sure;
     claim.json and claim.csv in the output folder."""
-    from cardd.assess import AssessOptions, claim_lines, run_assessment
+    from cardd.assess import AssessOptions, claim_lines, run_assessment, run_claims
 
-    claim, out = run_assessment(
-        AssessOptions(
-            inputs=inputs,
-            damage_model=damage_model,
-            parts_model=parts_model,
-            parts_score_thr=parts_score_thr,
-            rules=rules,
-            thresholds=thresholds,
-            out_dir=out_dir,
-            device=device,
-            score_thr=score_thr,
-            trust_checkpoint=trust_checkpoint,
-        )  # fmt: skip
-    )
+    if bool(inputs) == bool(claims):
+        raise click.UsageError("pass the photos of one claim, or --claims DIR, not both")
+    opts = AssessOptions(
+        inputs=inputs, damage_model=damage_model, parts_model=parts_model,
+        parts_score_thr=parts_score_thr, rules=rules, thresholds=thresholds, out_dir=out_dir,
+        device=device, score_thr=score_thr, trust_checkpoint=trust_checkpoint,
+    )  # fmt: skip
+    if claims is not None:
+        results, out = run_claims(opts, claims)
+        failed = 0
+        for name, claim in results:
+            if isinstance(claim, str):
+                failed += 1
+                click.echo(f"{name}: failed: {claim}", err=True)
+            else:
+                click.echo(f"{name}: {claim_lines(claim)[0]}")
+        click.echo(f"{len(results)} claims assessed into {out} (claims.csv)")
+        if failed:
+            raise click.exceptions.Exit(1)
+        return
+    claim, out = run_assessment(opts)
     for line in claim_lines(claim):
         click.echo(line)
     click.echo(f"claim written to {out}: claim.json, claim.csv, claim.html")

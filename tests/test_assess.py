@@ -302,3 +302,28 @@ def test_the_service_assesses_a_claim_as_the_command_does(tiny_export, synthetic
         assert not_multipart.status_code == 400
     assert _by_basename(answer.json()) == _by_basename(from_cli)
     assert from_cli["findings"] and from_cli["models"]["parts"]["sha256"]
+
+
+@pytest.mark.slow
+def test_several_claims_at_once_and_a_broken_one_does_not_stop_the_rest(
+    tiny_export, synthetic_root, tmp_path
+):
+    import shutil
+
+    claims = tmp_path / "claims"
+    shutil.copytree(synthetic_root / "test2017", claims / "c1")
+    shutil.copytree(synthetic_root / "val2017", claims / "c2")
+    (claims / "c2" / "broken.jpg").write_bytes(b"not a jpeg")
+    (claims / "no photos").mkdir()
+    out = tmp_path / "out"
+    result = run_cardd(
+        "assess", "--claims", claims, "--damage-model", tiny_export, "--device", "cpu",
+        "--out-dir", out,
+    )  # fmt: skip
+    assert result.returncode == 1 and "c2: failed: " in result.stderr
+    assert "Traceback" not in result.stderr
+    rows = (out / "claims.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows[1:]] == [["c1", "rejected"], ["c2", "failed"]]
+    assert json.loads((out / "c1/claim.json").read_text())["photos_total"] == 2
+    usage = run_cardd("assess", "--damage-model", tiny_export)
+    assert usage.returncode == 2 and "--claims DIR" in usage.stderr
