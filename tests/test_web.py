@@ -91,6 +91,19 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
     assert document["image"] == photo.name and len(document["detections"]) == some
     assert document["score_thr"] == 0.05
 
+    # the claim view: every photo shown, assessed as one claim (POST /v1/assess)
+    assert page.locator("#assess").inner_text() == "Assess these 1 photos as one claim"
+    page.locator("#assess").click()
+    page.wait_for_function(
+        "document.querySelector('#claim-status').textContent.startsWith('claim ')", timeout=120_000
+    )
+    status = page.locator("#claim-status").inner_text()
+    assert status.startswith("claim rejected: 0 findings, 0 of 1 photos usable")  # 320 px: small
+    assert "relative to the photo (no parts model)" in status
+    assert page.locator("#retakes li").all_inner_texts() == [
+        f"retake {photo.name}: too small (256x320, shorter side under 480)"
+    ]
+
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
     assert not errors, errors

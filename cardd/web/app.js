@@ -2,7 +2,7 @@
 // on a canvas, and filter by score without uploading again. No dependencies.
 "use strict";
 
-const state = { classes: [], colours: new Map(), results: [], keyNeeded: false };
+const state = { classes: [], colours: new Map(), results: [], files: [], keyNeeded: false };
 const $ = (id) => document.getElementById(id);
 
 function threshold() {
@@ -187,11 +187,61 @@ async function handle(files) {
   for (const file of files) {
     await detect(file); // one at a time: the model serves one request at a time anyway
   }
+  state.files.push(...files);
+  $("claim").hidden = state.files.length === 0;
+  $("assess").textContent = `Assess these ${state.files.length} photos as one claim`;
+}
+
+// the claim of every photo shown: POST /v1/assess, the claim.json of `cardd assess`
+async function assess() {
+  const form = new FormData();
+  for (const file of state.files) form.append("image", file, file.name);
+  $("claim-status").textContent = "assessing…";
+  let response;
+  try {
+    // the slider is the least score assessed, as cardd assess --score-thr
+    const url = `v1/assess?score_thr=${threshold()}`;
+    response = await fetch(url, { method: "POST", body: form, headers: headers() });
+  } catch (error) {
+    $("claim-status").textContent = `the service did not answer (${error.message})`;
+    return;
+  }
+  const claim = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+  if (!response.ok) {
+    $("claim-status").textContent = claim.error || `HTTP ${response.status}`;
+    return;
+  }
+  const sized = claim.size_relative_to === "part" ? "by car part" : "relative to the photo (no parts model)";
+  $("claim-status").textContent =
+    `claim ${claim.status}: ${claim.findings.length} findings, ${claim.photos_usable} of ` +
+    `${claim.photos_total} photos usable, sizes ${sized}` +
+    (claim.reasons.length ? ` (${claim.reasons.join("; ")})` : "");
+  const body = $("findings").querySelector("tbody");
+  body.replaceChildren();
+  for (const f of claim.findings) {
+    const row = document.createElement("tr");
+    const cells = [f.part || "–", f.damage, f.severity || "–", f.operation || "–",
+      f.score.toFixed(2), f.status, f.photos.length];
+    for (const value of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      row.append(cell);
+    }
+    row.children[5].className = f.status;
+    body.append(row);
+  }
+  $("findings").hidden = claim.findings.length === 0;
+  $("retakes").replaceChildren(...claim.photos.filter((p) => !p.usable).map((p) => {
+    const item = document.createElement("li");
+    item.textContent = `retake ${p.name}: ${p.retake.join(", ")}`;
+    return item;
+  }));
 }
 
 function setUp() {
   $("files").addEventListener("change", (e) => handle([...e.target.files]));
   $("camera").addEventListener("change", (e) => handle([...e.target.files]));
+  $("assess").addEventListener("click", assess);
   $("threshold").addEventListener("input", () => {
     $("threshold-value").textContent = threshold().toFixed(2);
     state.results.forEach(draw);
