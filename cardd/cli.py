@@ -121,12 +121,12 @@ class CarddGroup(click.Group):
             ) from None
 
 
-def _print_counts(title: str, summary: dict) -> None:
-    """A CarDD dataset's counts (reduce-data, synth-data write CarDD's classes)."""
+def _print_counts(title: str, summary: dict, names: list[str] | None = None) -> None:
+    """A written dataset's counts (CarDD's classes unless `names` says otherwise)."""
     from cardd.classes import CLASSES
     from cardd.console import console, counts_table
 
-    console().print(counts_table(title, summary, CLASSES))
+    console().print(counts_table(title, summary, names or CLASSES))
 
 
 def _parse_size(ctx, param, value: str | None) -> tuple[int, int] | None:
@@ -314,13 +314,20 @@ def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
     metavar="WxH",
     help="Make every image WxH pixels (default: small, 256-352 px).",
 )
+@click.option(
+    "--parts",
+    is_flag=True,
+    help="Annotate a car's parts (fender, front door, rear door, wheel) instead of the "
+    "damage drawn on them: data for a parts model (cardd assess --parts-model).",
+)
 @force_option("<dest>/CarDD_COCO")
-def synth_data(dest: Path, images: int, seed: int, size, force: bool) -> None:
+def synth_data(dest: Path, images: int, seed: int, size, parts: bool, force: bool) -> None:
     """Write a tiny deterministic dataset in the CarDD layout (for demos and tests)."""
-    from cardd.data.synth import synthesize
+    from cardd.data.synth import PART_CATEGORIES, synthesize
 
-    summary = synthesize(dest=dest, images=images, seed=seed, force=force, size=size)
-    _print_counts(f"synthetic dataset in {dest / 'CarDD_COCO'}", summary)
+    summary = synthesize(dest=dest, images=images, seed=seed, force=force, size=size, parts=parts)
+    names = [c["name"] for c in PART_CATEGORIES] if parts else None
+    _print_counts(f"synthetic dataset in {dest / 'CarDD_COCO'}", summary, names)
 
 
 @cli.command(

@@ -327,3 +327,43 @@ def test_several_claims_at_once_and_a_broken_one_does_not_stop_the_rest(
     assert json.loads((out / "c1/claim.json").read_text())["photos_total"] == 2
     usage = run_cardd("assess", "--damage-model", tiny_export)
     assert usage.returncode == 2 and "--claims DIR" in usage.stderr
+
+
+@pytest.mark.slow
+def test_a_parts_model_trained_on_synthetic_parts_places_the_damage(tiny_export, tmp_path):
+    from cardd.data.synth import synthesize
+    from cardd.train import TrainOptions, train
+
+    synthesize(tmp_path / "parts", images=12, seed=0, parts=True)
+    root = tmp_path / "parts" / "CarDD_COCO"
+    work_dir = train(
+        TrainOptions(
+            config="tiny_DCN_plus",
+            data_root=root,
+            work_dir=tmp_path / "run",
+            device="cpu",
+            max_epochs=1,
+            seed=0,
+        )  # fmt: skip
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        open(load_rules().source)
+        .read()
+        .replace(
+            "photos: {min_side: 480, min_sharpness: 40.0",
+            "photos: {min_side: 200, min_sharpness: 0",
+        )
+    )
+    out = tmp_path / "claim"
+    result = run_cardd(
+        "assess", root / "test2017", "--damage-model", tiny_export, "--parts-model",
+        work_dir / "epoch_1.pth", "--parts-score-thr", "0.0", "--score-thr", "0.05",
+        "--rules", rules, "--device", "cpu", "--out-dir", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    claim = json.loads((out / "claim.json").read_text())
+    parts = [c["name"] for c in claim["models"]["parts"]["classes"]]
+    assert parts == ["fender", "front door", "rear door", "wheel"]
+    placed = {e["part"] for f in claim["findings"] for e in f["evidence"]}
+    assert placed - {None} and placed - {None} <= set(parts)

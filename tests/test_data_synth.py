@@ -80,3 +80,23 @@ def test_fixed_size_for_loading_benchmarks(tmp_path):
     coco = json.loads((tmp_path / "CarDD_COCO/annotations/instances_train2017.json").read_text())
     assert {(i["width"], i["height"]) for i in coco["images"]} == {(640, 480)}
     assert check_dataset(tmp_path / "CarDD_COCO", deep=True).ok
+
+
+def test_parts_mode_annotates_the_cars_parts_and_only_draws_the_damage(tmp_path):
+    import json
+
+    from cardd.data.synth import PART_CATEGORIES
+
+    summary = synthesize(tmp_path / "a", images=6, seed=1, parts=True)
+    again = synthesize(tmp_path / "b", images=6, seed=1, parts=True)
+    assert summary == again
+    for split in ("train", "val", "test"):
+        path = f"CarDD_COCO/annotations/instances_{split}2017.json"
+        coco = json.loads((tmp_path / "a" / path).read_text())
+        assert coco["categories"] == PART_CATEGORIES
+        per_image = {}
+        for annotation in coco["annotations"]:
+            per_image.setdefault(annotation["image_id"], []).append(annotation["category_id"])
+        assert all(sorted(ids) == [1, 2, 3, 4] for ids in per_image.values())  # one of each part
+        assert len(per_image) == len(coco["images"])
+        assert (tmp_path / "b" / path).read_bytes() == (tmp_path / "a" / path).read_bytes()

@@ -18,6 +18,13 @@ from cardd.data.layout import DATASET_DIR, staged_folder
 from cardd.errors import CarddError
 
 MIN_IMAGES = 6  # two per split, so each split holds all six classes
+#: `--parts`: the car's side, seen as four parts (a parts model for `cardd assess`).
+PART_CATEGORIES = [
+    {"id": 1, "name": "fender"},
+    {"id": 2, "name": "front door"},
+    {"id": 3, "name": "rear door"},
+    {"id": 4, "name": "wheel"},
+]
 SIZES = ((320, 240), (352, 256), (288, 288), (256, 320))  # (width, height)
 
 
@@ -35,6 +42,35 @@ def _background(rng, width: int, height: int):
     panel_y = int(rng.integers(height // 4, 3 * height // 4))
     image[panel_y : panel_y + 2] *= 0.6  # a panel gap
     return image.astype(np.uint8), base
+
+
+def _car_parts(rng, width: int, height: int):
+    """The side of a car as four part polygons (fender, front door, rear door, wheel) and
+    their BGR colours: panels of one paint in slightly different tones, seams between."""
+    import cv2
+    import numpy as np
+
+    top, bottom = height * rng.uniform(0.25, 0.35), height * rng.uniform(0.7, 0.8)
+    left, right = width * rng.uniform(0.02, 0.08), width * rng.uniform(0.92, 0.98)
+    cuts = rng.uniform(0.28, 0.38), rng.uniform(0.6, 0.7)
+    xs = [left, left + (right - left) * cuts[0], left + (right - left) * cuts[1], right]
+    paint = rng.integers(60, 200, size=3)
+    polygons, colours = [], []
+    for k in range(3):
+        x1, x2 = xs[k] + (2 if k else 0), xs[k + 1] - (2 if k < 2 else 0)  # seams
+        slant = height * 0.03 * (1 if k == 0 else 0)
+        polygons.append(np.array([[x1 + slant, top], [x2, top], [x2, bottom], [x1, bottom]]))
+        colours.append(tuple(int(c) for c in np.clip(paint * (1.0 + 0.08 * k), 0, 255)))
+    wheel = cv2.ellipse2Poly(
+        (int((xs[0] + xs[1]) / 2), int(bottom)), (int(height * 0.12), int(height * 0.12)), 0, 0,
+        360, 15,
+    )  # fmt: skip
+    polygons.append(np.asarray(wheel, dtype=np.float64))
+    colours.append((25, 25, 25))
+    for poly in polygons:
+        poly[:, 0] = poly[:, 0].clip(0, width - 1)
+        poly[:, 1] = poly[:, 1].clip(0, height - 1)
+    return polygons, colours
 
 
 def _shape(rng, class_name: str, width: int, height: int):
@@ -126,8 +162,13 @@ def synthesize(
     seed: int = 0,
     force: bool = False,
     size: tuple[int, int] | None = None,
+    parts: bool = False,
 ) -> dict[str, tuple[int, Counter]]:
     """Write `<dest>/CarDD_COCO` with `images` synthetic photos over the three splits.
+
+    With `parts`, the annotations are a car's parts (`PART_CATEGORIES`: each photo the
+    side of a car, its four parts as polygons) and the damage shapes are drawn on top
+    unannotated: data for a parts model, photos for `cardd assess`.
 
     The same arguments always give byte-identical JSON and images. `size`
     (width, height) makes every image that size, e.g. CarDD's typical 1024x768
@@ -155,7 +196,7 @@ def synthesize(
                 "licenses": [],
                 "images": [],
                 "annotations": [],
-                "categories": CATEGORIES,
+                "categories": PART_CATEGORIES if parts else CATEGORIES,
             }
             class_cursor = 0
             for index in range(count):
@@ -164,6 +205,15 @@ def synthesize(
                 if size is not None:
                     width, height = size
                 pixels, _ = _background(rng, width, height)
+                if parts:
+                    for category, poly, colour in zip(
+                        PART_CATEGORIES, *_car_parts(rng, width, height), strict=True
+                    ):
+                        cv2.fillPoly(pixels, [poly.round().astype(np.int32)], colour)
+                        ann_id += 1
+                        coco["annotations"].append(
+                            _annotation(poly, ann_id, image_id, category["id"])
+                        )
                 # The first two images of a split carry three damages each, so
                 # together they hold all six classes.
                 n_damages = 3 if index < 2 else int(rng.integers(1, 4))
@@ -172,8 +222,11 @@ def synthesize(
                     class_cursor += 1
                     poly, colour = _shape(rng, category["name"], width, height)
                     cv2.fillPoly(pixels, [poly.round().astype(np.int32)], colour[::-1])
-                    ann_id += 1
-                    coco["annotations"].append(_annotation(poly, ann_id, image_id, category["id"]))
+                    if not parts:  # with parts, damage is only drawn
+                        ann_id += 1
+                        coco["annotations"].append(
+                            _annotation(poly, ann_id, image_id, category["id"])
+                        )
                 file_name = f"{image_id:06d}.jpg"
                 Image.fromarray(pixels).save(folder / file_name, quality=92)
                 coco["images"].append(
@@ -181,7 +234,7 @@ def synthesize(
                 )
             with open(staging / annotation_file(split), "w") as f:
                 json.dump(coco, f)
-            names = {c["id"]: c["name"] for c in CATEGORIES}
+            names = {c["id"]: c["name"] for c in coco["categories"]}
             per_class = Counter(names[a["category_id"]] for a in coco["annotations"])
             summary[split] = (len(coco["images"]), per_class)
     return summary
