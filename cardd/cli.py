@@ -208,6 +208,14 @@ def doctor(data_root: Path, weights_dir: Path) -> None:
     show_default=True,
     help="Folder to hold CarDD_COCO/.",
 )
+@click.option(
+    "--dataset",
+    type=click.Choice(["cardd", "carparts"]),
+    default="cardd",
+    show_default=True,
+    help="carparts: Ultralytics' Carparts-Seg (23 parts, for cardd assess --parts-model), "
+    "into DEST/carparts-seg (YOLO) and DEST/carparts (COCO).",
+)
 @click.option("--keep-sod", is_flag=True, help="Also extract CarDD_SOD/ (unused by cardd).")
 @click.option(
     "--force",
@@ -221,12 +229,25 @@ def download_data(
     zip_path: Path | None,
     url: str | None,
     dest: Path,
+    dataset: str,
     keep_sod: bool,
     force: bool,
     redownload: bool,
 ) -> None:
     """Download (or take) the CarDD release zip, extract it safely, check it."""
     from cardd.data.download import download_data as run
+
+    if dataset == "carparts":
+        from cardd.data.carparts import download_carparts
+
+        if keep_sod:
+            raise click.UsageError("--keep-sod is for the CarDD release")
+        report = download_carparts(dest, zip_path, url, force=force, redownload=redownload)
+        if report.problems:
+            click.echo(f"{len(report.problems)} bad label lines or files left out", err=True)
+        click.echo(report.summary())
+        click.echo(f"train a parts model: cardd train --data {report.out / 'data.yaml'}")
+        return
 
     _finish_check(
         run(
