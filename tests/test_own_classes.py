@@ -188,3 +188,31 @@ def test_any_number_of_classes_trains_predicts_and_scores(synthetic_root, tmp_pa
     assert list(metrics["segm"]["per_class"]) == names
     assert len(metrics["confusion_matrix"]["matrix"]) == len(names) + 1
     assert (out / "confusion_matrix.png").is_file() and (out / "pr_curve_bbox.png").is_file()
+
+
+def test_assess_with_a_model_of_other_classes_grades_nothing_it_has_no_rule_for(
+    own_run, own_data, tmp_path
+):
+    work_dir, _ = own_run
+    out = tmp_path / "claim"
+    result = run_cardd(
+        "assess", own_data.parent / "images/val", "--damage-model", work_dir / "epoch_1.pth",
+        "--device", "cpu", "--out-dir", out, "--score-thr", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    claim = json.loads((out / "claim.json").read_text())
+    assert [c["name"] for c in claim["models"]["damage"]["classes"]] == list(NAMES)
+    # cardd's default rules are CarDD's: these photos are also too small for them
+    assert claim["photos_usable"] == 0 and claim["status"] == "rejected"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nphotos: {min_side: 100, min_sharpness: 0}\n")
+    out = tmp_path / "claim2"
+    result = run_cardd(
+        "assess", own_data.parent / "images/val", "--damage-model", work_dir / "epoch_1.pth",
+        "--rules", rules, "--device", "cpu", "--out-dir", out, "--score-thr", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    claim = json.loads((out / "claim.json").read_text())
+    assert claim["findings"] and {f["damage"] for f in claim["findings"]} <= set(NAMES)
+    assert all(f["severity"] is None for f in claim["findings"])
+    assert all(f["status"] != "confirmed" for f in claim["findings"])  # no rule: never passed

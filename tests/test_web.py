@@ -107,3 +107,32 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
     assert not errors, errors
+
+
+def test_the_claim_report_opens_with_every_picture(browser, tmp_path):
+    """claim.html from disk in Chromium: every evidence crop and photo loads, links resolve."""
+    from cardd.assess import assess_claim, load_rules
+    from cardd.classes import CARDD
+    from cardd.report import write_claim_report
+    from tests.conftest import broken_links
+    from tests.test_assess import _detection, _parts, _photo, _result
+
+    photos = [
+        (f"p{k}.jpg", _photo(k), _result(f"p{k}.jpg", CARDD, [
+            _detection(CARDD, "dent", 0.8, (100, 100, 300, 250)),
+            _detection(CARDD, "scratch", 0.3, (450, 50, 700, 90)),
+        ]), _parts(f"p{k}.jpg"))
+        for k in range(3)
+    ]  # fmt: skip
+    claim = assess_claim(photos, load_rules())
+    (tmp_path / "claim.json").write_text(json.dumps(claim.to_dict()))  # as cardd assess writes
+    (tmp_path / "claim.csv").write_text(claim.csv_text())
+    page_path = write_claim_report(tmp_path, claim, photos, CARDD)
+    assert not broken_links(page_path)
+    page = browser.new_page(viewport={"width": 1100, "height": 6000})  # lazy images: all in view
+    page.goto(page_path.as_uri())
+    page.wait_for_load_state("load")
+    loaded = page.evaluate("() => [...document.images].map(i => i.complete && i.naturalWidth > 0)")
+    assert loaded and all(loaded), loaded
+    assert page.locator("h1").inner_text() == "Claim: needs_review"
+    assert page.locator("table").first.locator("tr").count() == 1 + len(claim.findings)
