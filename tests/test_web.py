@@ -131,8 +131,11 @@ def test_the_claim_report_opens_with_every_picture(browser, tmp_path):
     assert not broken_links(page_path)
     page = browser.new_page(viewport={"width": 1100, "height": 6000})  # lazy images: all in view
     page.goto(page_path.as_uri())
-    page.wait_for_load_state("load")
-    loaded = page.evaluate("() => [...document.images].map(i => i.complete && i.naturalWidth > 0)")
-    assert loaded and all(loaded), loaded
+    every_image = "() => [...document.images].map(i => i.complete && i.naturalWidth > 0)"
+    try:  # lazy images load after the page's load event
+        page.wait_for_function(f"({every_image})().every(Boolean)", timeout=30_000)
+    finally:
+        loaded = page.evaluate(every_image)
+    assert len(loaded) == 6 and all(loaded), loaded  # 3 photos' crops of 2 findings
     assert page.locator("h1").inner_text() == "Claim: needs_review"
     assert page.locator("table").first.locator("tr").count() == 1 + len(claim.findings)
