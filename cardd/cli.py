@@ -617,7 +617,7 @@ Examples:
 def assess(inputs, claims, damage_model, parts_model, parts_score_thr, rules, thresholds, out_dir,
            device, score_thr, trust_checkpoint) -> None:  # fmt: skip
     """The photos of one claim: which part is damaged, how badly, what to do, how sure;
-    claim.json and claim.csv in the output folder."""
+    claim.json, claim.csv and claim.html in the output folder."""
     from cardd.assess import AssessOptions, claim_lines, run_assessment, run_claims
 
     if bool(inputs) == bool(claims):
