@@ -65,6 +65,16 @@ class Rules:
     photos: dict[str, float]
     source: str
 
+    def for_model(self, names: tuple[str, ...], given: bool) -> Rules:
+        """These rules for a damage model of classes `names`: a file the user gave must
+        name only those (`check_classes`); cardd's default (CarDD's classes) is cut to
+        them, and a class it lacks gets no severity, said per finding."""
+        if given:
+            self.check_classes(names)
+            return self
+        kept = {k: v for k, v in self.classes.items() if k in names}
+        return Rules(kept, self.confirm, self.reject, self.photos, self.source)
+
     def check_classes(self, names: tuple[str, ...]) -> None:
         """Refuse rules for classes the damage model does not predict."""
         unknown = sorted(set(self.classes) - set(names))
@@ -156,8 +166,9 @@ def load_rules(path: Path | None = None) -> Rules:
     return Rules(classes, confirm, reject, photos, source)
 
 
-def thresholds_from_metrics(path: Path) -> dict[str, float]:
-    """Per class, the best-F1 score threshold of a `cardd eval` metrics.json (box AP's)."""
+def thresholds_from_metrics(path: Path, names: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Per class, the best-F1 score threshold of a `cardd eval` metrics.json (box AP's);
+    with `names` (the damage model's classes), a class outside them is refused."""
     import json
 
     try:
@@ -167,6 +178,9 @@ def thresholds_from_metrics(path: Path) -> dict[str, float]:
         raise CarddError(f"--thresholds {path}: not a cardd eval metrics.json ({error})") from None
     if not isinstance(best, dict) or not best:
         raise CarddError(f"--thresholds {path}: no best_f1 thresholds (run `cardd eval`)")
+    unknown = sorted(set(best) - set(names)) if names is not None else []
+    if unknown:
+        raise CarddError(f"--thresholds {path}: {unknown[0]!r} is not a damage class")
     return {name: entry["threshold"] for name, entry in best.items() if entry}
 
 
@@ -470,7 +484,8 @@ class AssessOptions:
     trust_checkpoint: bool = False
 
 
-def _model_entry(detector) -> dict:
+def model_entry(detector) -> dict:
+    """What claim.json says of a model: its file, that file's sha256, its classes."""
     return {
         "path": str(detector.checkpoint),
         "sha256": detector.model_file.sha256,
@@ -483,7 +498,6 @@ def _load_models(opts: AssessOptions):
     from cardd.detector import DamageDetector
 
     rules = load_rules(opts.rules)
-    thresholds = thresholds_from_metrics(opts.thresholds) if opts.thresholds else {}
 
     def detector(checkpoint: str, score_thr: float) -> DamageDetector:
         return DamageDetector(
@@ -495,14 +509,8 @@ def _load_models(opts: AssessOptions):
 
     damage_detector = detector(opts.damage_model, opts.score_thr)
     names = damage_detector.classes.names
-    if opts.rules is not None:  # your rules must fit your model
-        rules.check_classes(names)
-    else:  # cardd's are CarDD's: another model's classes get no severity, said per finding
-        kept = {k: v for k, v in rules.classes.items() if k in names}
-        rules = Rules(kept, rules.confirm, rules.reject, rules.photos, rules.source)
-    unknown = sorted(set(thresholds) - set(names))
-    if unknown:
-        raise CarddError(f"--thresholds {opts.thresholds}: {unknown[0]!r} is not a damage class")
+    rules = rules.for_model(names, given=opts.rules is not None)
+    thresholds = thresholds_from_metrics(opts.thresholds, names) if opts.thresholds else {}
     parts_detector = detector(opts.parts_model, opts.parts_score_thr) if opts.parts_model else None
     return damage_detector, parts_detector, rules, thresholds
 
@@ -607,9 +615,13 @@ def assess_images(
     rules: Rules | None = None,
     thresholds: dict[str, float] | None = None,
     with_photos: bool = False,
+    score_thr: float | None = None,
+    max_detections=None,
 ):
     """The claim of photos already decoded (BGR arrays), from loaded `DamageDetector`s:
-    the Python API of `cardd assess` (one model call per photo and model).
+    the Python API of `cardd assess` and the service's (one model call per photo and
+    model). `score_thr`: the damage model's for this call (default: its own);
+    `max_detections(width, height)`: a cap per photo (the service's memory budget).
 
     Example:
         >>> damage = DamageDetector(checkpoint="dcn_plus.pth", score_thr=0.1)
@@ -620,13 +632,17 @@ def assess_images(
     rules = rules or load_rules()
     photos = []
     for name, image in zip(names, images, strict=True):
-        damage = damage_detector.detect([image], [name])[0]
-        parts = parts_detector.detect([image], [name])[0] if parts_detector else None
+        height, width = image.shape[:2]
+        cap = max_detections(width, height) if max_detections else None
+        damage = damage_detector.detect([image], [name], score_thr, max_detections=cap)[0]
+        parts = None
+        if parts_detector is not None:
+            parts = parts_detector.detect([image], [name], max_detections=cap)[0]
         photos.append((name, image, damage, parts))
     claim = assess_claim(photos, rules, thresholds)
-    claim.models = {"damage": _model_entry(damage_detector)}
+    claim.models = {"damage": model_entry(damage_detector)}
     if parts_detector is not None:
-        claim.models["parts"] = _model_entry(parts_detector)
+        claim.models["parts"] = model_entry(parts_detector)
     return (claim, photos) if with_photos else claim
 
 

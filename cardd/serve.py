@@ -270,18 +270,12 @@ class Service:
     def _claim_rules(self):
         """The rules and thresholds of /v1/assess, checked against the damage model as
         `cardd assess` checks them, before the service answers anything."""
-        from cardd.assess import Rules, load_rules, thresholds_from_metrics
+        from cardd.assess import load_rules, thresholds_from_metrics
 
-        rules = load_rules(self.options.rules)
         names = self.detector.classes.names
-        if self.options.rules is not None:
-            rules.check_classes(names)
-        else:
-            kept = {k: v for k, v in rules.classes.items() if k in names}
-            rules = Rules(kept, rules.confirm, rules.reject, rules.photos, rules.source)
-        thresholds = (
-            thresholds_from_metrics(self.options.thresholds) if self.options.thresholds else {}
-        )
+        rules = load_rules(self.options.rules).for_model(names, self.options.rules is not None)
+        given = self.options.thresholds
+        thresholds = thresholds_from_metrics(given, names) if given else {}
         return rules, thresholds
 
     async def assess(self, arrays: list, names: list[str], score_thr: float) -> dict:
@@ -289,23 +283,14 @@ class Service:
         each photo's detections capped by `detection_budget`."""
         import asyncio
 
-        from cardd.assess import _model_entry, assess_claim
+        from cardd.assess import assess_images
 
         def run() -> dict:
-            photos = []
-            for array, name in zip(arrays, names, strict=True):
-                height, width = array.shape[:2]
-                budget = detection_budget(width, height, None)
-                damage = self.detector.detect([array], [name], score_thr=score_thr,
-                                              max_detections=budget)[0]  # fmt: skip
-                parts = None
-                if self.parts_detector is not None:
-                    parts = self.parts_detector.detect([array], [name], max_detections=budget)[0]
-                photos.append((name, array, damage, parts))
-            claim = assess_claim(photos, self.rules, self.thresholds)
-            claim.models = {"damage": _model_entry(self.detector)}
-            if self.parts_detector is not None:
-                claim.models["parts"] = _model_entry(self.parts_detector)
+            claim = assess_images(
+                self.detector, arrays, names, self.parts_detector, self.rules, self.thresholds,
+                score_thr=score_thr,
+                max_detections=lambda width, height: detection_budget(width, height, None),
+            )  # fmt: skip
             return claim.to_dict()
 
         return await asyncio.get_running_loop().run_in_executor(self.model_thread, run)
