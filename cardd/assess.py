@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.errors import CarddError
+from cardd.options import PARTS_SCORE_THR
 
 if TYPE_CHECKING:
     import numpy as np
@@ -480,7 +481,7 @@ class AssessOptions:
     out_dir: Path | None = None
     device: str = "auto"
     score_thr: float = 0.1  # detections kept for assessment; statuses use the thresholds
-    parts_score_thr: float = 0.3  # part masks below this score are not parts
+    parts_score_thr: float = PARTS_SCORE_THR.default  # part masks below it are not parts
     trust_checkpoint: bool = False
 
 

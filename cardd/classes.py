@@ -205,8 +205,9 @@ class ClassSet:
 
     def difference(self, other: ClassSet) -> str:
         """How `other` differs, in words, for error messages."""
-        mine, theirs = set(zip(self.ids, self.names, strict=True)), set(
-            zip(other.ids, other.names, strict=True)
+        mine, theirs = (
+            set(zip(self.ids, self.names, strict=True)),
+            set(zip(other.ids, other.names, strict=True)),
         )
         if mine == theirs:
             return "the same classes in another order"

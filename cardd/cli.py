@@ -591,22 +591,10 @@ Examples:
     "OUT/<claim>/ each, and OUT/claims.csv.",
 )
 @click.option("--damage-model", required=True, help="The damage model (an export or checkpoint).")
-@click.option("--parts-model", help="A car-parts model: damage placed on parts, sized by them.")
-@click.option(
-    "--parts-score-thr",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.3,
-    show_default=True,
-    help="Part masks below this score are not parts.",
-)
-@click.option(
-    "--rules", type=ExistingFile, help="A rules file (default: cardd's claim_rules.yaml)."
-)
-@click.option(
-    "--thresholds",
-    type=ExistingFile,
-    help="A `cardd eval` metrics.json: its best-F1 score threshold per class confirms findings.",
-)
+@options.PARTS_MODEL.click()
+@options.PARTS_SCORE_THR.click()
+@options.RULES.click()
+@options.THRESHOLDS.click()
 @click.option("--out-dir", type=PathArg, help="Default: runs/assess/exp, exp2, ...")
 @device_option
 @options.SCORE_THR.click(
@@ -766,16 +754,10 @@ Examples:
 @click.option(
     "--save-dir", type=PathArg, help="Keep every upload and its JSON here (default: keep none)."
 )
-@click.option("--parts-model", help="A car-parts model for POST /v1/assess (as cardd assess).")
-@click.option(
-    "--parts-score-thr",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.3,
-    show_default=True,
-    help="Part masks below this score are not parts.",
-)
-@click.option("--rules", type=ExistingFile, help="Claim rules for /v1/assess (as cardd assess).")
-@click.option("--thresholds", type=ExistingFile, help="A `cardd eval` metrics.json for /v1/assess.")
+@options.PARTS_MODEL.click(help="A car-parts model for POST /v1/assess (as cardd assess).")
+@options.PARTS_SCORE_THR.click()
+@options.RULES.click(help="Claim rules for /v1/assess (as cardd assess).")
+@options.THRESHOLDS.click(help="A `cardd eval` metrics.json for /v1/assess.")
 @click.option(
     "--max-photos",
     type=click.IntRange(min=1),

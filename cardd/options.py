@@ -21,7 +21,8 @@ from typing import Any
 class Option:
     """One command-line option.
 
-    kind: `text`, `path`, `int`, `float`, `flag`, `choice` (of `choices`), or `pairs`
+    kind: `text`, `path`, `file` (an existing one), `int`, `float`, `flag`, `choice`
+    (of `choices`), or `pairs`
     (repeatable KEY=VALUE, a dict in the dataclass).
     """
 
@@ -47,6 +48,7 @@ class Option:
         bounded = self.low is not None or self.high is not None
         kinds = {
             "path": click.Path(path_type=Path),
+            "file": click.Path(path_type=Path, exists=True, dir_okay=False),
             "int": click.IntRange(min=self.low, max=self.high) if bounded else click.INT,
             "float": click.FloatRange(min=self.low, max=self.high) if bounded else click.FLOAT,
             "choice": click.Choice(list(self.choices)),
@@ -121,6 +123,17 @@ TRUST = Option(
     "Unpickle this file in full (it may run code): only for a file whose maker you "
     "trust. Files your own `cardd train` wrote and weight files never need it.",
     "flag",
+)
+#: `cardd assess` and the service's /v1/assess: the same claim from the same settings.
+PARTS_MODEL = Option("--parts-model", "A car-parts model: damage placed on parts, sized by them.")
+PARTS_SCORE_THR = Option(
+    "--parts-score-thr", "Part masks below this score are not parts.", "float", 0.3, 0.0, 1.0
+)
+RULES = Option("--rules", "A claim rules file (default: cardd's claim_rules.yaml).", "file")
+THRESHOLDS = Option(
+    "--thresholds",
+    "A `cardd eval` metrics.json: its best-F1 score threshold per class confirms findings.",
+    "file",
 )
 SCORE_THR = Option(
     "--score-thr", "Drop detections below this score in every output.", "float", 0.3, 0.0, 1.0

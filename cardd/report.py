@@ -373,6 +373,7 @@ def write_claim_report(out: Path, claim, photos: list[tuple], classes: ClassSet)
         f"<td>{len({e.photo for e in f.evidence})}</td></tr>"
         for f in claim.findings
     )
+
     def check(photo) -> str:
         return "usable" if photo.check.usable else "retake: " + ", ".join(photo.check.reasons)
 

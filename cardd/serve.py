@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.errors import CarddError, CarddUsageError
-from cardd.options import SCORE_THR
+from cardd.options import PARTS_SCORE_THR, SCORE_THR
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -65,7 +65,7 @@ class ServeOptions:
     trust_checkpoint: bool = False
     max_queue: int = 4
     parts_model: str | None = None  # POST /v1/assess places damage on this model's parts
-    parts_score_thr: float = 0.3
+    parts_score_thr: float = PARTS_SCORE_THR.default
     rules: Path | None = None  # claim rules (default: cardd's)
     thresholds: Path | None = None  # a `cardd eval` metrics.json: best-F1 per class
     max_photos: int = 20  # photos one /v1/assess request may carry
