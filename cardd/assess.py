@@ -105,18 +105,11 @@ def load_rules(path: Path | None = None) -> Rules:
         CarddError: bad YAML, an unknown key, thresholds out of order or range: one
             line naming the key.
     """
-    import yaml
+    from cardd.data.spec import read_yaml
 
     path = path or DEFAULT_RULES
     source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise CarddError(f"rules file {path} does not exist") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise CarddError(f"{path} is not valid YAML{line}") from None
+    data = read_yaml(path, "rules file")
     if not isinstance(data, dict):
         raise CarddError(f"{path}: expected keys version, classes, scores, photos")
     unknown = sorted(set(data) - {"version", "classes", "scores", "photos"})

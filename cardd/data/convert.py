@@ -261,13 +261,12 @@ def convert_yolo(source: Path, out: Path, skip_bad: bool = False, force: bool = 
     """
     import yaml
 
+    from cardd.data.spec import read_yaml
+
     data_file = source / "data.yaml" if source.is_dir() else source
     if not data_file.is_file():
         raise CarddError(f"{data_file} does not exist: pass a YOLO dataset's data.yaml")
-    try:
-        data = yaml.safe_load(data_file.read_text())
-    except yaml.YAMLError:
-        raise CarddError(f"{data_file} is not valid YAML") from None
+    data = read_yaml(data_file, "YOLO data file")
     if not isinstance(data, dict):
         raise CarddError(f"{data_file} is not a YOLO data.yaml (no keys)")
     names = _names(data, data_file)

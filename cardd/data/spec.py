@@ -133,24 +133,33 @@ def _text(value: object, where: str) -> str:
     return value
 
 
+def read_yaml(path: Path, what: str) -> object:
+    """A YAML file's data (safe_load: no Python objects), or one line saying why not.
+
+    Raises:
+        CarddError: `<what> <path> does not exist`, unreadable, or not YAML (with the line).
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise CarddError(f"{what} {path} does not exist") from None
+    except OSError as error:
+        raise CarddError(f"cannot read {path}: {error.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise CarddError(f"{path} is not valid YAML{line}") from None
+
+
 def load_data_file(path: Path) -> DatasetSpec:
     """A dataset description file -> its splits (paths resolved against the file).
 
     Raises:
         CarddError: unreadable YAML, unknown or missing keys (named), or no train split.
     """
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CarddError(f"dataset description {path} does not exist") from None
-    except OSError as error:
-        raise CarddError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise CarddError(f"{path} is not valid YAML{line}") from None
+    data = read_yaml(path, "dataset description")
     if not isinstance(data, dict):
         raise CarddError(f"{path}: expected keys {', '.join(sorted(_TOP_KEYS))}, got no mapping")
     unknown = sorted(str(k) for k in data if k not in _TOP_KEYS)
