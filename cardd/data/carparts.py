@@ -41,23 +41,17 @@ def _extract(zip_path: Path, target: Path, force: bool) -> None:
 
     import yaml
 
-    from cardd.data.extract import find_tree, validate_entries
+    from cardd.data.extract import check_free_space, find_tree, open_zip, validate_entries
     from cardd.data.layout import staged_folder
 
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise CarddError(f"{zip_path} is not a readable zip file: {error}") from None
-    with archive:
+    with open_zip(zip_path) as archive:
         entries = validate_entries(archive)
         prefix = find_tree(entries, "train")
         if prefix is None:
             raise CarddError(f"{zip_path} holds no train/ folder: is it Carparts-Seg?")
         root = prefix[: -len("train/")]
         needed = sum(info.file_size for info in entries if info.filename.startswith(root))
-        probe = target.parent if target.parent.exists() else Path.cwd()
-        if needed > shutil.disk_usage(probe).free:
-            raise CarddError(f"not enough disk space in {probe} for {needed / 1e9:.2f} GB")
+        check_free_space(needed, target.parent)
         try:
             with staged_folder(target, force=force) as staging:
                 for info in entries:

@@ -52,6 +52,25 @@ def find_tree(entries: list[zipfile.ZipInfo], folder: str) -> str | None:
     return min(prefixes, key=lambda p: (p.count("/"), p))
 
 
+def open_zip(zip_path: Path) -> zipfile.ZipFile:
+    """The archive, or one line saying it cannot be read as a zip."""
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise CarddError(f"{zip_path} is not a readable zip file: {error}") from None
+
+
+def check_free_space(needed: int, dest: Path) -> None:
+    """Refuse an extraction of `needed` bytes that would not fit where `dest` goes."""
+    probe = dest if dest.exists() else next(p for p in dest.parents if p.exists())
+    free = shutil.disk_usage(probe).free
+    if needed > free:
+        raise CarddError(
+            f"not enough disk space in {probe}: extraction needs {needed / 1e9:.2f} GB, "
+            f"{free / 1e9:.2f} GB free"
+        )
+
+
 def _extract_tree(
     archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], prefix: str, dest: Path
 ) -> int:
@@ -83,11 +102,7 @@ def extract_release(
     target = dest / DATASET_DIR
     if target.exists() and not force:
         raise CarddError(f"{target} already exists; pass --force to replace it")
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise CarddError(f"{zip_path} is not a readable zip file: {error}") from None
-    with archive:
+    with open_zip(zip_path) as archive:
         entries = validate_entries(archive)
         coco_prefix = find_tree(entries, DATASET_DIR)
         if coco_prefix is None:
@@ -99,13 +114,7 @@ def extract_release(
         needed = sum(
             info.file_size for info in entries if any(info.filename.startswith(p) for p in wanted)
         )
-        probe = dest if dest.exists() else next(p for p in dest.parents if p.exists())
-        free = shutil.disk_usage(probe).free
-        if needed > free:
-            raise CarddError(
-                f"not enough disk space in {probe}: extraction needs {needed / 1e9:.2f} GB, "
-                f"{free / 1e9:.2f} GB free"
-            )
+        check_free_space(needed, dest)
         try:
             with staged_folder(target, force=force) as staging:
                 count = _extract_tree(archive, entries, coco_prefix, staging)
