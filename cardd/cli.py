@@ -452,8 +452,6 @@ def train(print_config: bool, **params) -> None:
     from cardd.train import print_config as describe
     from cardd.train import train as run
 
-    if params["data"] is not None and params["data_root"] is not None:
-        raise click.UsageError("--data and --data-root both name the dataset: pass one")
     opts = options.from_params(TrainOptions, params)
     if print_config:
         click.echo(describe(opts))

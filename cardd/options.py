@@ -71,14 +71,12 @@ class Option:
         names = [self.flag] if self.dest is None else [self.flag, self.dest]
         return click.option(*names, **settings)
 
-    def field(self, **overrides):
+    def field(self):
         """A dataclass field holding this option's value, with the option's default."""
         if self.kind == "pairs":
             return dataclasses.field(default_factory=dict, metadata={"option": self})
         default = False if self.kind == "flag" else self.default
-        return dataclasses.field(
-            default=overrides.get("default", default), metadata={"option": self}
-        )
+        return dataclasses.field(default=default, metadata={"option": self})
 
     def argv(self, value: Any) -> list[str]:
         """This option with `value` as words of a command line (nothing for the default)."""

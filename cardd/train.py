@@ -186,6 +186,8 @@ def scale_schedule(cfg: Config, max_epochs: int) -> None:
 def build_config(opts: TrainOptions, check_files: bool = True) -> Config:
     """The merged config of the run; with `check_files` also validated against the
     disk (dataset, start weights, earlier runs). Nothing is written yet."""
+    if opts.data is not None and opts.data_root is not None:
+        raise CarddUsageError("--data and --data-root both name the dataset: pass one")
     cfg = load_config(opts.config, opts.cfg_options)
     cfg.work_dir = str(opts.work_dir or default_work_dir(opts.config))
     if opts.data_root is not None:
