@@ -99,18 +99,24 @@ class ImageResult:
 
     def csv_rows(self) -> list[list]:
         """One row per detection, in `CSV_HEADER`'s columns."""
-        return [
-            [
-                self.image,
-                d.label,
-                d.category_id,
-                d.score,
-                *(f"{v:.2f}" for v in d.bbox_xyxy),
-                f"{d.area:.2f}",
-                f"{d.area_fraction:.6f}",
-            ]
-            for d in self.detections
+        return csv_rows(self.to_dict(with_masks=False))
+
+
+def csv_rows(document: dict) -> list[list]:
+    """The CSV rows of one image's JSON document (`ImageResult.to_dict`, or a preds/*.json
+    read back): the same text either way, as the JSON keeps what the CSV shows."""
+    return [
+        [
+            document["image"],
+            d["label"],
+            d["category_id"],
+            d["score"],
+            *(f"{v:.2f}" for v in d["bbox_xyxy"]),
+            f"{d['area']:.2f}",
+            f"{d['area_fraction']:.6f}",
         ]
+        for d in document["detections"]
+    ]
 
 
 def encode_mask(mask) -> dict:

@@ -1,9 +1,14 @@
 """`cardd infer`: run `DamageDetector` over files, folders and globs, stream the outputs.
 
+Inputs and the output folder are local paths or URLs (`cardd.storage`). The model
+runs in this process (`--engine local`) or on a Ray cluster (`--engine ray`,
+`cardd.infer_ray`); both write every file through the functions here, so their
+outputs are the same bytes.
+
 Output folder layout (see the README):
     vis/<relative path>          annotated image
     thumbs/<relative path>.jpg   its thumbnail, for index.html
-    preds/<relative path>.json   detections of one image
+    preds/<relative path>.json   detections of one image (written last: its mark of done)
     predictions.csv              one row per detection
     summary.json                 counts, failures, timing
     index.html                   every image, its detections, counts, failures
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import os
 import time
@@ -21,21 +27,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from cardd import logs
+from cardd import logs, storage
 from cardd.classes import ClassSet
-from cardd.detector import CSV_HEADER, ImageResult
+from cardd.detector import CSV_HEADER, ImageResult, csv_rows
 from cardd.errors import CarddUsageError, one_line
 from cardd.options import SCORE_THR
 from cardd.runs import next_run_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+ENGINES = ("local", "ray")
 
 
 @dataclass
 class InputImage:
-    """An image to process and where its outputs go, relative to the output folder."""
+    """An image to process (a local path, or a URL as text) and where its outputs go,
+    relative to the output folder."""
 
-    path: Path
+    path: Path | str
     relative: PurePosixPath
 
 
@@ -45,22 +53,36 @@ class InferOptions:
     config: str | None = None  # None: the export's own config, else DCN_plus
     checkpoint: str = "latest"
     work_dir: Path | None = None
-    out_dir: Path | None = None
+    out_dir: Path | str | None = None  # a local folder or a URL
     score_thr: float = SCORE_THR.default
     device: str = "auto"
     batch_size: int = 1
     recursive: bool = False
     visualize: bool = True
     exist_ok: bool = False
+    resume: bool = False  # keep the images an earlier run of the same job finished
     trust_checkpoint: bool = False
     half: bool = False
-    workers: int | None = None  # threads decoding ahead and writing behind; 0: none
+    workers: int | None = None  # local: threads decoding/writing (0: none); ray: model actors
+    engine: str = "local"
+    address: str | None = None  # ray: the cluster (`auto`, `ray://host:10001`); None: local
+    gpus_per_worker: float = 0.0  # ray: GPUs of each model actor (0: on CPU)
+
+
+@dataclass
+class ModelInfo:
+    """What the outputs say of the model: its file, config and classes."""
+
+    checkpoint: Path | str
+    config_source: str
+    classes: ClassSet
 
 
 @dataclass
 class InferSummary:
-    out_dir: Path
-    processed: int = 0
+    out_dir: Path | str
+    processed: int = 0  # images with results, from this run and resumed
+    resumed: int = 0  # of those, finished by an earlier run into the same folder
     failed: list[dict] = field(default_factory=list)
     per_class: Counter = field(default_factory=Counter)
     seconds: float = 0.0  # wall time of the image loop: decode, model, outputs
@@ -75,11 +97,14 @@ class InferSummary:
         """`4 images, 7 detections (5 crack, 2 dent), 1 failed, 3.2 img/s -> runs/infer/exp`"""
         per_class = ", ".join(f"{n} {name}" for name, n in self.per_class.most_common())
         detections = f"{self.detections} detections" + (f" ({per_class})" if per_class else "")
+        resumed = f" ({self.resumed} from an earlier run)" if self.resumed else ""
         failed = f", {len(self.failed)} failed" if self.failed else ""
-        rate = f", {self.processed / self.seconds:.1f} img/s" if self.seconds else ""
-        return f"{self.processed} images, {detections}{failed}{rate} -> {self.out_dir}"
+        new = self.processed - self.resumed
+        rate = f", {new / self.seconds:.1f} img/s" if self.seconds and new else ""
+        return f"{self.processed} images{resumed}, {detections}{failed}{rate} -> {self.out_dir}"
 
-    def to_dict(self, options: InferOptions, checkpoint: Path) -> dict:
+    def to_dict(self, options: InferOptions, checkpoint: Path | str) -> dict:
+        new = self.processed - self.resumed
         return {
             "config": self.config_source,
             "checkpoint": str(checkpoint),
@@ -87,6 +112,7 @@ class InferSummary:
             "half": options.half,
             "batch_size": options.batch_size,
             "images_processed": self.processed,
+            "images_resumed": self.resumed,
             "images_failed": len(self.failed),
             "failed": self.failed,
             "detections": self.detections,
@@ -94,48 +120,62 @@ class InferSummary:
                 name: self.per_class.get(name, 0) for name in self.classes.names
             },
             "classes": self.classes.categories(),
-            "seconds_per_image": round(self.seconds / self.processed, 4)
-            if self.processed
-            else None,
+            "seconds_per_image": round(self.seconds / new, 4) if new else None,
         }
 
 
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
+def _is_image_name(path: Path | PurePosixPath | str) -> bool:
+    return PurePosixPath(str(path)).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, PurePosixPath]]:
+    """The images one input names, each with its output path (before de-duplication)."""
+    if storage.is_url(item) and storage.local_path(item) is None:
+        listed = storage.list_files(item, recursive)
+        if listed is not None:
+            name = storage.folder_name(item)
+            return [(url, PurePosixPath(name, rel)) for url, rel in listed if _is_image_name(rel)]
+        if glob.has_magic(item.split("://", 1)[1]):
+            return [(url, PurePosixPath(PurePosixPath(url).name)) for url in storage.glob(item)]
+        if storage.scheme(item) in ("http", "https") or storage.is_file(item):
+            return [(item, PurePosixPath(PurePosixPath(item.split("?")[0]).name))]
+        raise CarddUsageError(f"input {item} does not exist")
+    path = storage.local_path(item)
+    if path.is_dir():
+        pattern = "**/*" if recursive else "*"
+        return [
+            (file, PurePosixPath(path.resolve().name, *file.relative_to(path).parts))
+            for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p))
+        ]
+    if path.is_file():
+        return [(path, PurePosixPath(path.name))]
+    if glob.has_magic(item):
+        matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
+        return [(m, PurePosixPath(m.name)) for m in matches if m.is_file()]
+    raise CarddUsageError(f"input {item} does not exist")
 
 
 def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[InputImage]:
-    """Expand files, folders and glob patterns into images with unique relative outputs.
+    """Expand files, folders and glob patterns (local or URLs) into images with unique
+    relative outputs.
 
     A folder's images keep their path under the folder, prefixed with the
     folder's name; a file keeps its name. Where two inputs would still map to
     the same output (same name in two places), the later one gets `_2`, `_3`...
     """
-    found: list[tuple[Path, PurePosixPath]] = []
+    found: list[tuple[Path | str, PurePosixPath]] = []
     for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p)):
-                found.append(
-                    (file, PurePosixPath(path.resolve().name, *file.relative_to(path).parts))
-                )
-        elif path.is_file():
-            found.append((path, PurePosixPath(path.name)))
-        elif glob.has_magic(item):
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
-            found.extend((m, PurePosixPath(m.name)) for m in matches if m.is_file())
-        else:
-            raise CarddUsageError(f"input {item} does not exist")
+        found.extend(_found_at(item, recursive))
     if not found:
         raise CarddUsageError(f"no images found in {', '.join(inputs)}")
     taken: set[PurePosixPath] = set()
     images = []
-    seen_paths: set[Path] = set()
+    seen: set[Path | str] = set()
     for path, relative in found:
-        if path.resolve() in seen_paths:
+        key = path.resolve() if isinstance(path, Path) else path
+        if key in seen:
             continue
-        seen_paths.add(path.resolve())
+        seen.add(key)
         unique, n = relative, 1
         while unique in taken:
             n += 1
@@ -151,111 +191,150 @@ RUN_OUTPUTS = (
 )  # fmt: skip
 
 
-def check_out_dir(out_dir: Path | None, exist_ok: bool) -> None:
+def check_out_dir(out_dir: Path | str | None, exist_ok: bool, resume: bool = False) -> None:
     """Refuse an output folder that cannot be used, before minutes of model loading.
 
     Raises:
-        CarddUsageError: a file, or an earlier run's folder without `exist_ok`.
+        CarddUsageError: a file, or an earlier run's folder without `exist_ok` or `resume`.
     """
     if out_dir is None:
         return
-    if out_dir.exists() and not out_dir.is_dir():
+    folder = storage.Folder(out_dir)
+    if folder.is_file():
         raise CarddUsageError(f"--out-dir {out_dir} is a file")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not exist_ok:
+    if not folder.is_empty() and not (exist_ok or resume):
         raise CarddUsageError(
-            f"{out_dir} is not empty: pass --exist-ok to replace its outputs, or another --out-dir"
+            f"{out_dir} is not empty: pass --resume to finish that run, --exist-ok to replace "
+            "its outputs, or another --out-dir"
         )
 
 
-def prepare_out_dir(out_dir: Path | None, exist_ok: bool) -> Path:
+def prepare_out_dir(
+    out_dir: Path | str | None, exist_ok: bool, resume: bool = False
+) -> storage.Folder:
     """The run's output folder: new under `runs/infer`, or the given one if it is free.
 
     With `exist_ok` an earlier run's outputs there are removed first (other files
-    are left alone), so no earlier picture or JSON mixes with this run's.
+    are left alone), so no earlier picture or JSON mixes with this run's; with
+    `resume` they stay, for `finished_images` to pick up.
     """
-    import shutil
-
-    check_out_dir(out_dir, exist_ok)
-    if out_dir is None:
-        out_dir = next_run_dir(Path("runs") / "infer")
-    elif out_dir.is_dir() and any(out_dir.iterdir()):
+    check_out_dir(out_dir, exist_ok, resume)
+    folder = storage.Folder(out_dir if out_dir is not None else next_run_dir(Path("runs/infer")))
+    if exist_ok and not resume and not folder.is_empty():
         for name in RUN_OUTPUTS:
-            earlier = out_dir / name
-            if earlier.is_dir() and not earlier.is_symlink():
-                shutil.rmtree(earlier)
-            elif earlier.exists() or earlier.is_symlink():
-                earlier.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
+            folder.remove(name)
+    folder.make()
+    return folder
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=1)
+def image_files(item: InputImage, visualize: bool) -> dict:
+    """The files of one image in the output folder (None where not written)."""
+    return {
+        "json": f"preds/{item.relative}.json",
+        "picture": f"vis/{item.relative}" if visualize else None,
+        "thumb": f"thumbs/{item.relative}.jpg" if visualize else None,
+    }
 
 
-class OutputWriter:
-    """Writes one image's results as soon as they exist: JSON, CSV rows, picture, counts."""
+def index_entry(item: InputImage, document: dict, visualize: bool) -> dict:
+    """What index.html, the CSV and the counts need of one image, from its JSON document."""
+    return {
+        "image": document["image"],
+        "detections": [
+            {k: v for k, v in d.items() if k != "mask"} for d in document["detections"]
+        ],
+        **image_files(item, visualize),
+    }
 
-    def __init__(self, out_dir: Path, detector, options: InferOptions) -> None:
-        self.out_dir = out_dir
-        self.detector = detector
-        self.options = options
-        self.summary = InferSummary(
-            out_dir=out_dir, config_source=detector.config_source, classes=detector.classes
+
+def write_image(folder: storage.Folder, item: InputImage, array, result: ImageResult,
+                visualize: bool) -> dict:  # fmt: skip
+    """One image's picture and thumbnail (unless not `visualize`), then its JSON (last, so
+    a JSON that is there means the image is done); its `index_entry`."""
+    from cardd.draw import draw_detections, encode_image, thumbnail
+
+    files = image_files(item, visualize)
+    if visualize:
+        drawn = draw_detections(array, result.detections, result.classes)
+        folder.write_bytes(
+            files["picture"], encode_image(drawn, PurePosixPath(files["picture"]).suffix)
         )
-        self._csv_file = open(out_dir / "predictions.csv", "w", newline="")
-        self._rows = csv.writer(self._csv_file)
-        self._rows.writerow(CSV_HEADER)
-        self.index: list[dict] = []  # what index.html lists, in order
-
-    def __enter__(self) -> OutputWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._csv_file.close()
-
-    def failed(self, item: InputImage, reason: str) -> None:
-        self.summary.failed.append({"image": str(item.path), "reason": reason})
-
-    def write(self, item: InputImage, array, result: ImageResult) -> None:
-        """The image's JSON, CSV rows and (unless --no-vis) picture and thumbnail, and its
-        line in index.html."""
-        from cardd.draw import draw_detections, encode_image, thumbnail
-
-        json_path = f"preds/{item.relative}.json"
-        _write_json(self.out_dir / json_path, result.to_dict())
-        self._rows.writerows(result.csv_rows())
-        for d in result.detections:
-            self.summary.per_class[d.label] += 1
-        picture = thumb = None
-        if self.options.visualize:
-            picture, thumb = f"vis/{item.relative}", f"thumbs/{item.relative}.jpg"
-            drawn = draw_detections(array, result.detections, result.classes)
-            for path, data in (
-                (picture, encode_image(drawn, PurePosixPath(picture).suffix)),
-                (thumb, encode_image(thumbnail(drawn), ".jpg", quality=80)),
-            ):
-                (self.out_dir / path).parent.mkdir(parents=True, exist_ok=True)
-                (self.out_dir / path).write_bytes(data)
-        self.index.append(
-            {
-                "image": result.image,
-                "detections": [d.to_dict(with_mask=False) for d in result.detections],
-                "picture": picture,
-                "thumb": thumb,
-                "json": json_path,
-            }
-        )
-        self.summary.processed += 1
+        folder.write_bytes(files["thumb"], encode_image(thumbnail(drawn), ".jpg", quality=80))
+    document = result.to_dict()
+    folder.write_text(files["json"], json.dumps(document, indent=1))
+    return index_entry(item, document, visualize)
 
 
-def _load(path: Path):
+def finished_images(folder: storage.Folder, images: list[InputImage], model: ModelInfo,
+                    options: InferOptions) -> dict[PurePosixPath, dict]:  # fmt: skip
+    """The images an earlier run of this job into `folder` finished, with their
+    `index_entry`: the JSON is there and whole and, if pictures are asked for, so
+    are they. A JSON made by another model or threshold is refused: the folder
+    would mix two jobs.
+    """
+    present = folder.files()
+    done = {}
+    for item in images:
+        files = image_files(item, options.visualize)
+        if files["json"] not in present:
+            continue
+        if options.visualize and not {files["picture"], files["thumb"]} <= present:
+            continue
+        try:
+            document = json.loads(folder.read_bytes(files["json"]))
+            document["detections"]  # noqa: B018 - whole, or redone
+        except (ValueError, KeyError, TypeError):
+            continue
+        made_by = (document.get("checkpoint"), document.get("config"), document.get("score_thr"))
+        if made_by != (str(model.checkpoint), model.config_source, options.score_thr):
+            raise CarddUsageError(
+                f"--resume: {folder.location(files['json'])} was made by another model or "
+                f"score threshold ({made_by[0]}, score_thr {made_by[2]}); pass --exist-ok to "
+                "replace that run, or another --out-dir"
+            )
+        done[item.relative] = index_entry(item, document, options.visualize)
+    return done
+
+
+def finish_run(folder: storage.Folder, images: list[InputImage], entries: dict, failed: dict,
+               model: ModelInfo, options: InferOptions, seconds: float,
+               resumed: int) -> InferSummary:  # fmt: skip
+    """predictions.csv, summary.json and index.html of the whole job, from the images'
+    entries in input order (whichever engine, run or earlier run made them)."""
+    from cardd.report import infer_index_html
+
+    summary = InferSummary(
+        out_dir=folder.local if folder.local is not None else folder.url,
+        config_source=model.config_source, classes=model.classes,
+        seconds=seconds, resumed=resumed,
+    )  # fmt: skip
+    ordered = [entries[item.relative] for item in images if item.relative in entries]
+    summary.processed = len(ordered)
+    summary.failed = [failed[item.relative] for item in images if item.relative in failed]
+    table = io.StringIO()
+    rows = csv.writer(table, lineterminator="\r\n")
+    rows.writerow(CSV_HEADER)
+    for entry in ordered:
+        rows.writerows(csv_rows(entry))
+        summary.per_class.update(d["label"] for d in entry["detections"])
+    folder.write_text("predictions.csv", table.getvalue())
+    document = summary.to_dict(options, model.checkpoint)
+    folder.write_text("summary.json", json.dumps(document, indent=1))
+    folder.write_text("index.html", infer_index_html(ordered, document, model.classes))
+    return summary
+
+
+def load_input(path: Path | str):
     """The decoded image, or the `UnreadableImage` saying why not (raised in the caller)."""
-    from cardd.detector import UnreadableImage, load_image
+    from cardd.detector import UnreadableImage, decode_image_bytes, load_image
 
     try:
+        if isinstance(path, str):
+            try:
+                data = storage.read_bytes(path)
+            except Exception as error:  # a missing object, a lost connection: this image
+                raise UnreadableImage(f"{path}: {one_line(error)}") from None
+            return decode_image_bytes(data, name=path)
         return load_image(path)
     except UnreadableImage as error:
         return error
@@ -293,12 +372,12 @@ class Overlap:
     def decoded(self, images: list[InputImage]) -> Iterator[tuple[InputImage, object]]:
         """(image, BGR array or UnreadableImage), in input order, `window` decoded ahead."""
         if self._decoders is None:
-            yield from ((item, _load(item.path)) for item in images)
+            yield from ((item, load_input(item.path)) for item in images)
             return
         ahead: deque = deque()
         upcoming = iter(images)
         for item in upcoming:
-            ahead.append((item, self._decoders.submit(_load, item.path)))
+            ahead.append((item, self._decoders.submit(load_input, item.path)))
             if len(ahead) > self.window:
                 done, future = ahead.popleft()
                 yield done, future.result()
@@ -328,7 +407,8 @@ def run_inference(options: InferOptions) -> InferSummary:
     """Run `cardd infer`: load the model once, then stream outputs image by image.
 
     Images are decoded ahead of the model and written behind it (`Overlap`); bad
-    images are reported and skipped; the summary lists them.
+    images are reported and skipped; the summary lists them. `--engine ray` hands
+    the images to `cardd.infer_ray` instead.
     """
     from tqdm import tqdm
 
@@ -336,21 +416,61 @@ def run_inference(options: InferOptions) -> InferSummary:
 
     if options.batch_size < 1:
         raise CarddUsageError("--batch-size must be >= 1")
-    workers = default_workers() if options.workers is None else options.workers
-    if workers < 0:
+    if options.engine not in ENGINES:
+        raise CarddUsageError(f"--engine must be one of {', '.join(ENGINES)}")
+    if options.resume and options.exist_ok:
+        raise CarddUsageError("--resume keeps an earlier run's outputs, --exist-ok replaces them")
+    if options.resume and options.out_dir is None:
+        raise CarddUsageError("--resume needs the --out-dir of the run to finish")
+    if options.workers is not None and options.workers < 0:
         raise CarddUsageError("--workers must be >= 0")
     images = collect_inputs(options.inputs, options.recursive)
-    check_out_dir(options.out_dir, options.exist_ok)
+    check_out_dir(options.out_dir, options.exist_ok, options.resume)
+    if options.engine == "ray":
+        from cardd.infer_ray import run_on_ray
+
+        return run_on_ray(options, images)
+    workers = default_workers() if options.workers is None else options.workers
     run_log = logs.RunLog("infer.log")  # mmengine's lines (weights loaded...): the file only
     try:
         detector = DamageDetector.from_options(options)
         if options.half and not detector.device.startswith("cuda"):
             tqdm.write("warning: --half on CPU is slower than float32; it is meant for CUDA GPUs")
-        out_dir = prepare_out_dir(options.out_dir, options.exist_ok)
-        run_log.write_to(out_dir)
-        return _run(options, images, detector, out_dir, workers)
+        model = ModelInfo(detector.checkpoint, detector.config_source, detector.classes)
+        folder = prepare_out_dir(options.out_dir, options.exist_ok, options.resume)
+        done = finished_images(folder, images, model, options) if options.resume else {}
+        with log_into(run_log, folder):
+            return _run(options, images, detector, folder, workers, done)
     finally:
         run_log.close()
+
+
+class log_into:  # noqa: N801 - used as a context manager, like open()
+    """The run's log in its output folder: written there directly when local, else
+    locally while running and uploaded at the end."""
+
+    def __init__(self, run_log: logs.RunLog, folder: storage.Folder) -> None:
+        import tempfile
+
+        self.folder = folder
+        self.staging = None
+        if folder.local is not None:
+            run_log.write_to(folder.local)
+        else:
+            self.staging = tempfile.TemporaryDirectory(prefix="cardd-log-")
+            self.path = run_log.write_to(Path(self.staging.name))
+        self.run_log = run_log
+
+    def __enter__(self) -> log_into:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.staging is not None:
+            self.run_log.close()
+            try:
+                self.folder.upload(self.run_log.name, self.path)
+            finally:
+                self.staging.cleanup()
 
 
 #: Up to this many images `cardd infer` prints a line per image; more get a progress bar.
@@ -365,39 +485,44 @@ def image_line(position: int, total: int, item: InputImage, result: ImageResult,
     return f"image {position}/{total} {item.relative}: {size} {found}, {ms:.1f} ms"
 
 
-def _run(options: InferOptions, images: list, detector, out_dir: Path, workers: int):
+def _run(options: InferOptions, images: list, detector, folder: storage.Folder, workers: int,
+         done: dict) -> InferSummary:  # fmt: skip
     from tqdm import tqdm
 
     from cardd.detector import UnreadableImage
-    from cardd.report import write_infer_index
 
     began = time.perf_counter()
-    lines = logs.verbosity() >= logs.NORMAL and len(images) <= LINES_UP_TO
+    todo = [item for item in images if item.relative not in done]
+    entries: dict[PurePosixPath, dict] = dict(done)
+    failed: dict[PurePosixPath, dict] = {}
+    lines = logs.verbosity() >= logs.NORMAL and len(todo) <= LINES_UP_TO
+
+    def fail(item: InputImage, reason: str) -> None:
+        failed[item.relative] = {"image": str(item.path), "reason": reason}
 
     def write(item: InputImage, array, result: ImageResult, ms: float, position: int) -> None:
-        writer.write(item, array, result)
+        entries[item.relative] = write_image(folder, item, array, result, options.visualize)
         if lines:
-            tqdm.write(image_line(position, len(images), item, result, ms))
+            tqdm.write(image_line(position, len(todo), item, result, ms))
         bar.update(1)
 
     with (
-        OutputWriter(out_dir, detector, options) as writer,
         tqdm(
-            total=len(images), unit="img", desc="infer",
+            total=len(todo), unit="img", desc="infer",
             disable=lines or logs.verbosity() == logs.QUIET,
         ) as bar,
         Overlap(workers, window=2 * options.batch_size) as overlap,
     ):  # fmt: skip
         batch: list[tuple[InputImage, object, int]] = []  # (image, array, its position)
-        decoded = overlap.decoded(images)
+        decoded = overlap.decoded(todo)
         for position, (item, array) in enumerate(decoded, start=1):
             if isinstance(array, UnreadableImage):
-                writer.failed(item, str(array))
+                fail(item, str(array))
                 tqdm.write(f"skipped {array}")
                 bar.update(1)
             else:
                 batch.append((item, array, position))
-            if batch and (len(batch) == options.batch_size or position == len(images)):
+            if batch and (len(batch) == options.batch_size or position == len(todo)):
                 started = time.perf_counter()
                 try:
                     results = detector.detect(
@@ -406,7 +531,7 @@ def _run(options: InferOptions, images: list, detector, out_dir: Path, workers: 
                 except Exception as error:  # e.g. out of memory on a huge photo: go on
                     reason = f"the model failed on this batch: {one_line(error)}"
                     for item, _, _ in batch:
-                        writer.failed(item, reason)
+                        fail(item, reason)
                     tqdm.write(f"skipped {len(batch)} image(s): {reason}")
                     bar.update(len(batch))
                     results = []
@@ -414,9 +539,6 @@ def _run(options: InferOptions, images: list, detector, out_dir: Path, workers: 
                 for (item, array, at), result in zip(batch, results, strict=False):
                     overlap.write(write, item, array, result, ms, at)
                 batch = []
-    summary = writer.summary
-    summary.seconds = time.perf_counter() - began
-    document = summary.to_dict(options, detector.checkpoint)
-    _write_json(out_dir / "summary.json", document)
-    write_infer_index(out_dir, writer.index, document, detector.classes)
-    return summary
+    model = ModelInfo(detector.checkpoint, detector.config_source, detector.classes)
+    return finish_run(folder, images, entries, failed, model, options,
+                      time.perf_counter() - began, resumed=len(done))  # fmt: skip

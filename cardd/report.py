@@ -248,12 +248,12 @@ def write_eval_report(
     return path
 
 
-def write_infer_index(out: Path, entries: list[dict], summary: dict, classes: ClassSet) -> Path:
+def infer_index_html(entries: list[dict], summary: dict, classes: ClassSet) -> str:
     """`index.html` of a `cardd infer` folder: counts, failures, and per image a lazy
     thumbnail linking its picture (or JSON) and its detections in a folded table.
 
     Args:
-        entries: per image `{"image", "relative", "detections" (dicts), "thumb" (or None),
+        entries: per image `{"image", "detections" (dicts), "thumb" (or None),
             "picture" (or None), "json"}`, paths relative to `out`.
     """
     counts = summary.get("detections_per_class", {})
@@ -301,9 +301,7 @@ def write_infer_index(out: Path, entries: list[dict], summary: dict, classes: Cl
         )  # fmt: skip
         + f"<h2>Images</h2><table class=images>{''.join(rows)}</table>"
     )
-    path = out / "index.html"
-    path.write_text(_page("cardd infer", body))
-    return path
+    return _page("cardd infer", body)
 
 
 #: Evidence crops shown per finding, best score first (claim.json lists all).

@@ -224,14 +224,14 @@ def test_no_checkpoint_says_how_to_get_one(tmp_path, two_folders):
 
 def test_output_folders_never_overwrite(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first = prepare_out_dir(None, exist_ok=False)
+    first = prepare_out_dir(None, exist_ok=False).local
     (first / "summary.json").write_text("{}")
-    second = prepare_out_dir(None, exist_ok=False)
+    second = prepare_out_dir(None, exist_ok=False).local
     assert (first.name, second.name) == ("exp", "exp2")
     with pytest.raises(CarddUsageError, match="--exist-ok"):
         prepare_out_dir(first, exist_ok=False)
     (first / "notes.txt").write_text("mine")
-    assert prepare_out_dir(first, exist_ok=True) == first
+    assert prepare_out_dir(first, exist_ok=True).local == first
     assert not (first / "summary.json").exists()  # the earlier run's outputs are gone
     assert (first / "notes.txt").read_text() == "mine"  # nothing else is touched
 
@@ -343,6 +343,7 @@ def test_summary_json_contents(tiny_checkpoint, two_folders, tmp_path):
         "half": False,
         "batch_size": 1,
         "images_processed": 1,
+        "images_resumed": 0,
         "images_failed": 1,
         "failed": [{"image": str(tmp_path / "bad.jpg"), "reason": summary["failed"][0]["reason"]}],
         "detections": len(pred["detections"]),
