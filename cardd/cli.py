@@ -638,6 +638,9 @@ Examples:
   cardd infer claims/ --recursive --score-thr 0.5 --out-dir runs/claims
   cardd infer photos/ --checkpoint model.pth                # a `cardd export` file
   cardd infer 'photos/*.png' --checkpoint runs/demo/work_dir/epoch_12.pth
+  cardd infer s3://claims/2026-12/ --checkpoint model.pth --out-dir s3://results/2026-12/
+  cardd infer s3://claims/ --recursive --checkpoint model.pth --engine ray --address auto \\
+      --gpus-per-worker 1 --batch-size 4 --out-dir s3://results/all/ --resume
 """
 
 
@@ -646,7 +649,9 @@ Examples:
 @model_config_option
 @checkpoint_option
 @model_work_dir_option
-@click.option("--out-dir", type=PathArg, help="Default: runs/infer/exp, exp2, ...")
+@click.option(
+    "--out-dir", help="A folder or a URL (s3://bucket/run/). Default: runs/infer/exp, exp2, ..."
+)
 @options.SCORE_THR.click()
 @device_option
 @click.option(
@@ -661,50 +666,55 @@ Examples:
     "--workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Threads decoding ahead of the model and writing behind it "
-    "(default: cores, at most 4; 0: none).",
+    help="Local engine: threads decoding ahead of the model and writing behind it (default: "
+    "cores, at most 4; 0: none). Ray engine: model actors (default: one per "
+    "--gpus-per-worker GPUs, or per CPU but one).",
 )
 @click.option("--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
 @click.option("--no-vis", is_flag=True, help="Skip the annotated images.")
 @click.option("--exist-ok", is_flag=True, help="Replace an earlier run's outputs in --out-dir.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Finish an interrupted run into --out-dir: keep every image whose JSON is whole "
+    "(same model and threshold), run the rest.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: a Ray cluster (pip install 'cardd[ray]').",
+)
+@click.option(
+    "--address",
+    help="Ray engine: the cluster (auto, or ray://HOST:10001). Default: a private local one.",
+)
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Ray engine: GPUs per model actor (0: the model on CPU; 0.5: two per GPU).",
+)
 @trust_option
-def infer(
-    inputs,
-    config,
-    checkpoint,
-    work_dir,
-    out_dir,
-    score_thr,
-    device,
-    batch_size,
-    half,
-    workers,
-    recursive,
-    no_vis,
-    exist_ok,
-    trust_checkpoint,
-) -> None:
-    """Detect damage in images (files, folders, globs): annotated images, JSON, CSV."""
+def infer(inputs, config, checkpoint, work_dir, out_dir, score_thr, device, batch_size, half,
+          workers, recursive, no_vis, exist_ok, resume, engine, address, gpus_per_worker,
+          trust_checkpoint) -> None:  # fmt: skip
+    """Detect damage in images (files, folders, globs, URLs): annotated images, JSON, CSV."""
     from cardd.infer import InferOptions, run_inference
 
+    if engine == "local" and (address is not None or gpus_per_worker):
+        raise click.UsageError("--address and --gpus-per-worker go with --engine ray")
     summary = run_inference(
         InferOptions(
-            inputs=inputs,
-            config=config,
-            checkpoint=checkpoint,
-            work_dir=work_dir,
-            out_dir=out_dir,
-            score_thr=score_thr,
-            device=device,
-            batch_size=batch_size,
-            half=half,
-            workers=workers,
-            recursive=recursive,
-            visualize=not no_vis,
-            exist_ok=exist_ok,
-            trust_checkpoint=trust_checkpoint,
+            inputs=inputs, config=config, checkpoint=checkpoint, work_dir=work_dir,
+            out_dir=out_dir, score_thr=score_thr, device=device, batch_size=batch_size,
+            half=half, workers=workers, recursive=recursive, visualize=not no_vis,
+            exist_ok=exist_ok, resume=resume, trust_checkpoint=trust_checkpoint,
+            engine=engine, address=address, gpus_per_worker=gpus_per_worker,
         )
-    )
+    )  # fmt: skip
     click.echo(summary.line())
     if summary.failed:
         raise click.exceptions.Exit(1)

@@ -182,8 +182,8 @@ class Folder:
     def __str__(self) -> str:
         return str(self.local) if self.local is not None else self.url
 
-    def __reduce__(self):  # to Ray workers: the location only, each opens its backend
-        return (Folder, (self.url,))
+    def __reduce__(self):  # to Ray workers: the location only (absolute: their cwd differs)
+        return (Folder, (str(self.local.resolve()) if self.local is not None else self.url,))
 
     def _remote(self, relative: str) -> str:
         return f"{self.root}/{relative}" if relative else self.root
