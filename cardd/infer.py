@@ -455,7 +455,7 @@ class log_into:  # noqa: N801 - used as a context manager, like open()
         self.folder = folder
         self.staging = None
         if folder.local is not None:
-            run_log.write_to(folder.local)
+            self.path = run_log.write_to(folder.local)
         else:
             self.staging = tempfile.TemporaryDirectory(prefix="cardd-log-")
             self.path = run_log.write_to(Path(self.staging.name))

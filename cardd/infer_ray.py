@@ -20,10 +20,12 @@ a folder every node mounts; a local cluster (no `--address`) shares this disk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
@@ -60,10 +62,6 @@ def connect(ray, address: str | None) -> None:
     if ray.is_initialized():
         return  # a Python caller connected already
     settings = {"include_dashboard": False} if address is None else {}
-    if logs.verbosity() < logs.VERBOSE:
-        # Ray's C++ core prints notes of its own on the terminal (e.g. that Ray Data keeps
-        # actors' arguments in the object store); failures still reach us as exceptions
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         ray.init(
             address=address,
@@ -87,6 +85,30 @@ def _absolute(path: Path | str) -> str:
     """Where a worker reads an input: URLs as they are, local paths made absolute (a
     worker's working directory is not this one)."""
     return path if isinstance(path, str) else str(path.resolve())
+
+
+@contextlib.contextmanager
+def native_stderr_into(log: Path | None):
+    """Ray's C++ core writes notes of its own straight to file descriptor 2 (that Ray
+    Data keeps actors' arguments in the object store, ...): into the run's log, unless
+    -v. Yields the terminal's stderr, for the progress bar; failures still reach this
+    process as exceptions."""
+    if log is None or logs.verbosity() >= logs.VERBOSE:
+        yield sys.stderr
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as target:
+        os.dup2(target.fileno(), 2)
+    terminal = os.fdopen(os.dup(saved), "w")
+    try:
+        yield terminal
+    finally:
+        terminal.flush()
+        terminal.close()
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def decode_rows(batch: dict) -> dict:
@@ -211,7 +233,7 @@ def run_on_ray(options: InferOptions, images: list[InputImage]) -> InferSummary:
         folder = prepare_out_dir(options.out_dir, options.exist_ok, options.resume)
         done = finished_images(folder, images, model, options) if options.resume else {}
         todo = [item for item in images if item.relative not in done]
-        with log_into(run_log, folder):
+        with log_into(run_log, folder) as log, native_stderr_into(log.path) as terminal:
             connect(ray, options.address)
             began = time.perf_counter()
             entries: dict[PurePosixPath, dict] = dict(done)
@@ -236,7 +258,7 @@ def run_on_ray(options: InferOptions, images: list[InputImage]) -> InferSummary:
                         num_cpus=1 if options.gpus_per_worker == 0 else 0,
                     )
                 )
-                with tqdm(total=len(todo), unit="img", desc="infer (ray)",
+                with tqdm(total=len(todo), unit="img", desc="infer (ray)", file=terminal,
                           disable=logs.verbosity() == logs.QUIET) as bar:  # fmt: skip
                     for row in dataset.iter_rows():
                         item = todo[int(row["position"])]
