@@ -471,7 +471,7 @@ class AssessOptions:
     parts_model: str | None = None
     rules: Path | None = None
     thresholds: Path | None = None  # a `cardd eval` metrics.json: best-F1 per class
-    out_dir: Path | None = None
+    out_dir: Path | str | None = None  # a folder or a URL
     device: str = "auto"
     score_thr: float = 0.1  # detections kept for assessment; statuses use the thresholds
     parts_score_thr: float = PARTS_SCORE_THR.default  # part masks below it are not parts
@@ -513,17 +513,17 @@ def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
     """One claim's photos through the models; its files written into `out`."""
     import json
 
-    from cardd.detector import UnreadableImage, load_image
-    from cardd.infer import collect_inputs
+    from cardd.detector import UnreadableImage
+    from cardd.infer import collect_inputs, load_input
     from cardd.report import write_claim_report
 
     damage_detector, parts_detector, rules, thresholds = models
     arrays, names = [], []
     for item in collect_inputs(inputs):
-        try:
-            arrays.append(load_image(item.path))
-        except UnreadableImage as error:
-            raise CarddError(str(error)) from None
+        array = load_input(item.path)  # a path or a URL
+        if isinstance(array, UnreadableImage):
+            raise CarddError(str(array))
+        arrays.append(array)
         names.append(str(item.relative))
     claim, photos = assess_images(
         damage_detector, arrays, names, parts_detector, rules, thresholds, with_photos=True
@@ -540,13 +540,14 @@ def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
     return claim
 
 
-def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
+def run_assessment(opts: AssessOptions) -> tuple[Claim, Path | str]:
     """Run the models over one claim's photos and write claim.json, claim.csv and
     claim.html (with `photos/` annotated and `evidence/` crops).
 
     Returns:
         The claim and its output folder.
     """
+    from cardd import storage
     from cardd.infer import check_out_dir, collect_inputs
     from cardd.runs import next_run_dir
 
@@ -554,10 +555,14 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path]:
     check_out_dir(opts.out_dir, exist_ok=False)
     models = _load_models(opts)
     out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
-    return _assess_into(out, opts.inputs, models), out
+    with storage.staged_output(out) as local:  # a URL: written here, uploaded when whole
+        claim = _assess_into(local, opts.inputs, models)
+    return claim, storage.shown(out, local)
 
 
-def run_claims(opts: AssessOptions, claims_dir: Path) -> tuple[list[tuple[str, Claim | str]], Path]:
+def run_claims(
+    opts: AssessOptions, claims_dir: Path
+) -> tuple[list[tuple[str, Claim | str]], Path | str]:
     """Every subfolder of `claims_dir` as one claim (models loaded once): its files in
     `<out>/<subfolder>/`, and `<out>/claims.csv` with a row per claim. A claim that
     cannot be assessed (an unreadable photo) is listed with why, and the rest go on.
@@ -565,6 +570,7 @@ def run_claims(opts: AssessOptions, claims_dir: Path) -> tuple[list[tuple[str, C
     Returns:
         (claim name, its Claim or why it failed) per claim, and the output folder.
     """
+    from cardd import storage
     from cardd.infer import IMAGE_SUFFIXES, check_out_dir
     from cardd.runs import next_run_dir
 
@@ -580,11 +586,18 @@ def run_claims(opts: AssessOptions, claims_dir: Path) -> tuple[list[tuple[str, C
     models = _load_models(opts)
     out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
     results: list[tuple[str, Claim | str]] = []
-    for folder in folders:
-        try:
-            results.append((folder.name, _assess_into(out / folder.name, (str(folder),), models)))
-        except CarddError as error:
-            results.append((folder.name, str(error)))
+    with storage.staged_output(out) as local:  # a URL: written here, uploaded at the end
+        for folder in folders:
+            try:
+                claim = _assess_into(local / folder.name, (str(folder),), models)
+                results.append((folder.name, claim))
+            except CarddError as error:
+                results.append((folder.name, str(error)))
+        (local / "claims.csv").write_text(_claims_table(results))
+    return results, storage.shown(out, local)
+
+
+def _claims_table(results: list[tuple[str, Claim | str]]) -> str:
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["claim", "status", "findings", "confirmed", "needs_review", "rejected",
@@ -597,8 +610,7 @@ def run_claims(opts: AssessOptions, claims_dir: Path) -> tuple[list[tuple[str, C
         usable = sum(p.check.usable for p in claim.photos)
         writer.writerow([name, claim.status, len(claim.findings), *counts, usable,
                          len(claim.photos), "; ".join(claim.reasons)])  # fmt: skip
-    (out / "claims.csv").write_text(table.getvalue())
-    return results, out
+    return table.getvalue()
 
 
 def assess_images(

@@ -20,6 +20,28 @@ PathArg = click.Path(path_type=Path)
 ExistingFile = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 
+class _Location(click.ParamType):
+    """A local path (a `Path`; checked like `click.Path` with `exists`) or a URL (kept as
+    text, `cardd.storage` reads it)."""
+
+    name = "path|url"
+
+    def __init__(self, exists: bool = False) -> None:
+        self.path = click.Path(path_type=Path, exists=exists, dir_okay=not exists)
+
+    def convert(self, value, param, ctx):
+        from cardd.storage import is_url, local_path
+
+        if isinstance(value, str) and is_url(value):
+            local = local_path(value)
+            return value if local is None else self.path.convert(str(local), param, ctx)
+        return self.path.convert(value, param, ctx)
+
+
+FileOrURL = _Location(exists=True)
+FolderOrURL = _Location()
+
+
 # Options shared by several commands: one definition each, so defaults and help agree.
 config_option = click.option(
     "--config", default="DCN_plus", show_default=True, help="Config name (configs/NAME.py) or path."
@@ -481,13 +503,15 @@ Examples:
 @data_file_option
 @click.option(
     "--results",
-    type=ExistingFile,
+    type=FileOrURL,
     help="Score this COCO results file of any model instead of running a checkpoint.",
 )
 @click.option(
-    "--ann", type=ExistingFile, help="With --results: the ground-truth COCO JSON to score against."
+    "--ann", type=FileOrURL, help="With --results: the ground-truth COCO JSON to score against."
 )
-@click.option("--out", type=PathArg, help="Output folder. Default: runs/eval/exp, exp2, ...")
+@click.option(
+    "--out", type=FolderOrURL, help="Output folder or URL. Default: runs/eval/exp, exp2, ..."
+)
 @device_option
 @click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
 @options.SCORE_THR.click(
@@ -569,7 +593,10 @@ def eval_(
 
     if logs.verbosity() >= logs.NORMAL:
         print_metrics(metrics)
-    click.echo(f"metrics written to {out_dir / 'metrics.json'}; report: {out_dir / 'report.html'}")
+    from cardd.storage import join
+
+    metrics_file, report = join(out_dir, "metrics.json"), join(out_dir, "report.html")
+    click.echo(f"metrics written to {metrics_file}; report: {report}")
 
 
 ASSESS_EPILOG = """\b
@@ -593,7 +620,9 @@ Examples:
 @options.PARTS_SCORE_THR.click()
 @options.RULES.click()
 @options.THRESHOLDS.click()
-@click.option("--out-dir", type=PathArg, help="Default: runs/assess/exp, exp2, ...")
+@click.option(
+    "--out-dir", type=FolderOrURL, help="A folder or URL. Default: runs/assess/exp, exp2, ..."
+)
 @device_option
 @options.SCORE_THR.click(
     default=0.1, help="Detections below this score are not assessed at all (statuses use the "

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from cardd import logs
+from cardd import logs, storage
 from cardd.classes import CLASSES, ClassSet, annotation_file
 from cardd.configs import set_data_root
 from cardd.devices import runner_device
@@ -84,12 +85,12 @@ class EvalOptions:
 
 @dataclass
 class ResultsEvalOptions:
-    results: Path
-    ann: Path | None = None  # default: <data_root>/annotations/instances_<split>2017.json
+    results: Path | str  # a path or URL
+    ann: Path | str | None = None  # default: <data_root>/annotations/instances_<split>2017.json
     data_root: Path = Path("data/CarDD_COCO")
     data: Path | None = None  # a dataset description file, instead of data_root
     split: str = "test"
-    out: Path | None = None
+    out: Path | str | None = None  # a folder or URL
     score_thr: float = 0.3
     iou_thr: float = 0.5
 
@@ -128,12 +129,17 @@ def _check_model_fits(model: ClassSet, truth: ClassSet, where: str) -> None:
         )
 
 
-def _out_dir(out: Path | None) -> Path:
-    out = out if out is not None else next_run_dir(Path("runs") / "eval")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+@contextlib.contextmanager
+def _output(out: Path | str | None) -> Iterator[Path]:
+    """The run's output folder, new or empty: a local one, or (for a URL) a local one
+    uploaded file by file once the evaluation succeeded."""
+    folder = storage.Folder(out if out is not None else next_run_dir(Path("runs") / "eval"))
+    if folder.is_file() or not folder.is_empty():
         raise CarddUsageError(f"{out} is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    folder.probe()
+    with storage.staged_output(str(folder)) as local:
+        local.mkdir(parents=True, exist_ok=True)
+        yield local
 
 
 def _write_metrics(out: Path, metrics: dict) -> None:
@@ -247,69 +253,69 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     where = f"the {opts.split} split of {opts.data or gt_json}"
     _check_model_fits(model_file.classes, _ground_truth(gt_json), where)
     loader.dataset.metainfo = model_file.classes.meta()
-    out = _out_dir(opts.out)
+    with _output(opts.out) as out:
 
-    results_prefix = out / "coco_results"
-    cfg.test_dataloader = loader
-    cfg.test_cfg = cfg.get("test_cfg") or dict(type="TestLoop")
-    cfg.test_evaluator = dict(
-        cfg[f"{opts.split}_evaluator"],
-        type="CarddCocoMetric",
-        outfile_prefix=str(results_prefix),
-        ann_file=str(gt_json),
-    )
-    cfg.work_dir = str(out)
-    cfg.load_from = None  # the weights are put in below, strictly
-    cfg.resume = False
-    cfg.launcher = "none"
-    # Training-only parts are not needed to test, and a missing pretrained
-    # file or an empty train split must not stop an evaluation.
-    for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
-        cfg.pop(key, None)
-    # Testing needs no training hooks, and a model file's own hooks and visualizer
-    # (which may write where their config says) are not run: cardd's are.
-    cfg.default_hooks = dict(EVAL_HOOKS)
-    cfg.custom_hooks = (
-        [dict(type="CarddTestProgressHook")] if logs.verbosity() == logs.NORMAL else []
-    )
-    # named after the output folder: mmengine keeps one visualizer per name, and a run
-    # earlier in the same process (the demo trains first) already holds the config's
-    cfg.visualizer = dict(
-        type="DetLocalVisualizer",
-        vis_backends=[dict(type="LocalVisBackend")],
-        name=f"cardd-eval-{out.resolve()}",
-    )
-    cfg.log_processor = dict(type="LogProcessor", window_size=50, by_epoch=True)
+        results_prefix = out / "coco_results"
+        cfg.test_dataloader = loader
+        cfg.test_cfg = cfg.get("test_cfg") or dict(type="TestLoop")
+        cfg.test_evaluator = dict(
+            cfg[f"{opts.split}_evaluator"],
+            type="CarddCocoMetric",
+            outfile_prefix=str(results_prefix),
+            ann_file=str(gt_json),
+        )
+        cfg.work_dir = str(out)
+        cfg.load_from = None  # the weights are put in below, strictly
+        cfg.resume = False
+        cfg.launcher = "none"
+        # Training-only parts are not needed to test, and a missing pretrained
+        # file or an empty train split must not stop an evaluation.
+        for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
+            cfg.pop(key, None)
+        # Testing needs no training hooks, and a model file's own hooks and visualizer
+        # (which may write where their config says) are not run: cardd's are.
+        cfg.default_hooks = dict(EVAL_HOOKS)
+        cfg.custom_hooks = (
+            [dict(type="CarddTestProgressHook")] if logs.verbosity() == logs.NORMAL else []
+        )
+        # named after the output folder: mmengine keeps one visualizer per name, and a run
+        # earlier in the same process (the demo trains first) already holds the config's
+        cfg.visualizer = dict(
+            type="DetLocalVisualizer",
+            vis_backends=[dict(type="LocalVisBackend")],
+            name=f"cardd-eval-{out.resolve()}",
+        )
+        cfg.log_processor = dict(type="LogProcessor", window_size=50, by_epoch=True)
 
-    metrics.register()
-    checkpoints.install_loader()
-    with lookup_only() if model_file.config_from_file else contextlib.nullcontext():
-        runner = logs.quiet_runner(Runner).from_cfg(cfg)
-        load_weights(runner.model, model_file)
-        model_file.release()
-        runner.test()
-    metric = runner.test_loop.evaluator.metrics[0]
+        metrics.register()
+        checkpoints.install_loader()
+        with lookup_only() if model_file.config_from_file else contextlib.nullcontext():
+            runner = logs.quiet_runner(Runner).from_cfg(cfg)
+            load_weights(runner.model, model_file)
+            model_file.release()
+            runner.test()
+        metric = runner.test_loop.evaluator.metrics[0]
 
-    result = {
-        "config": model_file.config_source,
-        "checkpoint": str(model_file.path),
-        "split": opts.split,
-        "data_root": str(loader.dataset.data_root),
-        **({"data": str(opts.data)} if opts.data is not None else {}),
-        "ann_file": str(gt_json),
-        "images": len(metric._coco_api.getImgIds()),
-        "device": device,
-        **metric.last_scores,
-    }
-    image_dir = Path(loader.dataset.data_root or "") / loader.dataset.data_prefix.img
-    _analyse(
-        out, result, metric._coco_api, metric.last_evaluators, metric.last_results,
-        image_dir, opts.score_thr, opts.iou_thr,
-    )  # fmt: skip
-    if not opts.save_coco:
-        for iou_type in IOU_TYPES:
-            Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
-    return result, out
+        result = {
+            "config": model_file.config_source,
+            "checkpoint": str(model_file.path),
+            "split": opts.split,
+            "data_root": str(loader.dataset.data_root),
+            **({"data": str(opts.data)} if opts.data is not None else {}),
+            "ann_file": str(gt_json),
+            "images": len(metric._coco_api.getImgIds()),
+            "device": device,
+            **metric.last_scores,
+        }
+        image_dir = Path(loader.dataset.data_root or "") / loader.dataset.data_prefix.img
+        _analyse(
+            out, result, metric._coco_api, metric.last_evaluators, metric.last_results,
+            image_dir, opts.score_thr, opts.iou_thr,
+        )  # fmt: skip
+        if not opts.save_coco:
+            for iou_type in IOU_TYPES:
+                Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
+    return result, storage.shown(opts.out, out)
 
 
 def _test_loader(cfg, opts: EvalOptions):
@@ -366,7 +372,7 @@ def _is_segmentation(value) -> bool:
     )
 
 
-def _validated_results(path: Path, gt) -> tuple[list[dict], list[str]]:
+def _validated_results(path: Path, gt, shown: str | None = None) -> tuple[list[dict], list[str]]:
     """A COCO results file, checked against the ground truth; and the IoU types it
     can be scored for (`bbox` when every result has a box, `segm` a segmentation).
 
@@ -377,12 +383,12 @@ def _validated_results(path: Path, gt) -> tuple[list[dict], list[str]]:
         with open(path) as f:
             results = json.load(f)
     except OSError as error:
-        raise CarddError(f"cannot read {path}: {error.strerror}") from None
+        raise CarddError(f"cannot read {shown or path}: {error.strerror}") from None
     except (ValueError, UnicodeDecodeError) as error:
-        raise CarddError(f"{path} is not JSON ({error})") from None
+        raise CarddError(f"{shown or path} is not JSON ({error})") from None
     if not isinstance(results, list):
         raise CarddError(
-            f"{path} is not a list of COCO results (a JSON {type(results).__name__}); "
+            f"{shown or path} is not a list of COCO results (a JSON {type(results).__name__}); "
             "expected [{image_id, category_id, score, bbox and/or segmentation}, ...]"
         )
     if not results:
@@ -395,31 +401,33 @@ def _validated_results(path: Path, gt) -> tuple[list[dict], list[str]]:
         ]
         if missing or not ("bbox" in result or "segmentation" in result):
             missing = missing or ["bbox or segmentation"]
-            raise CarddError(f"{path}: result {index} lacks {', '.join(missing)}")
+            raise CarddError(f"{shown or path}: result {index} lacks {', '.join(missing)}")
         box = result.get("bbox")
         if box is not None and not (
             isinstance(box, list)
             and len(box) == 4
             and all(isinstance(v, (int, float)) for v in box)
         ):
-            raise CarddError(f"{path}: result {index} has bbox {box!r}, not [x, y, width, height]")
+            raise CarddError(
+                f"{shown or path}: result {index} has bbox {box!r}, not [x, y, width, height]"
+            )
         segmentation = result.get("segmentation")
         if segmentation is not None and not _is_segmentation(segmentation):
             raise CarddError(
-                f"{path}: result {index} has a segmentation that is neither RLE "
+                f"{shown or path}: result {index} has a segmentation that is neither RLE "
                 "({size, counts}) nor a list of polygons"
             )
         if not isinstance(result["image_id"], int):
-            raise CarddError(f"{path}: result {index} has image_id {result['image_id']!r}")
+            raise CarddError(f"{shown or path}: result {index} has image_id {result['image_id']!r}")
         if not isinstance(result["score"], (int, float)):
-            raise CarddError(f"{path}: result {index} has a score that is not a number")
+            raise CarddError(f"{shown or path}: result {index} has a score that is not a number")
     truth = ClassSet.from_categories(gt.dataset["categories"], "the ground truth")
     bad_categories = sorted(
         {repr(r["category_id"]) for r in results if r["category_id"] not in truth.ids}
     )
     if bad_categories:
         raise CarddError(
-            f"{path}: category ids {', '.join(bad_categories[:10])} are not the ground "
+            f"{shown or path}: category ids {', '.join(bad_categories[:10])} are not the ground "
             f"truth's ({truth.describe(10)}); map the model's labels to these ids"
         )
     known = set(gt.getImgIds())
@@ -427,7 +435,7 @@ def _validated_results(path: Path, gt) -> tuple[list[dict], list[str]]:
     if unknown:
         count = sum(r["image_id"] not in known for r in results)
         raise CarddError(
-            f"{path}: {count} of {len(results)} results name {len(unknown)} image ids "
+            f"{shown or path}: {count} of {len(results)} results name {len(unknown)} image ids "
             f"absent from the ground truth (e.g. {', '.join(unknown[:5])}); "
             "wrong split or another id numbering?"
         )
@@ -439,24 +447,34 @@ def _validated_results(path: Path, gt) -> tuple[list[dict], list[str]]:
     with_masks = sum("segmentation" in r for r in results)
     if 0 < with_masks < len(results) and "bbox" not in iou_types:
         raise CarddError(
-            f"{path}: {with_masks} of {len(results)} results carry a segmentation and the "
+            f"{shown or path}: {with_masks} of {len(results)} results carry a segmentation and the "
             "others no box: every result needs a bbox, or every one a segmentation"
         )
     return results, iou_types
 
 
-def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path]:
+def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path | str]:
     """Score a COCO results file of any model exactly as a checkpoint's evaluation is
-    scored; write `metrics.json`.
+    scored; write `metrics.json`. The results, the ground truth (`ann`) and the output
+    folder may be URLs (`cardd.storage`).
 
     Returns:
         The metrics and the output folder.
     """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cardd-fetch-") as fetched:
+        results = storage.fetch(opts.results, Path(fetched) / "results")
+        ann = storage.fetch(opts.ann, Path(fetched) / "ann") if opts.ann is not None else None
+        return _evaluate_results(opts, results, ann)
+
+
+def _evaluate_results(opts: ResultsEvalOptions, results_file: Path, ann_file: Path | None):
     from cardd.metrics import evaluate_detections, summarize
 
     image_dir = None
-    if opts.ann is not None:
-        ann = opts.ann
+    if ann_file is not None:
+        ann = ann_file
     elif opts.data is not None:
         from cardd.data.spec import load_data_file
 
@@ -466,25 +484,27 @@ def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path]:
         ann = opts.data_root / annotation_file(opts.split)
     _ground_truth(ann)
     gt = load_coco(ann)
-    results, iou_types = _validated_results(opts.results, gt)
-    out = _out_dir(opts.out)
-    split = opts.split
-    if opts.ann is not None and opts.data is None:
-        name = opts.ann.name
-        split = next((s for s in ("train", "val", "test") if name == f"instances_{s}2017.json"), "")
-    metrics = {
-        "results": str(opts.results),
-        "ann_file": str(ann),
-        "split": split or None,
-        "images": len(gt.getImgIds()),
-        "detections": len(results),
-    }
-    evaluators = {}
-    for iou_type in iou_types:
-        evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
-        metrics[iou_type] = summarize(evaluators[iou_type])
-    if image_dir is None and split:  # the CarDD layout
-        image_dir = ann.parent.parent / f"{split}2017"
-    by_type = {iou_type: results for iou_type in iou_types}
-    _analyse(out, metrics, gt, evaluators, by_type, image_dir, opts.score_thr, opts.iou_thr)
-    return metrics, out
+    results, iou_types = _validated_results(results_file, gt, str(opts.results))
+    with _output(opts.out) as out:
+        split = opts.split
+        if opts.ann is not None and opts.data is None:
+            name = PurePosixPath(str(opts.ann)).name
+            split = next(
+                (s for s in ("train", "val", "test") if name == f"instances_{s}2017.json"), ""
+            )
+        metrics = {
+            "results": str(opts.results),
+            "ann_file": str(ann),
+            "split": split or None,
+            "images": len(gt.getImgIds()),
+            "detections": len(results),
+        }
+        evaluators = {}
+        for iou_type in iou_types:
+            evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
+            metrics[iou_type] = summarize(evaluators[iou_type])
+        if image_dir is None and split and storage.local_path(opts.ann or ann) is not None:
+            image_dir = ann.parent.parent / f"{split}2017"
+        by_type = {iou_type: results for iou_type in iou_types}
+        _analyse(out, metrics, gt, evaluators, by_type, image_dir, opts.score_thr, opts.iou_thr)
+    return metrics, storage.shown(opts.out, out)

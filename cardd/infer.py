@@ -207,6 +207,7 @@ def check_out_dir(out_dir: Path | str | None, exist_ok: bool, resume: bool = Fal
             f"{out_dir} is not empty: pass --resume to finish that run, --exist-ok to replace "
             "its outputs, or another --out-dir"
         )
+    folder.probe()
 
 
 def prepare_out_dir(

@@ -57,6 +57,18 @@ def local_path(location: str | os.PathLike) -> Path | None:
     return None
 
 
+def join(location: str | os.PathLike, name: str) -> str:
+    """`name` inside a folder path or URL, as text to show."""
+    if local_path(location) is not None and not is_url(location):
+        return str(Path(location) / name)
+    return str(location).rstrip("/") + "/" + name
+
+
+def shown(asked: str | os.PathLike | None, local: Path) -> Path | str:
+    """What to call an output folder: the URL asked for, or the local folder written."""
+    return asked if asked is not None and local_path(asked) is None else local
+
+
 def filesystem(url: str):
     """(fsspec filesystem, path within it) of a remote URL; one line when its backend
     is missing or the scheme is unknown."""
@@ -265,6 +277,14 @@ class Folder:
             path = self._remote(relative)
             if self.fs.exists(path):
                 self.fs.rm(path, recursive=True)
+
+    def probe(self) -> None:
+        """Write and remove an empty object in a remote folder: a missing bucket or
+        refused credentials are found before minutes of model loading, not after."""
+        if self.local is None:
+            name = f".cardd-probe-{uuid.uuid4().hex[:8]}"
+            self.write_bytes(name, b"")
+            self.remove(name)
 
     def make(self) -> None:
         if self.local is not None:
