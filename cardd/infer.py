@@ -137,7 +137,7 @@ def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, PurePosixPat
             return [(url, PurePosixPath(name, rel)) for url, rel in listed if _is_image_name(rel)]
         if glob.has_magic(item.split("://", 1)[1]):
             return [(url, PurePosixPath(PurePosixPath(url).name)) for url in storage.glob(item)]
-        if storage.scheme(item) in ("http", "https") or storage.is_file(item):
+        if storage.is_file(item):
             return [(item, PurePosixPath(PurePosixPath(item.split("?")[0]).name))]
         raise CarddUsageError(f"input {item} does not exist")
     path = storage.local_path(item)

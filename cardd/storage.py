@@ -94,24 +94,28 @@ def storage_errors(where: str) -> Iterator[None]:
     except CarddError:
         raise
     except FileNotFoundError as error:
-        raise CarddError(f"{where}: not found ({_reason(error)})") from None
+        raise CarddError(f"{where}: not found{_reason(error, where)}") from None
     except PermissionError as error:
         raise CarddError(
-            f"{where}: permission denied ({_reason(error)}); check the credentials "
+            f"{where}: permission denied{_reason(error, where)}; check the credentials "
             "in your environment"
         ) from None
     except (OSError, TimeoutError) as error:
-        raise CarddError(f"{where}: {_reason(error)}") from None
+        raise CarddError(f"{where}: {one_line(error)}") from None
     except Exception as error:  # botocore's and aiohttp's own errors
         if type(error).__module__.split(".")[0] in ("botocore", "aiobotocore", "aiohttp",
                                                      "google", "azure", "fsspec", "s3fs"):
-            raise CarddError(f"{where}: {_reason(error)}") from None
+            raise CarddError(f"{where}: {one_line(error)}") from None
         raise
 
 
-def _reason(error: BaseException) -> str:
-    text = one_line(error)
-    return text or type(error).__name__
+def _reason(error: BaseException, where: str) -> str:
+    """` (what the backend said)`, unless it only repeats the location."""
+    text = " ".join(str(error).split())
+    inner = where.split("://", 1)[-1]
+    if not text or text.strip("'\"") in (where, inner) or text.endswith(inner):
+        return ""
+    return f" ({text[:200]})"
 
 
 def read_bytes(location: str | os.PathLike, limit: int = MAX_OBJECT_BYTES) -> bytes:
@@ -132,6 +136,7 @@ def fetch(location: str | os.PathLike, folder: Path) -> Path:
     path = local_path(location)
     if path is not None:
         return path
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / PurePosixPath(str(location).rstrip("/")).name
     target.write_bytes(read_bytes(location, limit=2**40))
     return target
