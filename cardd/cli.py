@@ -754,6 +754,7 @@ Examples:
   cardd serve --checkpoint dcn_plus.pth                   # http://127.0.0.1:8000/
   cardd serve --checkpoint best --work-dir work_dirs/DCN_plus --device cuda
   CARDD_API_KEY=... cardd serve --checkpoint dcn_plus.pth --host 0.0.0.0 --port 8080
+  cardd serve --checkpoint dcn_plus.pth --device cuda --replicas 4   # one per GPU
   curl -F image=@car.jpg 'http://127.0.0.1:8000/v1/detect?score_thr=0.5'
 """
 
@@ -802,6 +803,14 @@ Examples:
     show_default=True,
     help="Photos one /v1/assess request may carry (each within --max-upload-mb).",
 )
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes behind the one port, each with its own model (one per GPU: replica k "
+    "uses GPU k modulo the GPUs); a replica that dies is started again.",
+)
 @trust_option
 def serve(
     config,
@@ -822,6 +831,7 @@ def serve(
     rules,
     thresholds,
     max_photos,
+    replicas,
     trust_checkpoint,
 ) -> None:
     """The claims service: an HTTP API and a web page around one model (FastAPI)."""
@@ -848,6 +858,7 @@ def serve(
             rules=rules,
             thresholds=thresholds,
             max_photos=max_photos,
+            replicas=replicas,
             trust_checkpoint=trust_checkpoint,
         ),
         announce=click.echo,

@@ -69,6 +69,7 @@ class ServeOptions:
     rules: Path | None = None  # claim rules (default: cardd's)
     thresholds: Path | None = None  # a `cardd eval` metrics.json: best-F1 per class
     max_photos: int = 20  # photos one /v1/assess request may carry
+    replicas: int = 1  # processes behind the one port, each with its own model
 
     @property
     def max_upload_bytes(self) -> int:
@@ -252,6 +253,7 @@ class Service:
         self.rules, self.thresholds = self._claim_rules()
         self.checkpoint_sha256 = self.detector.model_file.sha256
         self.admission = Admission(options.max_queue)
+        self.replica = 0  # which of `options.replicas` processes this is
 
     def _load(self) -> "DamageDetector":
         from cardd.detector import DamageDetector
@@ -322,6 +324,7 @@ class Service:
             "max_queue": self.options.max_queue,
             "in_flight": self.admission.in_flight,
             "parts_model": str(self.parts_detector.checkpoint) if self.parts_detector else None,
+            "replica": {"index": self.replica, "of": self.options.replicas, "pid": os.getpid()},
         }
 
     def decode(self, data: bytes, name: str):
@@ -583,33 +586,25 @@ def _api_key(options: ServeOptions) -> str | None:
 
 def serve(options: ServeOptions, announce=print) -> None:
     """Load the model, then serve until Ctrl-C or SIGTERM; returns after a graceful
-    shutdown (in-flight requests finish, for at most 5 seconds)."""
+    shutdown (in-flight requests finish, for at most 5 seconds). With `replicas` > 1,
+    `serve_replicas` instead."""
     import uvicorn
 
     if not 0 < options.port < 65536:
         raise CarddUsageError(f"--port must be 1..65535, got {options.port}")
+    if options.replicas < 1:
+        raise CarddUsageError(f"--replicas must be >= 1, got {options.replicas}")
     _check_address(options.host, options.port)  # before minutes of model loading
     options.api_key = _api_key(options)
+    if options.replicas > 1:
+        serve_replicas(options, announce)
+        return
     service = Service(options)
     detector = service.detector
     app = create_app(service)
-    config = uvicorn.Config(
-        app,
-        host=options.host,
-        port=options.port,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-        limit_concurrency=256,
-    )
+    config = uvicorn.Config(app, **_uvicorn_settings(options))
     server = uvicorn.Server(config)
-    if options.host not in LOOPBACK and not options.api_key:
-        announce(
-            f"warning: serving on {options.host} without an API key: anyone who can reach "
-            "this machine can use the model (set --api-key or CARDD_API_KEY)"
-        )
-    shown = f"[{options.host}]" if ":" in options.host else options.host
-    announce(f"cardd serve: {detector.checkpoint} on {detector.device}")
-    announce(f"open http://{shown}:{options.port}/  (API schema: /openapi.json; Ctrl-C to stop)")
+    _announce(options, f"{detector.checkpoint} on {detector.device}", announce)
     # uvicorn re-raises the signal that stopped it once it has shut down; a handler
     # that ignores it makes that a normal return (exit 0) rather than a kill.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -624,3 +619,104 @@ def serve(options: ServeOptions, announce=print) -> None:
             signal.signal(sig, handler)
     if not server.started:
         raise CarddError(f"could not listen on {options.host}:{options.port}")
+
+
+def _uvicorn_settings(options: ServeOptions) -> dict:
+    return dict(
+        host=options.host, port=options.port, log_level="warning",
+        timeout_graceful_shutdown=5, limit_concurrency=256,
+    )  # fmt: skip
+
+
+def _announce(options: ServeOptions, what: str, announce) -> None:
+    if options.host not in LOOPBACK and not options.api_key:
+        announce(
+            f"warning: serving on {options.host} without an API key: anyone who can reach "
+            "this machine can use the model (set --api-key or CARDD_API_KEY)"
+        )
+    shown = f"[{options.host}]" if ":" in options.host else options.host
+    announce(f"cardd serve: {what}")
+    announce(f"open http://{shown}:{options.port}/  (API schema: /openapi.json; Ctrl-C to stop)")
+
+
+#: How `serve_replicas` hands its options to the replica processes uvicorn starts.
+REPLICA_OPTIONS_ENV = "CARDD_SERVE_REPLICA_OPTIONS"
+_PATH_FIELDS = ("work_dir", "save_dir", "rules", "thresholds")
+
+
+def serve_replicas(options: ServeOptions, announce=print) -> None:
+    """`options.replicas` processes behind one port (uvicorn's process manager: they
+    share the listening socket, the kernel hands each new connection to one of them,
+    and a replica that dies is started again). Each loads its own model; with several
+    GPUs, replica k uses GPU k modulo their number. The model file is opened here
+    first, so a file that cannot load fails once, in one line, not in every replica."""
+    import dataclasses
+    import json
+    import tempfile
+
+    import uvicorn
+
+    from cardd.models import open_model
+
+    open_model(options.config, options.checkpoint, options.work_dir,
+               options.trust_checkpoint).release()  # fmt: skip
+    slots = tempfile.mkdtemp(prefix="cardd-serve-replicas-")
+    settings = {
+        k: (str(v) if k in _PATH_FIELDS and v is not None else v)
+        for k, v in dataclasses.asdict(options).items()
+    }
+    os.environ[REPLICA_OPTIONS_ENV] = json.dumps({**settings, "slots": slots})
+    _announce(options, f"{options.checkpoint}, {options.replicas} replicas", announce)
+    try:
+        uvicorn.run(
+            "cardd.serve:replica_app", factory=True, workers=options.replicas,
+            **_uvicorn_settings(options),
+        )  # fmt: skip
+    finally:
+        os.environ.pop(REPLICA_OPTIONS_ENV, None)
+        import shutil
+
+        shutil.rmtree(slots, ignore_errors=True)
+
+
+def claim_replica_slot(slots: str, replicas: int) -> int:
+    """The lowest replica number no living replica holds: a lock on its file, held for
+    the process's life and freed by the kernel when it dies, so a replica started
+    again takes the place (and GPU) of the one it replaces."""
+    import fcntl
+
+    while True:
+        for index in range(replicas):
+            handle = open(Path(slots) / f"replica-{index}.lock", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _held_slots.append(handle)
+            return index
+        time.sleep(0.2)  # a replica that is shutting down still holds its place
+
+
+_held_slots: list = []
+
+
+def replica_app() -> "FastAPI":
+    """One replica's app: uvicorn calls this in each process `serve_replicas` starts."""
+    import json
+
+    settings = json.loads(os.environ[REPLICA_OPTIONS_ENV])
+    slots = settings.pop("slots")
+    for key in _PATH_FIELDS:
+        if settings[key] is not None:
+            settings[key] = Path(settings[key])
+    options = ServeOptions(**settings)
+    index = claim_replica_slot(slots, options.replicas)
+    if options.device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+            options.device = f"cuda:{index % torch.cuda.device_count()}"
+    service = Service(options)
+    service.replica = index
+    return create_app(service)

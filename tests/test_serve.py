@@ -1,5 +1,6 @@
 """`cardd serve` against a live uvicorn on loopback: the API, its limits, its shutdown."""
 
+import contextlib
 import io
 import json
 import signal
@@ -289,3 +290,48 @@ def test_an_unexpected_error_is_a_json_500_and_the_log_has_it(caplog):
     _error(answer, 500)
     assert answer.json()["error"].startswith("internal error (ZeroDivisionError)")
     assert "a bug" in caplog.text
+
+
+def test_replicas_share_one_port_and_a_dead_one_is_replaced(tiny_checkpoint, synthetic_root,
+                                                            tmp_path):  # fmt: skip
+    """`--replicas 2`: two processes, each its own model and /health, behind one port; the
+    same photo gets the same answer from either; a killed replica comes back in its place."""
+    import os
+
+    photo = sorted((synthetic_root / "test2017").glob("*.jpg"))[0].read_bytes()
+    service = live_service.start(tiny_checkpoint, tmp_path / "serve.log", "--replicas", "2")
+    try:
+
+        def replicas_seen(tries: int = 60) -> dict[int, int]:
+            seen = {}
+            for _ in range(tries):  # a new connection each time: the kernel picks a replica
+                replica = requests.get(f"{service.url}/health", timeout=10).json()["replica"]
+                assert replica["of"] == 2
+                seen[replica["index"]] = replica["pid"]
+                if len(seen) == 2:
+                    break
+            return seen
+
+        seen = replicas_seen()
+        assert set(seen) == {0, 1} and len(set(seen.values())) == 2
+        answers = {
+            json.dumps(
+                requests.post(f"{service.url}/v1/detect", files={"image": ("car.jpg", photo)},
+                              timeout=60).json()["detections"]
+            )
+            for _ in range(8)
+        }  # fmt: skip
+        assert len(answers) == 1  # whichever replica answered
+        os.kill(seen[1], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(requests.ConnectionError):
+                again = replicas_seen(10)
+                if again.get(1) not in (None, seen[1]):
+                    break
+            assert time.monotonic() < deadline, "the killed replica did not come back"
+            time.sleep(0.5)
+        assert again[1] != seen[1] and service.process.poll() is None
+    finally:
+        assert live_service.stop(service) == 0
+    assert "2 replicas" in service.output() and "Traceback" not in service.output()
