@@ -274,22 +274,26 @@ def finished_images(folder: storage.Folder, images: list[InputImage], model: Mod
     would mix two jobs.
     """
     present = folder.files()
-    done = {}
+    candidates = []
     for item in images:
         files = image_files(item, options.visualize)
         if files["json"] not in present:
             continue
         if options.visualize and not {files["picture"], files["thumb"]} <= present:
             continue
+        candidates.append((item, files["json"]))
+    contents = folder.read_many([name for _, name in candidates])
+    done = {}
+    for item, name in candidates:
         try:
-            document = json.loads(folder.read_bytes(files["json"]))
+            document = json.loads(contents[name])
             document["detections"]  # noqa: B018 - whole, or redone
         except (ValueError, KeyError, TypeError):
             continue
         made_by = (document.get("checkpoint"), document.get("config"), document.get("score_thr"))
         if made_by != (str(model.checkpoint), model.config_source, options.score_thr):
             raise CarddUsageError(
-                f"--resume: {folder.location(files['json'])} was made by another model or "
+                f"--resume: {folder.location(name)} was made by another model or "
                 f"score threshold ({made_by[0]}, score_thr {made_by[2]}); pass --exist-ok to "
                 "replace that run, or another --out-dir"
             )
