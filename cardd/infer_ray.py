@@ -234,11 +234,11 @@ def run_on_ray(options: InferOptions, images: list[InputImage]) -> InferSummary:
         done = finished_images(folder, images, model, options) if options.resume else {}
         todo = [item for item in images if item.relative not in done]
         with log_into(run_log, folder) as log, native_stderr_into(log.path) as terminal:
-            connect(ray, options.address)
             began = time.perf_counter()
             entries: dict[PurePosixPath, dict] = dict(done)
             failed: dict[PurePosixPath, dict] = {}
-            if todo:
+            if todo:  # (a rerun with nothing left to do needs no cluster)
+                connect(ray, options.address)
                 model_ref = [ray.put(Path(model.checkpoint).read_bytes())]  # in a list: by ref
                 workers = options.workers or default_workers(ray, options.gpus_per_worker)
                 rows = [
