@@ -25,6 +25,8 @@ from pathlib import Path
 from cardd.errors import CarddError, CarddUsageError
 
 EXPORT_FORMAT = 1
+#: `--format`: PyTorch weights (the default) or an ONNX graph (`cardd.export_onnx`).
+FORMATS = ("pth", "onnx")
 
 
 @dataclass
@@ -36,6 +38,7 @@ class ExportOptions:
     half: bool = False
     trust_checkpoint: bool = False
     force: bool = False
+    format: str = "pth"  # or "onnx" (cardd.export_onnx)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ExportResult:
     source: Path
     epoch: int | None
     metrics: dict
+    check: dict | None = None  # ONNX: onnxruntime against PyTorch on the check image
 
 
 def validation_metrics(work_dir: Path, epoch: int | None) -> dict:
@@ -87,28 +91,9 @@ def _versions() -> dict:
     return {name: str.__str__(version) for name, version in versions.items()}
 
 
-def export_model(opts: ExportOptions) -> ExportResult:
-    """Write the export of a checkpoint; the file appears whole or not at all.
-
-    The weights are put into the model built from the embedded config first
-    (strictly), so an export that would not load is never written.
-    """
-    import torch
-
-    from cardd import checkpoints
-    from cardd.models import EXPORT_KEY, build_model, open_model
-
-    out = opts.out
-    if out.suffix != ".pth":
-        raise CarddUsageError(f"--out {out}: name the export *.pth")
-    if out.exists() and not opts.force:
-        raise CarddUsageError(f"{out} exists: pass --force to replace it, or another --out")
-    model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
-    model = build_model(model_file, "cpu")
-    state_dict = {
-        name: (tensor.half() if opts.half and tensor.is_floating_point() else tensor).clone()
-        for name, tensor in model.state_dict().items()
-    }
+def describe_export(model_file) -> dict:
+    """What an export says of itself (`cardd_export`, and the ONNX metadata): the
+    config's text, classes, epoch, validation metrics, source file and versions."""
     meta = model_file.contents.get("meta") or {}
     earlier = model_file.exported or {}
     epoch = meta.get("epoch", earlier.get("epoch"))
@@ -116,18 +101,49 @@ def export_model(opts: ExportOptions) -> ExportResult:
     metrics = earlier.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
         metrics = validation_metrics(model_file.path.parent, epoch)
-    description = {
+    return {
         "format": EXPORT_FORMAT,
         "config": model_file.cfg.pretty_text,
         "classes": list(model_file.classes.names),
         "category_ids": list(model_file.classes.ids),
         "epoch": epoch,
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-        "half": opts.half,
         "source": model_file.path.name,
         "source_sha256": model_file.sha256,
         "versions": _versions(),
     }
+
+
+def export_model(opts: ExportOptions) -> ExportResult:
+    """Write the export of a checkpoint; the file appears whole or not at all.
+
+    The weights are put into the model built from the embedded config first
+    (strictly), so an export that would not load is never written.
+    """
+    out = opts.out
+    if opts.format not in FORMATS:
+        raise CarddUsageError(f"--format {opts.format}: choose one of {', '.join(FORMATS)}")
+    if out.suffix != f".{opts.format}":
+        raise CarddUsageError(f"--out {out}: name the {opts.format} export *.{opts.format}")
+    if out.exists() and not opts.force:
+        raise CarddUsageError(f"{out} exists: pass --force to replace it, or another --out")
+    if opts.format == "onnx":
+        from cardd.export_onnx import export_onnx
+
+        return export_onnx(opts)
+    import torch
+
+    from cardd import checkpoints
+    from cardd.models import EXPORT_KEY, build_model, open_model
+
+    model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
+    model = build_model(model_file, "cpu")
+    state_dict = {
+        name: (tensor.half() if opts.half and tensor.is_floating_point() else tensor).clone()
+        for name, tensor in model.state_dict().items()
+    }
+    description = {**describe_export(model_file), "half": opts.half}
+    epoch = description["epoch"]
     payload = {
         "state_dict": state_dict,
         "meta": {
