@@ -195,6 +195,7 @@ def cli() -> None:
       cardd train --data my-data.yaml    your own dataset and classes (cardd init-data)
       cardd serve                        the claims service: HTTP API and web page
       cardd export --out model.pth       a trained model to share (weights only)
+      cardd export --out model.onnx      ... as ONNX: infer/serve without PyTorch
     """
 
 
@@ -879,6 +880,7 @@ EXPORT_EPILOG = """\b
 Examples:
   cardd export --checkpoint best --work-dir work_dirs/DCN_plus --out dcn_plus.pth --half
   cardd export --checkpoint runs/demo/work_dir/epoch_12.pth --out tiny.pth
+  cardd export --checkpoint dcn_plus.pth --out dcn_plus.onnx     # runs without PyTorch
 """
 
 
@@ -886,13 +888,21 @@ Examples:
 @checkpoint_option
 @model_config_option
 @model_work_dir_option
-@click.option("--out", type=PathArg, required=True, help="The file to write (*.pth).")
-@click.option("--half", is_flag=True, help="Store the weights in fp16: half the size.")
+@click.option("--out", type=PathArg, required=True, help="The file to write (*.pth or *.onnx).")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["pth", "onnx"]),
+    help="pth: PyTorch weights; onnx: one ONNX graph for onnxruntime (cardd infer/serve run "
+    "it without PyTorch). Default: from --out's suffix.",
+)
+@click.option("--half", is_flag=True, help="Store the weights in fp16: half the size (pth).")
 @trust_option
 @force_option("--out file")
-def export(checkpoint, config, work_dir, out, half, trust_checkpoint, force) -> None:
+def export(checkpoint, config, work_dir, out, format_, half, trust_checkpoint, force) -> None:
     """Write a model file to share: weights, config, classes, versions, metrics; it
-    loads with torch.load(weights_only=True) and runs no code."""
+    loads with torch.load(weights_only=True) and runs no code. With --format onnx,
+    an ONNX graph checked against PyTorch before it is written."""
     from cardd.export import ExportOptions, export_model
 
     result = export_model(
@@ -904,9 +914,16 @@ def export(checkpoint, config, work_dir, out, half, trust_checkpoint, force) -> 
             half=half,
             trust_checkpoint=trust_checkpoint,
             force=force,
+            format=format_,
         )
     )
     epoch = f", epoch {result.epoch}" if result.epoch is not None else ""
+    if result.check:
+        check = result.check
+        click.echo(
+            f"checked with onnxruntime against PyTorch: {check['detections']} detections, "
+            f"boxes within {check['max_box_px']:.2g} px, scores within {check['max_score']:.2g}"
+        )
     click.echo(
         f"exported {result.source}{epoch} -> {result.path} ({result.size_bytes / 1e6:.1f} MB)"
     )

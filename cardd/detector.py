@@ -3,7 +3,8 @@
 JSON and CSV, `cardd serve`'s answers) is made from it.
 
 It runs MMDetection's own inference path (the config's test pipeline and the
-model's `test_step`, as `mmdet.apis.inference_detector` does) and adds what a
+model's `test_step`, as `mmdet.apis.inference_detector` does), or for a `.onnx`
+export the onnxruntime engine (`cardd.onnx_engine`, no PyTorch), and adds what a
 service needs: images from paths, numpy arrays or PIL images (EXIF orientation
 respected, grayscale and RGBA accepted), one score threshold for every output,
 the model's own class names and dataset category ids (`ModelFile.classes`),
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from cardd.classes import ClassSet
 from cardd.devices import resolve_device
-from cardd.errors import CarddError
+from cardd.errors import CarddError, CarddUsageError
+from cardd.onnx_engine import is_onnx_model
 
 if TYPE_CHECKING:
     import numpy as np
@@ -317,8 +319,10 @@ class DamageDetector:
     Args:
         config: config name (`DCN_plus`) or path; None: the one inside a
             `cardd export` file, else DCN_plus.
-        checkpoint: a checkpoint or export path, `latest` or `best` (of `work_dir`).
-        device: `auto`, `cpu`, `cuda` or `cuda:N`.
+        checkpoint: a checkpoint or export path, `latest` or `best` (of `work_dir`);
+            a `.onnx` export runs with onnxruntime, without PyTorch.
+        device: `auto`, `cpu`, `cuda` or `cuda:N` (for ONNX: onnxruntime's CUDA
+            provider, and TensorRT's where it is installed).
         score_thr: detections below this score are dropped everywhere.
         trust_checkpoint: unpickle this file in full even though it holds more than
             weights and your `cardd train` did not write it.
@@ -330,6 +334,7 @@ class DamageDetector:
 
     Example:
         >>> detector = DamageDetector(checkpoint="model.pth")   # a `cardd export` file
+        >>> detector = DamageDetector(checkpoint="model.onnx")  # ... or its ONNX form
         >>> for d in detector.predict("claim.jpg"):
         ...     print(d.label, d.score, d.bbox_xyxy)
     """
@@ -344,11 +349,18 @@ class DamageDetector:
         work_dir: str | Path | None = None,
         half: bool = False,
     ) -> None:
+        if not 0.0 <= score_thr <= 1.0:
+            raise CarddError(f"score threshold must be within [0, 1], got {score_thr}")
+        self.score_thr = score_thr
+        self.half = half
+        self._lock = threading.Lock()  # one call at a time changes the test settings
+        self.onnx = None
+        if is_onnx_model(checkpoint):
+            self._open_onnx(config, Path(checkpoint), device, half)
+            return
         from cardd.config_guard import lookup_only
         from cardd.models import build_model, open_model
 
-        if not 0.0 <= score_thr <= 1.0:
-            raise CarddError(f"score threshold must be within [0, 1], got {score_thr}")
         self.device = resolve_device(device)
         self.model_file = open_model(
             config,
@@ -359,14 +371,29 @@ class DamageDetector:
         self.checkpoint = self.model_file.path
         self.classes: ClassSet = self.model_file.classes
         self.config_source = self.model_file.config_source
-        self.score_thr = score_thr
-        self.half = half
-        self._lock = threading.Lock()  # one call at a time changes the test settings
         self.model = build_model(self.model_file, self.device)
         self._final_cfgs = self._final_test_cfgs()
         self.model_file.release()
         with lookup_only() if self.model_file.config_from_file else contextlib.nullcontext():
             self._pipeline = self._build_pipeline(self.model.cfg)
+
+    def _open_onnx(self, config, path: Path, device: str, half: bool) -> None:
+        """An ONNX export, run by onnxruntime (`cardd.onnx_engine`): no PyTorch needed."""
+        if config is not None:
+            raise CarddUsageError(
+                f"--config {config}: an ONNX model carries its own settings; pass none"
+            )
+        if half:
+            raise CarddUsageError("--half is for PyTorch models: an ONNX model runs as exported")
+        from cardd.onnx_engine import OnnxModel
+
+        self.onnx = OnnxModel(path, device)
+        self.model_file = self.onnx  # path, sha256, classes, as a `ModelFile` has them
+        self.model = None
+        self.device = self.onnx.device
+        self.checkpoint = self.onnx.path
+        self.classes = self.onnx.classes
+        self.config_source = f"{path} (embedded)"
 
     @classmethod
     def from_options(cls, options) -> DamageDetector:
@@ -431,20 +458,25 @@ class DamageDetector:
         if max_detections is not None and max_detections < 1:
             raise CarddError(f"max_detections must be at least 1, got {max_detections}")
         names = names if names is not None else [f"image{i}" for i in range(len(arrays))]
-        with self._lock, self._test_settings(thr, max_detections):
-            samples = self._forward(arrays)
+        with self._lock:
+            if self.onnx is not None:
+                # mmdet keeps scores above its threshold: the same margin as `_test_settings`
+                found = [self.onnx.run(array, thr - 1e-3, max_detections) for array in arrays]
+            else:
+                with self._test_settings(thr, max_detections):
+                    found = [_SampleDetections(sample) for sample in self._forward(arrays)]
         return [
             ImageResult(
                 image=name,
                 width=int(array.shape[1]),
                 height=int(array.shape[0]),
-                detections=self._detections(sample, thr),
+                detections=self._detections(raw, thr),
                 config=self.config_source,
                 checkpoint=str(self.checkpoint),
                 score_thr=thr,
                 classes=self.classes,
             )
-            for name, array, sample in zip(names, arrays, samples, strict=True)
+            for name, array, raw in zip(names, arrays, found, strict=True)
         ]
 
     def _final_test_cfgs(self) -> list:
@@ -489,30 +521,26 @@ class DamageDetector:
         ):
             return self.model.test_step(batch)
 
-    def _detections(self, sample, score_thr: float) -> list[Detection]:
-        """A `DetDataSample` -> its `Detection`s at or above `score_thr`, best first."""
+    def _detections(self, raw, score_thr: float) -> list[Detection]:
+        """One image's raw detections (`_SampleDetections`, the ONNX engine's
+        `RawDetections`) -> its `Detection`s at or above `score_thr`, best first; only
+        their masks are made."""
         import numpy as np
 
-        height, width = sample.ori_shape[:2]
-        instances = sample.pred_instances
-        scores = instances.scores.float().cpu()  # float16 under --half
-        # best first, by index: indexing all masks at once would copy every one of them
-        ranked = scores.sort(descending=True, stable=True).indices.tolist()
-        scores = scores.numpy()
-        order = [i for i in ranked if scores[i] >= score_thr]
-        labels = instances.labels.cpu().numpy()
-        boxes = instances.bboxes.float().cpu().numpy()
-        all_masks = instances.masks.cpu() if "masks" in instances else None
+        height, width = raw.height, raw.width
+        scores = np.asarray(raw.scores, dtype=np.float32)
+        ranked = np.argsort(-scores, kind="stable")
+        order = [int(i) for i in ranked if scores[i] >= score_thr]
         detections = []
         for i in order:
-            x1, y1, x2, y2 = (float(v) for v in boxes[i])
-            mask = all_masks[i].numpy() if all_masks is not None else None
+            x1, y1, x2, y2 = (float(v) for v in raw.boxes[i])
+            mask = raw.mask(i)
             area = (
                 float(np.count_nonzero(mask))  # 7x a bool array's .sum()
                 if mask is not None
                 else max(0.0, x2 - x1) * max(0.0, y2 - y1)
             )
-            label = int(labels[i])
+            label = int(raw.labels[i])
             detections.append(
                 Detection(
                     label=self.classes.names[label],
@@ -525,3 +553,19 @@ class DamageDetector:
                 )
             )
         return detections
+
+
+class _SampleDetections:
+    """An mmdet `DetDataSample`'s predictions as numpy arrays, masks one at a time
+    (indexing all masks at once would copy every one of them)."""
+
+    def __init__(self, sample) -> None:
+        self.height, self.width = sample.ori_shape[:2]
+        instances = sample.pred_instances
+        self.scores = instances.scores.float().cpu().numpy()  # float16 under --half
+        self.labels = instances.labels.cpu().numpy()
+        self.boxes = instances.bboxes.float().cpu().numpy()
+        self._masks = instances.masks.cpu() if "masks" in instances else None
+
+    def mask(self, index: int):
+        return self._masks[index].numpy() if self._masks is not None else None

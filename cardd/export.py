@@ -38,7 +38,7 @@ class ExportOptions:
     half: bool = False
     trust_checkpoint: bool = False
     force: bool = False
-    format: str = "pth"  # or "onnx" (cardd.export_onnx)
+    format: str | None = None  # "pth" or "onnx" (cardd.export_onnx); None: from out's suffix
 
 
 @dataclass
@@ -121,13 +121,14 @@ def export_model(opts: ExportOptions) -> ExportResult:
     (strictly), so an export that would not load is never written.
     """
     out = opts.out
-    if opts.format not in FORMATS:
-        raise CarddUsageError(f"--format {opts.format}: choose one of {', '.join(FORMATS)}")
-    if out.suffix != f".{opts.format}":
-        raise CarddUsageError(f"--out {out}: name the {opts.format} export *.{opts.format}")
+    kind = opts.format or ("onnx" if out.suffix == ".onnx" else "pth")
+    if kind not in FORMATS:
+        raise CarddUsageError(f"--format {kind}: choose one of {', '.join(FORMATS)}")
+    if out.suffix != f".{kind}":
+        raise CarddUsageError(f"--out {out}: name the {kind} export *.{kind}")
     if out.exists() and not opts.force:
         raise CarddUsageError(f"{out} exists: pass --force to replace it, or another --out")
-    if opts.format == "onnx":
+    if kind == "onnx":
         from cardd.export_onnx import export_onnx
 
         return export_onnx(opts)

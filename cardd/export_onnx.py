@@ -35,7 +35,7 @@ import math
 import os
 from pathlib import Path
 
-from cardd.errors import CarddError
+from cardd.errors import CarddError, CarddUsageError
 
 #: ONNX opset: 19 is the first with `DeformConv` in the standard domain.
 OPSET = 19
@@ -399,7 +399,7 @@ def export_onnx(opts) -> ExportResult:
 
     _require_onnx_tools()
     if opts.half:
-        raise CarddError("--half applies to .pth exports; an ONNX export is float32")
+        raise CarddUsageError("--half applies to .pth exports; an ONNX export is float32")
     model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
     model = build_model(model_file, "cpu")
     check_exportable(model)

@@ -119,11 +119,16 @@ class RunLog:
     def __init__(self, name: str) -> None:
         import uuid
 
-        from mmengine.logging import MMLogger
-
-        self.logger = quiet_terminal(
-            MMLogger.get_instance(f"cardd-{name}-{uuid.uuid4().hex[:8]}", log_level="INFO")
-        )
+        logger_name = f"cardd-{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            from mmengine.logging import MMLogger
+        except ImportError:  # an install without PyTorch (ONNX models): nothing of theirs logs
+            logger = logging.getLogger(logger_name)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        else:
+            logger = MMLogger.get_instance(logger_name, log_level="INFO")
+        self.logger = quiet_terminal(logger)
         self.name = name
         self.buffer = logging.handlers.MemoryHandler(
             capacity=100_000, flushLevel=logging.CRITICAL + 1
