@@ -34,8 +34,12 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cardd.errors import CarddError, CarddUsageError
+
+if TYPE_CHECKING:
+    from cardd.export import ExportResult
 
 #: ONNX opset: 19 is the first with `DeformConv` in the standard domain.
 OPSET = 19

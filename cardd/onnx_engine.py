@@ -201,8 +201,10 @@ class OnnxModel:
     def _metadata(self) -> dict:
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if text is None:
-            raise CarddError(f"{self.path} is an ONNX model but not a cardd export (no "
-                             f"'{METADATA_KEY}' metadata): make one with cardd export --format onnx")
+            raise CarddError(
+                f"{self.path} is an ONNX model but not a cardd export (no '{METADATA_KEY}' "
+                "metadata): make one with cardd export --format onnx"
+            )
         try:
             meta = json.loads(text)
         except ValueError:
@@ -224,8 +226,11 @@ class OnnxModel:
         `max_detections` (and the model's own limit)."""
         import numpy as np
 
-        tensor, (height, width), (w_factor, h_factor) = preprocess(bgr, self.metadata["preprocessing"])
-        limit = self.max_per_img if max_detections is None else min(self.max_per_img, max_detections)
+        pre = self.metadata["preprocessing"]
+        tensor, (height, width), (w_factor, h_factor) = preprocess(bgr, pre)
+        limit = self.max_per_img
+        if max_detections is not None:
+            limit = min(limit, max_detections)
         boxes, scores, labels, masks = self.session.run(None, {
             "image": tensor,
             "image_size": np.array([height, width], dtype=np.float32),

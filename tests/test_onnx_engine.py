@@ -67,12 +67,16 @@ def test_paste_mask_is_mmdets():
 
     rng = np.random.default_rng(1)
     height, width = 240, 320
-    boxes = [(10.3, 20.7, 110.2, 90.9), (-5.0, -3.0, 40.0, 30.0), (250.5, 200.2, 330.0, 260.0),
-             (100.0, 100.0, 100.6, 100.4), (50.0, 60.0, 50.0, 90.0), (0.0, 0.0, 320.0, 240.0)]  # fmt: skip
+    boxes = [
+        (10.3, 20.7, 110.2, 90.9), (-5.0, -3.0, 40.0, 30.0), (250.5, 200.2, 330.0, 260.0),
+        (100.0, 100.0, 100.6, 100.4), (50.0, 60.0, 50.0, 90.0), (0.0, 0.0, 320.0, 240.0),
+    ]  # fmt: skip
     for box in boxes:
         probabilities = rng.random((28, 28), dtype=np.float32)
-        theirs, where = _do_paste_mask(torch.from_numpy(probabilities)[None, None],
-                                       torch.tensor([box]), height, width, skip_empty=True)  # fmt: skip
+        theirs, where = _do_paste_mask(
+            torch.from_numpy(probabilities)[None, None], torch.tensor([box]), height, width,
+            skip_empty=True,
+        )
         expected = np.zeros((height, width), dtype=bool)
         expected[where] = (theirs[0] >= 0.5).numpy()
         got = paste_mask(probabilities, box, height, width)
@@ -100,7 +104,6 @@ def test_is_onnx_model():
 
 def _tiny_graph(path, metadata=None, external=None):
     """A one-node ONNX model (y = x + 1), with cardd metadata or an external-data weight."""
-    import onnx
     from onnx import TensorProto, helper
 
     one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
