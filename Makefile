@@ -2,10 +2,14 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo test lint pytest bench clean
+.PHONY: setup onnx-env browser demo test lint pytest bench clean
 
 setup:
 	@bash scripts/setup_env.sh
+
+# cardd for .onnx models without PyTorch (.venv-onnx): infer, serve, assess.
+onnx-env:
+	@bash scripts/setup_onnx_env.sh
 
 # The web-page test drives a real browser (Debian's chromium).
 browser:
@@ -26,4 +30,4 @@ bench: setup
 	$(BIN)/python scripts/bench_infer.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-onnx .pytest_cache .ruff_cache
