@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cardd.classes import ClassSet
 from cardd.devices import resolve_device
-from cardd.errors import CarddError, CarddUsageError
+from cardd.errors import CarddError
 from cardd.onnx_engine import is_onnx_model
 
 if TYPE_CHECKING:
@@ -379,21 +379,16 @@ class DamageDetector:
 
     def _open_onnx(self, config, path: Path, device: str, half: bool) -> None:
         """An ONNX export, run by onnxruntime (`cardd.onnx_engine`): no PyTorch needed."""
-        if config is not None:
-            raise CarddUsageError(
-                f"--config {config}: an ONNX model carries its own settings; pass none"
-            )
-        if half:
-            raise CarddUsageError("--half is for PyTorch models: an ONNX model runs as exported")
-        from cardd.onnx_engine import OnnxModel
+        from cardd.onnx_engine import OnnxModel, check_options
 
+        check_options(config, half)
         self.onnx = OnnxModel(path, device)
         self.model_file = self.onnx  # path, sha256, classes, as a `ModelFile` has them
         self.model = None
         self.device = self.onnx.device
         self.checkpoint = self.onnx.path
         self.classes = self.onnx.classes
-        self.config_source = f"{path} (embedded)"
+        self.config_source = self.onnx.config_source
 
     @classmethod
     def from_options(cls, options) -> DamageDetector:

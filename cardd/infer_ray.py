@@ -44,6 +44,7 @@ from cardd.infer import (
     prepare_out_dir,
     write_image,
 )
+from cardd.onnx_engine import is_onnx_model
 
 
 def import_ray():
@@ -133,8 +134,9 @@ def decode_rows(batch: dict) -> dict:
     return out
 
 
-def model_cache(sha256: str) -> Path:
-    return Path(tempfile.gettempdir()) / "cardd-ray-models" / f"{sha256}.pth"
+def model_cache(sha256: str, suffix: str) -> Path:
+    """A node's copy of the model file, by content; the suffix says which engine runs it."""
+    return Path(tempfile.gettempdir()) / "cardd-ray-models" / f"{sha256}{suffix}"
 
 
 class DetectorWorker:
@@ -148,7 +150,7 @@ class DetectorWorker:
         from cardd import checkpoints
         from cardd.detector import DamageDetector
 
-        path = model_cache(sha256)
+        path = model_cache(sha256, ".onnx" if is_onnx_model(model.checkpoint) else ".pth")
         if not path.is_file() or checkpoints.file_sha256(path) != sha256:
             data = ray.get(model_ref[0])
             if hashlib.sha256(data).hexdigest() != sha256:
@@ -212,6 +214,7 @@ def run_on_ray(options: InferOptions, images: list[InputImage]) -> InferSummary:
 
     from cardd.configs import resolve_config
     from cardd.models import open_model
+    from cardd.onnx_engine import OnnxModel, check_options
 
     ray = import_ray()
     if options.config is not None and Path(options.config).suffix == ".py":
@@ -225,8 +228,12 @@ def run_on_ray(options: InferOptions, images: list[InputImage]) -> InferSummary:
     try:
         if options.config is not None:
             resolve_config(options.config)  # an unknown name: refused here, not in each worker
-        model_file = open_model(options.config, options.checkpoint, options.work_dir,
-                                options.trust_checkpoint)  # fmt: skip
+        if is_onnx_model(options.checkpoint):
+            check_options(options.config, options.half)
+            model_file = OnnxModel(Path(options.checkpoint), "cpu")
+        else:
+            model_file = open_model(options.config, options.checkpoint, options.work_dir,
+                                    options.trust_checkpoint)  # fmt: skip
         model = ModelInfo(model_file.path, model_file.config_source, model_file.classes)
         sha256 = model_file.sha256
         model_file.release()

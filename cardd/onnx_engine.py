@@ -13,9 +13,11 @@ step for step:
   `_do_paste_mask` does on the CPU (bilinear `grid_sample`, `align_corners=False`,
   zeros outside; the rows and columns around the box only), then `>= 0.5`.
 
-An ONNX file is not a pickle: loading it runs no code of its author. It is read
-into memory and handed to onnxruntime as bytes, so that a graph naming external
-data files (`../../etc/...`) cannot make it read anything beside it.
+An ONNX file is not a pickle: loading it runs no code of its author (an operator
+onnxruntime does not know is refused). A graph may name external data files for its
+weights; onnxruntime (>= 1.24) refuses any outside the model's folder
+(`../../etc/...`, absolute paths), which the tests check. It is opened from its
+path rather than from bytes: 240 MB less memory for DCN_plus (measured).
 """
 
 from __future__ import annotations
@@ -167,18 +169,17 @@ class OnnxModel:
     """
 
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
-        import hashlib
-
         import onnxruntime
+
+        from cardd.checkpoints import file_sha256
 
         self.path = Path(path)
         try:
-            data = self.path.read_bytes()
+            self.sha256 = file_sha256(self.path)
         except FileNotFoundError:
             raise CarddError(f"checkpoint {self.path} not found") from None
         except OSError as error:
             raise CarddError(f"cannot read {self.path}: {error.strerror or error}") from None
-        self.sha256 = hashlib.sha256(data).hexdigest()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: its warnings are about the graph
         threads = threads if threads is not None else _thread_count()
@@ -186,17 +187,27 @@ class OnnxModel:
             options.intra_op_num_threads = threads
         self.providers = onnx_providers(device)
         try:
-            self.session = onnxruntime.InferenceSession(data, options, providers=self.providers)
+            self.session = onnxruntime.InferenceSession(
+                str(self.path), options, providers=self.providers
+            )
         except Exception as error:  # onnxruntime raises its own types for bad files
             detail = " ".join(str(error).split())[:200]
             raise CarddError(f"{self.path} is not an ONNX model onnxruntime can run ({detail})"
                              ) from None
-        del data
-        self.device = "cpu" if self.session.get_providers()[0] == "CPUExecutionProvider" else (
-            device if device.startswith("cuda") else "cuda")
+        on_gpu = self.session.get_providers()[0] != "CPUExecutionProvider"
+        self.device = (device if device.startswith("cuda") else "cuda") if on_gpu else "cpu"
+        # the arenas give a photo's activations back after each run (onnxruntime keeps
+        # them otherwise): DCN_plus at rest 0.47 GB instead of 0.9, at the same speed
+        arenas = "cpu:0" + (f";gpu:{self.providers[0][1]['device_id']}" if on_gpu else "")
+        self._run_options = onnxruntime.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", arenas)
         self.metadata = self._metadata()
         self.classes = ClassSet.from_meta(self.metadata["dataset_meta"], str(self.path))
         self.max_per_img = int(self.metadata["max_per_img"])
+        self.config_source = f"{self.path} (embedded)"
+
+    def release(self) -> None:
+        """As `ModelFile.release`: nothing to drop (the file's bytes are not kept)."""
 
     def _metadata(self) -> dict:
         text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
@@ -236,7 +247,7 @@ class OnnxModel:
             "image_size": np.array([height, width], dtype=np.float32),
             "score_thr": np.array(score_thr, dtype=np.float32),
             "max_detections": np.array(limit, dtype=np.int64),
-        })
+        }, self._run_options)
         boxes = boxes / np.array([w_factor, h_factor, w_factor, h_factor], dtype=np.float32)
         return RawDetections(
             boxes=boxes.astype(np.float32),
@@ -254,6 +265,20 @@ def _thread_count() -> int | None:
     onnxruntime's default (one per physical core)."""
     value = os.environ.get("OMP_NUM_THREADS", "")
     return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def check_options(config, half: bool) -> None:
+    """Refuse the PyTorch-only settings for an ONNX model, in one line.
+
+    Raises:
+        CarddUsageError: a config (the file carries its settings) or --half.
+    """
+    if config is not None:
+        raise CarddUsageError(
+            f"--config {config}: an ONNX model carries its own settings; pass none"
+        )
+    if half:
+        raise CarddUsageError("--half is for PyTorch models: an ONNX model runs as exported")
 
 
 def is_onnx_model(checkpoint) -> bool:

@@ -701,6 +701,16 @@ def claim_replica_slot(slots: str, replicas: int) -> int:
 _held_slots: list = []
 
 
+def _gpu_count() -> int:
+    """GPUs PyTorch sees; 0 in an install without PyTorch (ONNX models: onnxruntime
+    counts none, so replicas share the first GPU unless CUDA_VISIBLE_DEVICES differs)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def replica_app() -> "FastAPI":
     """One replica's app: uvicorn calls this in each process `serve_replicas` starts."""
     import json
@@ -713,10 +723,9 @@ def replica_app() -> "FastAPI":
     options = ServeOptions(**settings)
     index = claim_replica_slot(slots, options.replicas)
     if options.device in ("auto", "cuda"):
-        import torch
-
-        if torch.cuda.is_available() and torch.cuda.device_count() > 1:
-            options.device = f"cuda:{index % torch.cuda.device_count()}"
+        gpus = _gpu_count()
+        if gpus > 1:
+            options.device = f"cuda:{index % gpus}"
     service = Service(options)
     service.replica = index
     return create_app(service)

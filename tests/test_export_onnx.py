@@ -192,3 +192,29 @@ def test_refusals(onnx_model, tiny_checkpoint, tmp_path):
     refused = without_torch("infer", photo, "--checkpoint", garbage, "--out-dir", tmp_path / "o")
     assert refused.returncode == 1 and "not an ONNX model" in refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "o").exists()
+
+
+def test_the_install_without_pytorch_runs_the_model(onnx_model, photos, tmp_path):
+    """`make onnx-env`'s script builds a venv with no torch, mmcv, mmdet or mmengine in
+    it, whose `cardd infer` gives the same JSON as the blocked-import run."""
+    import subprocess
+
+    path, _ = onnx_model
+    venv = tmp_path / "venv"
+    script = Path(__file__).parents[1] / "scripts" / "setup_onnx_env.sh"
+    built = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "ONNX_VENV": str(venv)})  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "no PyTorch" in built.stdout
+    lib = next(venv.glob("lib/python*/site-packages"))
+    assert not [m for m in ("torch", "mmcv", "mmdet", "mmengine") if (lib / m).exists()]
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [str(venv / "bin" / "cardd"), "infer", str(photos / "landscape.png"), "--checkpoint",
+         str(path), "--score-thr", "0.05", "--out-dir", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = _infer(path, photos, tmp_path / "blocked", 0.05, torch_free=True)["landscape"]
+    got = _infer_docs(out)["landscape"]
+    assert got["detections"] == expected["detections"] and got["detections"]

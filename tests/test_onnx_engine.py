@@ -136,11 +136,12 @@ def test_refuses_onnx_files_that_are_not_cardd_exports(tmp_path):
 
 
 def test_external_data_is_never_read(tmp_path):
-    """A graph whose weight names a file outside it (`../secret`) is refused: the model is
-    handed to onnxruntime as bytes, with no folder to resolve names against."""
+    """A graph whose weight names a file outside its folder (`../secret`, or an absolute
+    path) is refused by onnxruntime, before anything runs."""
     secret = tmp_path / "secret"
     secret.write_bytes(np.float32(41).tobytes())
     (tmp_path / "models").mkdir()
-    path = _tiny_graph(tmp_path / "models" / "evil.onnx", external="../secret")
-    with pytest.raises(CarddError, match="not an ONNX model onnxruntime can run"):
-        OnnxModel(path)
+    for location in ("../secret", str(secret)):
+        path = _tiny_graph(tmp_path / "models" / "evil.onnx", external=location)
+        with pytest.raises(CarddError, match="not an ONNX model onnxruntime can run"):
+            OnnxModel(path)
