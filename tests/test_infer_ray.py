@@ -127,6 +127,24 @@ def test_ray_cluster_writes_the_local_engines_files(ray_cluster, photos, tiny_ex
     assert summary["failed"][0]["image"] == "photos/zz_broken.jpg"  # as the user named it
 
 
+def test_an_onnx_model_runs_on_the_cluster_as_locally(ray_cluster, photos, tiny_export,
+                                                      tmp_path):  # fmt: skip
+    """A `cardd export --format onnx` model travels to the actors like a .pth and is run
+    by the onnxruntime engine there: the local engine's files, byte for byte."""
+    model = tmp_path / "tiny.onnx"
+    exported = run_cardd("export", "--checkpoint", tiny_export, "--out", model)
+    assert exported.returncode == 0, exported.stderr
+    local, cluster = tmp_path / "local", tmp_path / "cluster"
+    done = _infer(photos, model, local, env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1, done.stderr
+    done = _infer(photos, model, cluster, "--engine", "ray", "--address", ray_cluster,
+                  "--workers", "2")  # fmt: skip
+    assert done.returncode == 1 and "36 images" in done.stdout, done.stderr
+    assert_same_outputs(local, cluster)
+    document = read_json(next((cluster / "preds").rglob("*.json")))
+    assert document["checkpoint"] == str(model)  # the user's file, not the node's copy
+
+
 def _wait_for_preds(out: Path, count: int, job: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while len(list((out / "preds").rglob("*.json"))) < count:
