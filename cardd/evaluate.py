@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from cardd import logs, storage
-from cardd.classes import CLASSES, ClassSet, annotation_file
+from cardd.classes import CLASSES, ClassSet, annotation_file, image_folder
 from cardd.configs import set_data_root
 from cardd.devices import runner_device
 from cardd.errors import CarddError, CarddUsageError
@@ -235,16 +235,20 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     Returns:
         The metrics and the output folder.
     """
+    if opts.split not in ("train", "val", "test"):
+        raise CarddUsageError("--split must be train, val or test")
+    if opts.data is not None and opts.data_root is not None:
+        raise CarddUsageError("--data and --data-root both name the dataset: pass one")
+    from cardd.onnx_engine import is_onnx_model
+
+    if is_onnx_model(opts.checkpoint):
+        return _evaluate_onnx(opts)
     from mmengine.runner import Runner
 
     from cardd import checkpoints, metrics
     from cardd.config_guard import lookup_only
     from cardd.models import load_weights, open_model
 
-    if opts.split not in ("train", "val", "test"):
-        raise CarddUsageError("--split must be train, val or test")
-    if opts.data is not None and opts.data_root is not None:
-        raise CarddUsageError("--data and --data-root both name the dataset: pass one")
     device = runner_device(opts.device)
     model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
     cfg = model_file.cfg
@@ -316,6 +320,71 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
             for iou_type in IOU_TYPES:
                 Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
     return result, storage.shown(opts.out, out)
+
+
+def _split_files(opts: EvalOptions) -> tuple[Path, Path]:
+    """The annotation file and image folder of the split asked for, for a model with no
+    config (an ONNX export): from `--data`, else `--data-root`, else data/CarDD_COCO."""
+    if opts.data is not None:
+        from cardd.data.spec import load_data_file
+
+        files = load_data_file(opts.data).split(opts.split)
+        return Path(files.annotations), Path(files.images)
+    root = opts.data_root if opts.data_root is not None else Path("data/CarDD_COCO")
+    return root / annotation_file(opts.split), root / image_folder(opts.split)
+
+
+def _evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
+    """An ONNX export on a split, through the onnxruntime engine (`DamageDetector`), at
+    the model's own test threshold and limit as mmdet's test loop runs a checkpoint;
+    its detections scored as `--results` files are (boxes and RLE masks), with the same
+    outputs. Runs without PyTorch, mmcv and mmdet."""
+    from tqdm import tqdm
+
+    from cardd.detector import DamageDetector, encode_mask, load_image
+    from cardd.metrics import evaluate_detections, summarize
+
+    detector = DamageDetector(opts.config, opts.checkpoint, opts.device, score_thr=0.0)
+    threshold = detector.onnx.test_score_thr
+    ann, image_dir = _split_files(opts)
+    where = f"the {opts.split} split of {opts.data or ann}"
+    _check_model_fits(detector.classes, _ground_truth(ann), where)
+    gt = load_coco(ann)
+    image_ids = sorted(gt.getImgIds())
+    with _output(opts.out) as out:
+        boxes, masks = [], []
+        shown = logs.verbosity() == logs.NORMAL
+        for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not shown):
+            name = gt.imgs[image_id]["file_name"]
+            found = detector.detect([load_image(image_dir / name)], [name], threshold)[0]
+            for d in found.detections:
+                x1, y1, x2, y2 = d.bbox_xyxy
+                result = {"image_id": image_id, "category_id": d.category_id,
+                          "bbox": [x1, y1, x2 - x1, y2 - y1], "score": d.score}  # fmt: skip
+                boxes.append(result)
+                if d.mask is not None:
+                    masks.append({**result, "segmentation": encode_mask(d.mask)})
+        by_type = {"bbox": boxes, **({"segm": masks} if masks else {})}
+        metrics = {
+            "config": detector.config_source,
+            "checkpoint": str(detector.checkpoint),
+            "engine": "onnxruntime",
+            "split": opts.split,
+            **({"data": str(opts.data)} if opts.data is not None else
+               {"data_root": str(ann.parent.parent)}),  # fmt: skip
+            "ann_file": str(ann),
+            "images": len(image_ids),
+            "device": detector.device,
+        }
+        evaluators = {}
+        for iou_type, results in by_type.items():
+            evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
+            metrics[iou_type] = summarize(evaluators[iou_type])
+            if opts.save_coco:
+                with open(out / f"coco_results.{iou_type}.json", "w") as f:
+                    json.dump(results, f)
+        _analyse(out, metrics, gt, evaluators, by_type, image_dir, opts.score_thr, opts.iou_thr)
+    return metrics, storage.shown(opts.out, out)
 
 
 def _test_loader(cfg, opts: EvalOptions):

@@ -417,6 +417,7 @@ def export_onnx(opts) -> ExportResult:
         "dataset_meta": model_file.classes.meta(),
         "preprocessing": pre,
         "max_per_img": int(model.test_cfg.rcnn.max_per_img),
+        "test_score_thr": float(model.test_cfg.rcnn.score_thr),
         "mask_thr_binary": float(model.test_cfg.rcnn.mask_thr_binary),
         "opset": OPSET,
         "min_onnxruntime": MIN_ONNXRUNTIME,

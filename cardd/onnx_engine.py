@@ -204,6 +204,9 @@ class OnnxModel:
         self.metadata = self._metadata()
         self.classes = ClassSet.from_meta(self.metadata["dataset_meta"], str(self.path))
         self.max_per_img = int(self.metadata["max_per_img"])
+        #: the score threshold of the model's test settings (mmdet's `rcnn.score_thr`):
+        #: what `cardd eval` scores at, as mmdet's test loop does
+        self.test_score_thr = float(self.metadata.get("test_score_thr", 0.05))
         self.config_source = f"{self.path} (embedded)"
 
     def release(self) -> None:

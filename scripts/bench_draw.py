@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cardd import DamageDetector
-    from cardd.detector import load_image
+    from cardd.detector import _SampleDetections, load_image
     from cardd.draw import draw_detections
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +109,7 @@ def main() -> None:
         for path in images:
             array = load_image(path)
             sample = detector._forward([array])[0]
-            detections = detector._detections(sample, args.score_thr)
+            detections = detector._detections(_SampleDetections(sample), args.score_thr)
             counts.append(len(detections))
             for _ in range(args.repeats):
                 started = time.perf_counter()

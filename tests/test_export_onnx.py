@@ -170,6 +170,44 @@ def test_serve_without_torch_answers_as_infer(onnx_model, photos, tmp_path):
         assert bad.status_code == 400
 
 
+def _close(a, b, where=""):
+    """Two metrics trees equal, numbers within 0.05 (they are percents with 2 decimals)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _close(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert abs(a - b) <= 0.05, (where, a, b)
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_eval_of_the_export_scores_as_the_checkpoint(onnx_model, tiny_checkpoint, synthetic_root,
+                                                     tmp_path):  # fmt: skip
+    """`cardd eval` of the ONNX export (no PyTorch) gives the checkpoint's AP: box and mask,
+    per class, in both size bins, the best-F1 thresholds and the confusion matrix."""
+    path, _ = onnx_model
+    args = ("eval", "--data-root", synthetic_root, "--split", "val", "--device", "cpu")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = run_cardd(*args, "--checkpoint", tiny_checkpoint, "--out", tmp_path / "pth", env=env)
+    assert done.returncode == 0, done.stderr
+    done = without_torch(*args, "--checkpoint", path, "--out", tmp_path / "onnx")
+    assert done.returncode == 0, done.stderr
+    expected = read_json(tmp_path / "pth" / "metrics.json")
+    got = read_json(tmp_path / "onnx" / "metrics.json")
+    assert got["engine"] == "onnxruntime" and got["images"] == expected["images"]
+    for key in ("bbox", "segm", "classes", "confusion_matrix"):
+        _close(expected[key], got[key], key)
+    assert (tmp_path / "onnx" / "report.html").is_file()
+    refused = without_torch(*args, "--checkpoint", path, "--config", "DCN_plus",
+                            "--out", tmp_path / "x")  # fmt: skip
+    assert refused.returncode == 2 and not (tmp_path / "x").exists()
+
+
 def test_refusals(onnx_model, tiny_checkpoint, tmp_path):
     path, _ = onnx_model
     again = run_cardd("export", "--checkpoint", tiny_checkpoint, "--out", path)

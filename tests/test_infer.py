@@ -450,7 +450,7 @@ def test_half_runs_in_float16_and_finds_the_detections_of_float32(tiny_checkpoin
     import torch
     from mmengine.dataset import pseudo_collate
 
-    from cardd.detector import DamageDetector, load_image
+    from cardd.detector import DamageDetector, _SampleDetections, load_image
 
     arrays = [load_image(sorted((synthetic_root / "test2017").glob("*.jpg"))[0])]
     full = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu", score_thr=0.0)
@@ -472,8 +472,8 @@ def test_half_runs_in_float16_and_finds_the_detections_of_float32(tiny_checkpoin
         assert (x - y.float()).norm() / x.norm() < 0.01
 
     height, width = arrays[0].shape[:2]
-    exact = full._detections(exact_sample, 0.0)
-    approximate = half._detections(half_sample, 0.0)
+    exact = full._detections(_SampleDetections(exact_sample), 0.0)
+    approximate = half._detections(_SampleDetections(half_sample), 0.0)
     assert approximate
     for d in approximate:
         assert isinstance(d.score, float) and d.mask.dtype == bool
