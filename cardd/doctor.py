@@ -30,6 +30,23 @@ def _version(module: str) -> str | None:
         return None
 
 
+def _onnxruntime_row() -> str:
+    """onnxruntime's version and providers, and whether it runs cardd's ONNX exports."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "missing (optional: ONNX models need it, pip install 'cardd[onnx-export]')"
+    from cardd.onnx_engine import MIN_ONNXRUNTIME
+
+    version = onnxruntime.__version__
+    providers = ", ".join(p.replace("ExecutionProvider", "") for p in
+                          onnxruntime.get_available_providers())  # fmt: skip
+    numbers = [int(p) for p in version.split(".")[:2] if p.isdigit()]
+    runs = numbers >= [int(p) for p in MIN_ONNXRUNTIME.split(".")[:2]]
+    verdict = "runs cardd's ONNX exports" if runs else f"too old (DeformConv: {MIN_ONNXRUNTIME})"
+    return f"{version} ({providers}): {verdict}"
+
+
 def diagnose(
     data_root: Path = Path("data/CarDD_COCO"), weights_dir: Path = DEFAULT_DEST
 ) -> DoctorReport:
@@ -43,11 +60,21 @@ def diagnose(
         "mmengine": "run `make setup`",
         "mmdet": "run `make setup`",
     }
+    onnxruntime = _onnxruntime_row()
+    if _version("torch") is None and onnxruntime.startswith(tuple("0123456789")):
+        # `make onnx-env`: the engine of .onnx models, deliberately without the PyTorch stack
+        for module in fixes:
+            report.rows.append((module, "not installed (ONNX-only install: make onnx-env)"))
+        report.rows.append(("onnxruntime", onnxruntime))
+        report.rows.append(("models", ".onnx exports (cardd export --format onnx) in infer, "
+                                      "serve, assess and eval; `make setup` for the rest"))
+        return report
     for module, fix in fixes.items():
         version = _version(module)
         report.rows.append((module, version or "missing"))
         if version is None:
             report.problems.append(f"{module} is not importable: {fix}")
+    report.rows.append(("onnxruntime", onnxruntime))
 
     ops, kernels, cuda_ops = "no", "missing", "no"
     try:

@@ -37,14 +37,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.errors import CarddError, CarddUsageError
+from cardd.onnx_engine import MIN_ONNXRUNTIME
 
 if TYPE_CHECKING:
     from cardd.export import ExportResult
 
 #: ONNX opset: 19 is the first with `DeformConv` in the standard domain.
 OPSET = 19
-#: onnxruntime 1.25.0 is the first release that implements `DeformConv`.
-MIN_ONNXRUNTIME = "1.25.0"
 ONNX_FORMAT = 1
 METADATA_KEY = "cardd"
 INPUT_NAMES = ["image", "image_size", "score_thr", "max_detections"]

@@ -33,6 +33,8 @@ from cardd.errors import CarddError, CarddUsageError
 
 METADATA_KEY = "cardd"
 ONNX_FORMAT = 1
+#: onnxruntime 1.25.0 is the first release that implements `DeformConv` (opset 19).
+MIN_ONNXRUNTIME = "1.25.0"
 
 
 def resized_size(height: int, width: int, scale: list[int]) -> tuple[int, int]:
