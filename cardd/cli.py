@@ -490,6 +490,7 @@ Examples:
   cardd eval --results rfdetr_test.json --data-root data/CarDD_COCO --split test
   cardd eval --results preds.json --ann data/CarDD_COCO/annotations/instances_test2017.json
   cardd eval --checkpoint best --work-dir work_dirs/claims --data my-data.yaml --split val
+  cardd eval --checkpoint dcn_plus.onnx --data-root data/CarDD_COCO  # onnxruntime, no PyTorch
 """
 
 
@@ -667,6 +668,7 @@ Examples:
   cardd infer photo.jpg
   cardd infer claims/ --recursive --score-thr 0.5 --out-dir runs/claims
   cardd infer photos/ --checkpoint model.pth                # a `cardd export` file
+  cardd infer photos/ --checkpoint model.onnx               # onnxruntime, no PyTorch
   cardd infer 'photos/*.png' --checkpoint runs/demo/work_dir/epoch_12.pth
   cardd infer s3://claims/2026-12/ --checkpoint model.pth --out-dir s3://results/2026-12/
   cardd infer s3://claims/ --recursive --checkpoint model.pth --engine ray --address auto \\
