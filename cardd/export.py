@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,14 @@ class ExportResult:
     epoch: int | None
     metrics: dict
     check: dict | None = None  # ONNX: onnxruntime against PyTorch on the check image
+
+    @classmethod
+    def of(cls, path: Path, source: Path, epoch, metrics: dict, check=None) -> ExportResult:
+        """The result of a written export (its hash and size read back from the file)."""
+        from cardd import checkpoints
+
+        size = path.stat().st_size
+        return cls(path, checkpoints.file_sha256(path), size, source, epoch, metrics, check)
 
 
 def validation_metrics(work_dir: Path, epoch: int | None) -> dict:
@@ -134,7 +143,6 @@ def export_model(opts: ExportOptions) -> ExportResult:
         return export_onnx(opts)
     import torch
 
-    from cardd import checkpoints
     from cardd.models import EXPORT_KEY, build_model, open_model
 
     model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
@@ -153,20 +161,20 @@ def export_model(opts: ExportOptions) -> ExportResult:
         },
         EXPORT_KEY: description,
     }
+    write_whole(out, lambda partial: torch.save(payload, partial))
+    return ExportResult.of(out, model_file.path, epoch, description["metrics"])
+
+
+def write_whole(out: Path, write: Callable[[Path], object]):
+    """`write(partial)` beside `out`, then renamed onto it: the file appears whole or not
+    at all (a failed or refused export leaves nothing). Returns what `write` returns."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
-        torch.save(payload, partial)
+        value = write(partial)
         os.replace(partial, out)
+        return value
     except OSError as error:
         raise CarddError(f"cannot write {out}: {error.strerror or error}") from None
     finally:
         partial.unlink(missing_ok=True)
-    return ExportResult(
-        path=out,
-        sha256=checkpoints.file_sha256(out),
-        size_bytes=out.stat().st_size,
-        source=model_file.path,
-        epoch=epoch,
-        metrics=description["metrics"],
-    )

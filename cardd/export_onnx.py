@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -396,8 +395,7 @@ def export_onnx(opts) -> ExportResult:
     the file appears whole, and only once onnxruntime reproduced PyTorch on it."""
     import torch
 
-    from cardd import checkpoints
-    from cardd.export import ExportResult, describe_export
+    from cardd.export import ExportResult, describe_export, write_whole
     from cardd.models import build_model, open_model
 
     _require_onnx_tools()
@@ -423,29 +421,16 @@ def export_onnx(opts) -> ExportResult:
     }
     model_file.release()
 
-    out = opts.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    try:
-        example, size = _example_input(pre)
-        trace_to_onnx(model, partial, example, size, torch.tensor(0.05),
-                      torch.tensor(int(model.test_cfg.rcnn.max_per_img)))
+    example, size = _example_input(pre)
+    limit = torch.tensor(int(model.test_cfg.rcnn.max_per_img))
+
+    def write(partial: Path) -> dict:
+        trace_to_onnx(model, partial, example, size, torch.tensor(0.05), limit)
         add_metadata(partial, metadata)
-        check = check_against_torch(model, partial, example, size)
-        os.replace(partial, out)
-    except OSError as error:
-        raise CarddError(f"cannot write {out}: {error.strerror or error}") from None
-    finally:
-        partial.unlink(missing_ok=True)
-    return ExportResult(
-        path=out,
-        sha256=checkpoints.file_sha256(out),
-        size_bytes=out.stat().st_size,
-        source=model_file.path,
-        epoch=metadata["epoch"],
-        metrics=metadata["metrics"],
-        check=check,
-    )
+        return check_against_torch(model, partial, example, size)
+
+    check = write_whole(opts.out, write)
+    return ExportResult.of(opts.out, model_file.path, metadata["epoch"], metadata["metrics"], check)
 
 
 def _require_onnx_tools() -> None:

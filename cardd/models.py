@@ -87,6 +87,11 @@ def open_model(
     config_name = resolve_config(config or DEFAULT_CONFIG).stem
     work_dir = work_dir if work_dir is not None else default_work_dir(config)
     path = checkpoints.resolve_checkpoint(checkpoint, work_dir, config_name)
+    if path.suffix.lower() == ".onnx":
+        raise CarddError(
+            f"{path} is an ONNX export: `infer`, `serve`, `assess` and `eval` run it; this "
+            "command needs the PyTorch checkpoint or .pth export it was made from"
+        )
     with checkpoints.trusting(path if trust_checkpoint else None):
         contents, sha256 = checkpoints.read_checkpoint(path, map_location="cpu")
     if not isinstance(contents, dict) or not isinstance(contents.get("state_dict", contents), dict):

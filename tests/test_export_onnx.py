@@ -219,6 +219,8 @@ def test_refusals(onnx_model, tiny_checkpoint, tmp_path):
                        tmp_path / "m.pth")  # fmt: skip
     assert suffix.returncode == 2 and "*.onnx" in suffix.stderr
     assert not list(tmp_path.iterdir())  # nothing written, no partial file left
+    back = run_cardd("export", "--checkpoint", path, "--out", tmp_path / "back.pth")
+    assert back.returncode == 1 and "is an ONNX export" in back.stderr
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.zeros((64, 64, 3), np.uint8))
     with_config = without_torch("infer", photo, "--checkpoint", path, "--config", "DCN_plus")
