@@ -15,8 +15,9 @@ step for step:
 
 An ONNX file is not a pickle: loading it runs no code of its author (an operator
 onnxruntime does not know is refused). A graph may name external data files for its
-weights; onnxruntime (>= 1.24) refuses any outside the model's folder
-(`../../etc/...`, absolute paths), which the tests check. It is opened from its
+weights; onnxruntime refuses any outside the model's folder (`../../etc/...`,
+absolute paths; its check was merged in December 2025, before 1.25, the floor
+here), which the tests check. It is opened from its
 path rather than from bytes: 240 MB less memory for DCN_plus (measured).
 """
 
