@@ -183,6 +183,19 @@ def _analyse(
     )
 
 
+def _score(out: Path, metrics: dict, gt, by_type: dict[str, list[dict]],
+           image_dir: Path | None, score_thr: float, iou_thr: float) -> None:  # fmt: skip
+    """COCO results (per IoU type) scored into `metrics`, then `_analyse`'s outputs: the
+    scoring of a `--results` file and of an ONNX export."""
+    from cardd.metrics import evaluate_detections, summarize
+
+    evaluators = {}
+    for iou_type, results in by_type.items():
+        evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
+        metrics[iou_type] = summarize(evaluators[iou_type])
+    _analyse(out, metrics, gt, evaluators, by_type, image_dir, score_thr, iou_thr)
+
+
 def print_metrics(metrics: dict) -> None:
     """Two rich tables: the summary per IoU type, and AP per class."""
     from rich.table import Table
@@ -342,7 +355,6 @@ def _evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
     from tqdm import tqdm
 
     from cardd.detector import DamageDetector, encode_mask, load_image
-    from cardd.metrics import evaluate_detections, summarize
 
     detector = DamageDetector(opts.config, opts.checkpoint, opts.device, score_thr=0.0)
     threshold = detector.onnx.test_score_thr
@@ -376,14 +388,11 @@ def _evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
             "images": len(image_ids),
             "device": detector.device,
         }
-        evaluators = {}
-        for iou_type, results in by_type.items():
-            evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
-            metrics[iou_type] = summarize(evaluators[iou_type])
-            if opts.save_coco:
+        if opts.save_coco:
+            for iou_type, results in by_type.items():
                 with open(out / f"coco_results.{iou_type}.json", "w") as f:
                     json.dump(results, f)
-        _analyse(out, metrics, gt, evaluators, by_type, image_dir, opts.score_thr, opts.iou_thr)
+        _score(out, metrics, gt, by_type, image_dir, opts.score_thr, opts.iou_thr)
     return metrics, storage.shown(opts.out, out)
 
 
@@ -539,8 +548,6 @@ def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path | str]:
 
 
 def _evaluate_results(opts: ResultsEvalOptions, results_file: Path, ann_file: Path | None):
-    from cardd.metrics import evaluate_detections, summarize
-
     image_dir = None
     if ann_file is not None:
         ann = ann_file
@@ -568,12 +575,8 @@ def _evaluate_results(opts: ResultsEvalOptions, results_file: Path, ann_file: Pa
             "images": len(gt.getImgIds()),
             "detections": len(results),
         }
-        evaluators = {}
-        for iou_type in iou_types:
-            evaluators[iou_type] = evaluate_detections(gt, results, iou_type)
-            metrics[iou_type] = summarize(evaluators[iou_type])
         if image_dir is None and split and storage.local_path(opts.ann or ann) is not None:
             image_dir = ann.parent.parent / f"{split}2017"
         by_type = {iou_type: results for iou_type in iou_types}
-        _analyse(out, metrics, gt, evaluators, by_type, image_dir, opts.score_thr, opts.iou_thr)
+        _score(out, metrics, gt, by_type, image_dir, opts.score_thr, opts.iou_thr)
     return metrics, storage.shown(opts.out, out)

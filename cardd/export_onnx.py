@@ -58,12 +58,11 @@ def _count_up(like):
 
 
 def _first(values, count):
-    """The first `count` entries (a tensor or a number) of `values`, traced as a mask
-    so that fewer entries than `count` is fine."""
+    """A mask of the first `count` (a tensor or a number) of the 1-D `values`, traced so
+    that fewer entries than `count` is fine."""
     import torch
 
-    rank = torch.ones_like(values[..., 0] if values.dim() > 1 else values, dtype=torch.int64)
-    return rank.cumsum(0) <= count
+    return torch.ones_like(values, dtype=torch.int64).cumsum(0) <= count
 
 
 def _batched_nms(boxes, scores, groups, iou_threshold: float):
@@ -101,110 +100,107 @@ def _decode(priors, deltas, coder, image_size):
     return boxes
 
 
-class MaskRCNNGraph:
-    """Factory of the traced module; kept as a function of the model so the torch
-    import stays inside."""
+def build_graph(model):
+    """The traced module of `model` (mmdet's layers, the steps between them rewritten);
+    a function so that the torch import stays inside."""
+    import torch
+    from torchvision.ops import roi_align
 
-    @staticmethod
-    def build(model):
-        import torch
-        from torchvision.ops import roi_align
+    class Graph(torch.nn.Module):
+        def __init__(self, model) -> None:
+            super().__init__()
+            self.model = model
+            rpn = model.rpn_head
+            self.strides = [int(s[0]) for s in rpn.prior_generator.strides]
+            for level, anchors in enumerate(rpn.prior_generator.base_anchors):
+                self.register_buffer(f"base_anchors_{level}", anchors.clone().float())
+            self.rpn_cfg = model.test_cfg.rpn
+            self.rcnn_cfg = model.test_cfg.rcnn
 
-        class Graph(torch.nn.Module):
-            def __init__(self, model) -> None:
-                super().__init__()
-                self.model = model
-                rpn = model.rpn_head
-                self.strides = [int(s[0]) for s in rpn.prior_generator.strides]
-                for level, anchors in enumerate(rpn.prior_generator.base_anchors):
-                    self.register_buffer(f"base_anchors_{level}", anchors.clone().float())
-                self.rpn_cfg = model.test_cfg.rpn
-                self.rcnn_cfg = model.test_cfg.rcnn
+        # --- RPN: proposals --------------------------------------------------
+        def proposals(self, feats, image_size):
+            rpn = self.model.rpn_head
+            cls_scores, box_deltas = rpn(feats)
+            all_boxes, all_scores, all_levels = [], [], []
+            for level, (cls, deltas) in enumerate(zip(cls_scores, box_deltas, strict=True)):
+                scores = cls[0].permute(1, 2, 0).reshape(-1).sigmoid()
+                deltas = deltas[0].permute(1, 2, 0).reshape(-1, 4)
+                anchors = self.anchors(cls, level)
+                scores, order = scores.sort(descending=True)
+                keep = _first(scores, self.rpn_cfg.nms_pre)
+                order, scores = order[keep], scores[keep]
+                all_boxes.append(_decode(anchors[order], deltas[order], rpn.bbox_coder,
+                                         image_size))
+                all_scores.append(scores)
+                all_levels.append(torch.full_like(scores, level, dtype=torch.int64))
+            boxes, scores = torch.cat(all_boxes), torch.cat(all_scores)
+            levels = torch.cat(all_levels)
+            min_size = self.rpn_cfg.get("min_bbox_size", -1)
+            if min_size >= 0:
+                sizes = boxes[:, 2:] - boxes[:, :2]
+                valid = (sizes[:, 0] > min_size) & (sizes[:, 1] > min_size)
+                boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
+            keep = _batched_nms(boxes, scores, levels, self.rpn_cfg.nms.iou_threshold)
+            keep = keep[_first(keep, self.rpn_cfg.max_per_img)]
+            return boxes[keep]
 
-            # --- RPN: proposals --------------------------------------------------
-            def proposals(self, feats, image_size):
-                rpn = self.model.rpn_head
-                cls_scores, box_deltas = rpn(feats)
-                all_boxes, all_scores, all_levels = [], [], []
-                for level, (cls, deltas) in enumerate(zip(cls_scores, box_deltas, strict=True)):
-                    scores = cls[0].permute(1, 2, 0).reshape(-1).sigmoid()
-                    deltas = deltas[0].permute(1, 2, 0).reshape(-1, 4)
-                    anchors = self.anchors(cls, level)
-                    scores, order = scores.sort(descending=True)
-                    keep = _first(scores, self.rpn_cfg.nms_pre)
-                    order, scores = order[keep], scores[keep]
-                    all_boxes.append(_decode(anchors[order], deltas[order], rpn.bbox_coder,
-                                             image_size))
-                    all_scores.append(scores)
-                    all_levels.append(torch.full_like(scores, level, dtype=torch.int64))
-                boxes, scores = torch.cat(all_boxes), torch.cat(all_scores)
-                levels = torch.cat(all_levels)
-                min_size = self.rpn_cfg.get("min_bbox_size", -1)
-                if min_size >= 0:
-                    sizes = boxes[:, 2:] - boxes[:, :2]
-                    valid = (sizes[:, 0] > min_size) & (sizes[:, 1] > min_size)
-                    boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
-                keep = _batched_nms(boxes, scores, levels, self.rpn_cfg.nms.iou_threshold)
-                keep = keep[_first(keep, self.rpn_cfg.max_per_img)]
-                return boxes[keep]
+        def anchors(self, cls, level):
+            """mmdet's `AnchorGenerator.single_level_grid_priors` for the map's size:
+            every base anchor at every position, positions row by row."""
+            stride = self.strides[level]
+            ys = _count_up(cls[0, 0, :, 0]) * stride
+            xs = _count_up(cls[0, 0, 0, :]) * stride
+            grid_x = xs[None, :] + ys[:, None] * 0
+            grid_y = ys[:, None] + xs[None, :] * 0
+            shifts = torch.stack([grid_x, grid_y, grid_x, grid_y], dim=-1).reshape(-1, 1, 4)
+            return (shifts + getattr(self, f"base_anchors_{level}")[None]).reshape(-1, 4)
 
-            def anchors(self, cls, level):
-                """mmdet's `AnchorGenerator.single_level_grid_priors` for the map's size:
-                every base anchor at every position, positions row by row."""
-                stride = self.strides[level]
-                ys = _count_up(cls[0, 0, :, 0]) * stride
-                xs = _count_up(cls[0, 0, 0, :]) * stride
-                grid_x = xs[None, :] + ys[:, None] * 0
-                grid_y = ys[:, None] + xs[None, :] * 0
-                shifts = torch.stack([grid_x, grid_y, grid_x, grid_y], dim=-1).reshape(-1, 1, 4)
-                return (shifts + getattr(self, f"base_anchors_{level}")[None]).reshape(-1, 4)
+        # --- RoI features: each box from its FPN level -----------------------
+        def roi_features(self, feats, boxes, extractor):
+            widths_heights = boxes[:, 2:] - boxes[:, :2]
+            scale = torch.sqrt(widths_heights[:, 0] * widths_heights[:, 1])
+            levels = torch.floor(torch.log2(scale / extractor.finest_scale + 1e-6))
+            levels = levels.clamp(min=0, max=len(extractor.featmap_strides) - 1)
+            rois = torch.cat([torch.zeros_like(boxes[:, :1]), boxes], 1)  # all of image 0
+            parts, order = [], []
+            for level, layer in enumerate(extractor.roi_layers):
+                index = (levels == level).nonzero().reshape(-1)
+                parts.append(roi_align(feats[level], rois[index], layer.output_size,
+                                       layer.spatial_scale, layer.sampling_ratio,
+                                       layer.aligned))
+                order.append(index)
+            return torch.cat(parts)[torch.cat(order).argsort()]
 
-            # --- RoI features: each box from its FPN level -----------------------
-            def roi_features(self, feats, boxes, extractor):
-                widths_heights = boxes[:, 2:] - boxes[:, :2]
-                scale = torch.sqrt(widths_heights[:, 0] * widths_heights[:, 1])
-                levels = torch.floor(torch.log2(scale / extractor.finest_scale + 1e-6))
-                levels = levels.clamp(min=0, max=len(extractor.featmap_strides) - 1)
-                rois = torch.cat([boxes.new_zeros(boxes.shape[0], 1) * boxes[:, :1], boxes], 1)
-                parts, order = [], []
-                for level, layer in enumerate(extractor.roi_layers):
-                    index = (levels == level).nonzero().reshape(-1)
-                    parts.append(roi_align(feats[level], rois[index], layer.output_size,
-                                           layer.spatial_scale, layer.sampling_ratio,
-                                           layer.aligned))
-                    order.append(index)
-                return torch.cat(parts)[torch.cat(order).argsort()]
+        # --- the whole test path ----------------------------------------------
+        def forward(self, image, image_size, score_thr, max_detections):
+            model = self.model
+            roi_head = model.roi_head
+            feats = model.extract_feat(image)
+            proposals = self.proposals(feats, image_size)
+            # boxes: softmax over classes + background, one box per class
+            box_feats = self.roi_features(feats, proposals, roi_head.bbox_roi_extractor)
+            cls_score, box_deltas = roi_head.bbox_head(box_feats)
+            scores = cls_score.softmax(-1)[:, :-1]
+            classes = scores.shape[1]
+            boxes = _decode(proposals.repeat_interleave(classes, dim=0),
+                            box_deltas.reshape(-1, 4), roi_head.bbox_head.bbox_coder,
+                            image_size)
+            labels = (_count_up(scores[0]).to(torch.int64)[None, :]
+                      + torch.zeros_like(scores, dtype=torch.int64)).reshape(-1)
+            scores = scores.reshape(-1)
+            valid = scores > score_thr
+            boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
+            keep = _batched_nms(boxes, scores, labels, self.rcnn_cfg.nms.iou_threshold)
+            keep = keep[_first(keep, max_detections)]
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+            # masks: the probability map of each box's own class
+            mask_feats = self.roi_features(feats, boxes, roi_head.mask_roi_extractor)
+            masks = roi_head.mask_head(mask_feats).sigmoid()
+            size = masks.shape[-1]
+            masks = masks.gather(1, labels.reshape(-1, 1, 1, 1).expand(-1, 1, size, size))
+            return boxes, scores, labels, masks[:, 0]
 
-            # --- the whole test path ----------------------------------------------
-            def forward(self, image, image_size, score_thr, max_detections):
-                model = self.model
-                roi_head = model.roi_head
-                feats = model.extract_feat(image)
-                proposals = self.proposals(feats, image_size)
-                # boxes: softmax over classes + background, one box per class
-                box_feats = self.roi_features(feats, proposals, roi_head.bbox_roi_extractor)
-                cls_score, box_deltas = roi_head.bbox_head(box_feats)
-                scores = cls_score.softmax(-1)[:, :-1]
-                classes = scores.shape[1]
-                boxes = _decode(proposals.repeat_interleave(classes, dim=0),
-                                box_deltas.reshape(-1, 4), roi_head.bbox_head.bbox_coder,
-                                image_size)
-                labels = (_count_up(scores[0]).to(torch.int64)[None, :]
-                          + torch.zeros_like(scores, dtype=torch.int64)).reshape(-1)
-                scores = scores.reshape(-1)
-                valid = scores > score_thr
-                boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
-                keep = _batched_nms(boxes, scores, labels, self.rcnn_cfg.nms.iou_threshold)
-                keep = keep[_first(keep, max_detections)]
-                boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-                # masks: the probability map of each box's own class
-                mask_feats = self.roi_features(feats, boxes, roi_head.mask_roi_extractor)
-                masks = roi_head.mask_head(mask_feats).sigmoid()
-                size = masks.shape[-1]
-                masks = masks.gather(1, labels.reshape(-1, 1, 1, 1).expand(-1, 1, size, size))
-                return boxes, scores, labels, masks[:, 0]
-
-        return Graph(model).eval()
+    return Graph(model).eval()
 
 
 def check_exportable(model) -> None:
@@ -355,7 +351,7 @@ def trace_to_onnx(model, path: Path, example_image, example_size, score_thr, max
 
     torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d",
                                            _deform_conv_symbolic, OPSET)
-    graph = MaskRCNNGraph.build(model)
+    graph = build_graph(model)
     with _deform_convs_as_torchvision(model), torch.inference_mode(False), \
             torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on traced shapes and sizes
@@ -478,7 +474,7 @@ def check_against_torch(model, path: Path, image, image_size) -> dict:
     import torch
 
     limit = int(model.test_cfg.rcnn.max_per_img)
-    graph = MaskRCNNGraph.build(model)
+    graph = build_graph(model)
     inputs = (image, image_size, torch.tensor(0.0), torch.tensor(limit))
     with torch.no_grad():
         expected = [t.numpy() for t in graph(*inputs)]

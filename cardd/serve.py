@@ -701,13 +701,16 @@ def claim_replica_slot(slots: str, replicas: int) -> int:
 _held_slots: list = []
 
 
-def _gpu_count() -> int:
-    """GPUs PyTorch sees; 0 in an install without PyTorch (ONNX models: onnxruntime
-    counts none, so replicas share the first GPU unless CUDA_VISIBLE_DEVICES differs)."""
-    try:
-        import torch
-    except ImportError:
+def _gpu_count(checkpoint) -> int:
+    """GPUs PyTorch sees, for a PyTorch model. An ONNX model's replica imports no torch
+    (it would cost each replica PyTorch's memory and start-up) and onnxruntime counts no
+    GPUs: its replicas share the first GPU unless CUDA_VISIBLE_DEVICES differs."""
+    from cardd.onnx_engine import is_onnx_model
+
+    if is_onnx_model(checkpoint):
         return 0
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -723,7 +726,7 @@ def replica_app() -> "FastAPI":
     options = ServeOptions(**settings)
     index = claim_replica_slot(slots, options.replicas)
     if options.device in ("auto", "cuda"):
-        gpus = _gpu_count()
+        gpus = _gpu_count(options.checkpoint)
         if gpus > 1:
             options.device = f"cuda:{index % gpus}"
     service = Service(options)
