@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.errors import CarddError
+from cardd.files import write_file
 from cardd.options import PARTS_SCORE_THR
 
 if TYPE_CHECKING:
@@ -475,7 +476,8 @@ class AssessOptions:
     device: str = "auto"
     score_thr: float = 0.1  # detections kept for assessment; statuses use the thresholds
     parts_score_thr: float = PARTS_SCORE_THR.default  # part masks below it are not parts
-    trust_checkpoint: bool = False
+    trust_checkpoint: bool = False  # the damage model only
+    trust_parts_model: bool = False  # trust is per file
 
 
 def model_entry(detector) -> dict:
@@ -493,19 +495,20 @@ def _load_models(opts: AssessOptions):
 
     rules = load_rules(opts.rules)
 
-    def detector(checkpoint: str, score_thr: float) -> DamageDetector:
+    def detector(checkpoint: str, score_thr: float, trust: bool) -> DamageDetector:
         return DamageDetector(
-            checkpoint=checkpoint,
-            device=opts.device,
-            score_thr=score_thr,
-            trust_checkpoint=opts.trust_checkpoint,
+            checkpoint=checkpoint, device=opts.device, score_thr=score_thr, trust_checkpoint=trust
         )
 
-    damage_detector = detector(opts.damage_model, opts.score_thr)
+    damage_detector = detector(opts.damage_model, opts.score_thr, opts.trust_checkpoint)
     names = damage_detector.classes.names
     rules = rules.for_model(names, given=opts.rules is not None)
     thresholds = thresholds_from_metrics(opts.thresholds, names) if opts.thresholds else {}
-    parts_detector = detector(opts.parts_model, opts.parts_score_thr) if opts.parts_model else None
+    parts_detector = (
+        detector(opts.parts_model, opts.parts_score_thr, opts.trust_parts_model)
+        if opts.parts_model
+        else None
+    )
     return damage_detector, parts_detector, rules, thresholds
 
 
@@ -528,14 +531,11 @@ def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
     claim, photos = assess_images(
         damage_detector, arrays, names, parts_detector, rules, thresholds, with_photos=True
     )
-    out.mkdir(parents=True, exist_ok=True)
     for name, text in (
-        ("claim.json", json.dumps(claim.to_dict(), indent=2)),
+        ("claim.json", json.dumps(claim.to_dict(), indent=2, allow_nan=False)),
         ("claim.csv", claim.csv_text()),
     ):
-        partial = out / f".{name}.partial"
-        partial.write_text(text)
-        partial.replace(out / name)
+        write_file(out / name, text, root=out)
     write_claim_report(out, claim, photos, damage_detector.classes)
     return claim
 

@@ -631,8 +631,9 @@ Examples:
     "thresholds).",
 )  # fmt: skip
 @trust_option
+@options.TRUST_PARTS.click()
 def assess(inputs, claims, damage_model, parts_model, parts_score_thr, rules, thresholds, out_dir,
-           device, score_thr, trust_checkpoint) -> None:  # fmt: skip
+           device, score_thr, trust_checkpoint, trust_parts_model) -> None:  # fmt: skip
     """The photos of one claim: which part is damaged, how badly, what to do, how sure;
     claim.json, claim.csv and claim.html in the output folder."""
     from cardd.assess import AssessOptions, claim_lines, run_assessment, run_claims
@@ -643,6 +644,7 @@ def assess(inputs, claims, damage_model, parts_model, parts_score_thr, rules, th
         inputs=inputs, damage_model=damage_model, parts_model=parts_model,
         parts_score_thr=parts_score_thr, rules=rules, thresholds=thresholds, out_dir=out_dir,
         device=device, score_thr=score_thr, trust_checkpoint=trust_checkpoint,
+        trust_parts_model=trust_parts_model,
     )  # fmt: skip
     if claims is not None:
         results, out = run_claims(opts, claims)
@@ -815,6 +817,7 @@ Examples:
     "uses GPU k modulo the GPUs); a replica that dies is started again.",
 )
 @trust_option
+@options.TRUST_PARTS.click()
 def serve(
     config,
     checkpoint,
@@ -836,6 +839,7 @@ def serve(
     max_photos,
     replicas,
     trust_checkpoint,
+    trust_parts_model,
 ) -> None:
     """The claims service: an HTTP API and a web page around one model (FastAPI)."""
     from cardd.serve import ServeOptions
@@ -863,6 +867,7 @@ def serve(
             max_photos=max_photos,
             replicas=replicas,
             trust_checkpoint=trust_checkpoint,
+            trust_parts_model=trust_parts_model,
         ),
         announce=click.echo,
     )

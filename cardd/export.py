@@ -18,12 +18,11 @@ MMDetection loads its weights with `load_checkpoint`.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cardd.errors import CarddError, CarddUsageError
+from cardd.errors import CarddUsageError
+from cardd.files import write_file
 
 EXPORT_FORMAT = 1
 #: `--format`: PyTorch weights (the default) or an ONNX graph (`cardd.export_onnx`).
@@ -161,20 +160,5 @@ def export_model(opts: ExportOptions) -> ExportResult:
         },
         EXPORT_KEY: description,
     }
-    write_whole(out, lambda partial: torch.save(payload, partial))
+    write_file(out, lambda partial: torch.save(payload, partial))
     return ExportResult.of(out, model_file.path, epoch, description["metrics"])
-
-
-def write_whole(out: Path, write: Callable[[Path], object]):
-    """`write(partial)` beside `out`, then renamed onto it: the file appears whole or not
-    at all (a failed or refused export leaves nothing). Returns what `write` returns."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    try:
-        value = write(partial)
-        os.replace(partial, out)
-        return value
-    except OSError as error:
-        raise CarddError(f"cannot write {out}: {error.strerror or error}") from None
-    finally:
-        partial.unlink(missing_ok=True)

@@ -402,7 +402,8 @@ def export_onnx(opts) -> ExportResult:
     the file appears whole, and only once onnxruntime reproduced PyTorch on it."""
     import torch
 
-    from cardd.export import ExportResult, describe_export, write_whole
+    from cardd.export import ExportResult, describe_export
+    from cardd.files import write_file
     from cardd.models import build_model, open_model
 
     _require_onnx_tools()
@@ -436,7 +437,7 @@ def export_onnx(opts) -> ExportResult:
         add_metadata(partial, metadata)
         return check_against_torch(model, partial, example, size)
 
-    check = write_whole(opts.out, write)
+    check = write_file(opts.out, write)
     return ExportResult.of(opts.out, model_file.path, metadata["epoch"], metadata["metrics"], check)
 
 

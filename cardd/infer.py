@@ -45,6 +45,8 @@ class InputImage:
 
     path: Path | str
     relative: PurePosixPath
+    #: why its name is refused (`cardd.files.safe_relative`): reported as failed, never read
+    refused: str | None = None
 
 
 @dataclass
@@ -128,30 +130,31 @@ def _is_image_name(path: Path | PurePosixPath | str) -> bool:
     return PurePosixPath(str(path)).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, PurePosixPath]]:
-    """The images one input names, each with its output path (before de-duplication)."""
+def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, str]]:
+    """The images one input names, each with its output name as found (before it is
+    checked and de-duplicated): an object key's text is kept as it is, never normalised."""
     if storage.is_url(item) and storage.local_path(item) is None:
         listed = storage.list_files(item, recursive)
         if listed is not None:
             name = storage.folder_name(item)
-            return [(url, PurePosixPath(name, rel)) for url, rel in listed if _is_image_name(rel)]
+            return [(url, f"{name}/{rel}") for url, rel in listed if _is_image_name(rel)]
         if glob.has_magic(item.split("://", 1)[1]):
-            return [(url, PurePosixPath(PurePosixPath(url).name)) for url in storage.glob(item)]
+            return [(url, storage.url_name(url)) for url in storage.glob(item)]
         if storage.is_file(item):
-            return [(item, PurePosixPath(PurePosixPath(item.split("?")[0]).name))]
+            return [(item, storage.url_name(item))]
         raise CarddUsageError(f"input {item} does not exist")
     path = storage.local_path(item)
     if path.is_dir():
         pattern = "**/*" if recursive else "*"
         return [
-            (file, PurePosixPath(path.resolve().name, *file.relative_to(path).parts))
+            (file, "/".join((path.resolve().name, *file.relative_to(path).parts)))
             for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p))
         ]
     if path.is_file():
-        return [(path, PurePosixPath(path.name))]
+        return [(path, path.name)]
     if glob.has_magic(item):
         matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
-        return [(m, PurePosixPath(m.name)) for m in matches if m.is_file()]
+        return [(m, m.name) for m in matches if m.is_file()]
     raise CarddUsageError(f"input {item} does not exist")
 
 
@@ -162,8 +165,13 @@ def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[Inp
     A folder's images keep their path under the folder, prefixed with the
     folder's name; a file keeps its name. Where two inputs would still map to
     the same output (same name in two places), the later one gets `_2`, `_3`...
+    A name that could leave the output folder (an object key `inbox/../../x.png`,
+    see `cardd.files.safe_relative`) is kept as a refused input: reported as failed,
+    never read or written.
     """
-    found: list[tuple[Path | str, PurePosixPath]] = []
+    from cardd.files import UnsafeNameError, safe_relative
+
+    found: list[tuple[Path | str, str]] = []
     for item in inputs:
         found.extend(_found_at(item, recursive))
     if not found:
@@ -171,11 +179,17 @@ def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[Inp
     taken: set[PurePosixPath] = set()
     images = []
     seen: set[Path | str] = set()
-    for path, relative in found:
+    for path, name in found:
         key = path.resolve() if isinstance(path, Path) else path
         if key in seen:
             continue
         seen.add(key)
+        try:
+            relative = safe_relative(name)
+        except UnsafeNameError as error:
+            images.append(InputImage(path, PurePosixPath(f"<refused {len(images)}>"),
+                                     refused=f"{path}: its name {error}"))  # fmt: skip
+            continue
         unique, n = relative, 1
         while unique in taken:
             n += 1
@@ -276,6 +290,8 @@ def finished_images(folder: storage.Folder, images: list[InputImage], model: Mod
     present = folder.files()
     candidates = []
     for item in images:
+        if item.refused:
+            continue
         files = image_files(item, options.visualize)
         if files["json"] not in present:
             continue
@@ -490,6 +506,18 @@ def image_line(position: int, total: int, item: InputImage, result: ImageResult,
     return f"image {position}/{total} {item.relative}: {size} {found}, {ms:.1f} ms"
 
 
+def refused_inputs(images: list[InputImage]) -> dict[PurePosixPath, dict]:
+    """The failure entries of inputs whose names were refused, printed once each."""
+    from tqdm import tqdm
+
+    failed = {}
+    for item in images:
+        if item.refused:
+            failed[item.relative] = {"image": str(item.path), "reason": item.refused}
+            tqdm.write(f"skipped {item.refused}")
+    return failed
+
+
 def _run(options: InferOptions, images: list, detector, folder: storage.Folder, workers: int,
          done: dict) -> InferSummary:  # fmt: skip
     from tqdm import tqdm
@@ -497,9 +525,9 @@ def _run(options: InferOptions, images: list, detector, folder: storage.Folder, 
     from cardd.detector import UnreadableImage
 
     began = time.perf_counter()
-    todo = [item for item in images if item.relative not in done]
     entries: dict[PurePosixPath, dict] = dict(done)
-    failed: dict[PurePosixPath, dict] = {}
+    failed = refused_inputs(images)
+    todo = [item for item in images if item.relative not in done and not item.refused]
     lines = logs.verbosity() >= logs.NORMAL and len(todo) <= LINES_UP_TO
 
     def fail(item: InputImage, reason: str) -> None:

@@ -26,12 +26,12 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
 from cardd import logs, storage
 from cardd.errors import CarddError, CarddUsageError, one_line
+from cardd.files import write_file
 from cardd.infer import (
     InferOptions,
     InferSummary,
@@ -42,6 +42,7 @@ from cardd.infer import (
     load_input,
     log_into,
     prepare_out_dir,
+    refused_inputs,
     write_image,
 )
 from cardd.onnx_engine import is_onnx_model
@@ -135,8 +136,15 @@ def decode_rows(batch: dict) -> dict:
 
 
 def model_cache(sha256: str, suffix: str) -> Path:
-    """A node's copy of the model file, by content; the suffix says which engine runs it."""
-    return Path(tempfile.gettempdir()) / "cardd-ray-models" / f"{sha256}{suffix}"
+    """A node's copy of the model file, by content; the suffix says which engine runs it.
+
+    In the user's own cache folder (`cardd.files.private_dir`: 0700, owned by this
+    user), never the shared temporary folder, where another user could make the
+    folder first and swap a file between its check and its load.
+    """
+    from cardd.files import private_dir
+
+    return private_dir("ray-models") / f"{sha256}{suffix}"
 
 
 class DetectorWorker:
@@ -155,15 +163,14 @@ class DetectorWorker:
             data = ray.get(model_ref[0])
             if hashlib.sha256(data).hexdigest() != sha256:
                 raise CarddError("the model file changed on its way to this worker")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part = path.with_name(f".{path.name}.{os.getpid()}.part")
-            part.write_bytes(data)
-            os.replace(part, path)
+            write_file(path, data, root=path.parent)
         device = options.device if options.gpus_per_worker > 0 else "cpu"
-        with checkpoints.trusting(path):  # the bytes the driver opened under the user's rules
+        # Trust goes to the bytes the driver opened under the user's rules, by their hash:
+        # the loader hashes the bytes it reads and unpickles those same bytes, so a file
+        # changed after the check above is refused, not run.
+        with checkpoints.trusting_sha256(sha256):
             self.detector = DamageDetector(
                 options.config, path, device, options.score_thr, half=options.half,
-                trust_checkpoint=True,
             )  # fmt: skip
         # the outputs name the file the user gave, not this node's copy of it
         self.detector.checkpoint = model.checkpoint
@@ -239,11 +246,11 @@ def run_on_ray(options: InferOptions, images: list[InputImage]) -> InferSummary:
         model_file.release()
         folder = prepare_out_dir(options.out_dir, options.exist_ok, options.resume)
         done = finished_images(folder, images, model, options) if options.resume else {}
-        todo = [item for item in images if item.relative not in done]
+        todo = [item for item in images if item.relative not in done and not item.refused]
         with log_into(run_log, folder) as log, native_stderr_into(log.path) as terminal:
             began = time.perf_counter()
             entries: dict[PurePosixPath, dict] = dict(done)
-            failed: dict[PurePosixPath, dict] = {}
+            failed = refused_inputs(images)
             if todo:  # (a rerun with nothing left to do needs no cluster)
                 connect(ray, options.address)
                 model_ref = [ray.put(Path(model.checkpoint).read_bytes())]  # in a list: by ref

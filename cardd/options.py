@@ -122,6 +122,13 @@ TRUST = Option(
     "trust. Files your own `cardd train` wrote and weight files never need it.",
     "flag",
 )
+#: Trust is per file: --trust-checkpoint never extends to the parts model.
+TRUST_PARTS = Option(
+    "--trust-parts-model",
+    "Unpickle the --parts-model file in full (it may run code): only for a file whose "
+    "maker you trust. --trust-checkpoint does not extend to it.",
+    "flag",
+)
 #: `cardd assess` and the service's /v1/assess: the same claim from the same settings.
 PARTS_MODEL = Option("--parts-model", "A car-parts model: damage placed on parts, sized by them.")
 PARTS_SCORE_THR = Option(

@@ -11,7 +11,6 @@ a picture.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,11 +39,12 @@ def _save(figure, path: Path) -> Path:
     """Write a figure atomically (temporary name, then rename) and close it."""
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-    figure.savefig(partial, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(partial, path)
+    from cardd.files import write_file
+
+    try:
+        write_file(path, lambda partial: figure.savefig(partial, dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(figure)
     return path
 
 

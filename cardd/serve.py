@@ -70,6 +70,7 @@ class ServeOptions:
     thresholds: Path | None = None  # a `cardd eval` metrics.json: best-F1 per class
     max_photos: int = 20  # photos one /v1/assess request may carry
     replicas: int = 1  # processes behind the one port, each with its own model
+    trust_parts_model: bool = False  # trust is per file: --trust-checkpoint is not for it
 
     @property
     def max_upload_bytes(self) -> int:
@@ -266,7 +267,7 @@ class Service:
         return DamageDetector(
             checkpoint=self.options.parts_model, device=self.options.device,
             score_thr=self.options.parts_score_thr,
-            trust_checkpoint=self.options.trust_checkpoint,
+            trust_checkpoint=self.options.trust_parts_model,
         )  # fmt: skip
 
     def _claim_rules(self):

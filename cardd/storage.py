@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from cardd.errors import CarddError, CarddUsageError, one_line
+from cardd.files import inside, is_partial, safe_relative, write_file
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
@@ -136,15 +137,15 @@ def fetch(location: str | os.PathLike, folder: Path) -> Path:
     path = local_path(location)
     if path is not None:
         return path
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / PurePosixPath(str(location).rstrip("/")).name
-    target.write_bytes(read_bytes(location, limit=2**40))
+    target = inside(folder, url_name(str(location)))
+    write_file(target, read_bytes(location, limit=2**40), root=folder)
     return target
 
 
-def list_files(location: str, recursive: bool) -> list[tuple[str, PurePosixPath]] | None:
-    """(URL, path below `location`) of every file in a remote folder, sorted; None when
-    `location` is not a folder."""
+def list_files(location: str, recursive: bool) -> list[tuple[str, str]] | None:
+    """(URL, name below `location`) of every file in a remote folder, sorted; None when
+    `location` is not a folder. Names are the keys' text, unchecked and unnormalised:
+    `cardd.files.safe_relative` decides whether one may name an output."""
     fs, inner = filesystem(location)
     if scheme(location) in ("http", "https"):
         return None  # a web server has files, not folders to list
@@ -158,8 +159,7 @@ def list_files(location: str, recursive: bool) -> list[tuple[str, PurePosixPath]
     prefix = location.split("://", 1)[0] + "://"
     out = []
     for name in sorted(found):
-        relative = PurePosixPath(name[len(root) :].lstrip("/"))
-        out.append((prefix + name, relative))
+        out.append((prefix + name, name[len(root) :].lstrip("/")))
     return out
 
 
@@ -174,6 +174,19 @@ def glob(pattern: str) -> list[str]:
     prefix = pattern.split("://", 1)[0] + "://"
     with storage_errors(pattern):
         return sorted(prefix + name for name in fs.glob(inner) if fs.isfile(name))
+
+
+def url_name(url: str) -> str:
+    """The last part of a URL's path: for `http(s)://` parsed as a URL and decoded
+    (`https://h/a%20b.jpg?x=1` -> `a b.jpg`), for object stores the key's own text.
+    Unchecked (`..` stays `..`, for `cardd.files.safe_relative` to refuse)."""
+    from urllib.parse import unquote, urlsplit
+
+    if scheme(url) in ("http", "https"):
+        path = unquote(urlsplit(url).path)
+    else:
+        path = url.split("://", 1)[1]
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def folder_name(location: str) -> str:
@@ -203,7 +216,10 @@ class Folder:
         return (Folder, (str(self.local.resolve()) if self.local is not None else self.url,))
 
     def _remote(self, relative: str) -> str:
-        return f"{self.root}/{relative}" if relative else self.root
+        return f"{self.root}/{safe_relative(relative)}"
+
+    def _local(self, relative: str) -> Path:
+        return inside(self.local, relative)
 
     def location(self, relative: str) -> str:
         """Where `relative` is, as a path or URL to show."""
@@ -212,15 +228,10 @@ class Folder:
         return self.url.rstrip("/") + "/" + relative
 
     def write_bytes(self, relative: str, data: bytes) -> None:
+        """A whole file at `relative`, which must name a place inside the folder
+        (`cardd.files`: no `..`, no absolute name, no link leading out)."""
         if self.local is not None:
-            target = self.local / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-            try:
-                part.write_bytes(data)
-                os.replace(part, target)
-            finally:
-                part.unlink(missing_ok=True)
+            write_file(self._local(relative), data, root=self.local)
             return
         with storage_errors(self.location(relative)):
             self.fs.pipe_file(self._remote(relative), data)
@@ -230,7 +241,7 @@ class Folder:
 
     def read_bytes(self, relative: str) -> bytes:
         if self.local is not None:
-            return (self.local / relative).read_bytes()
+            return self._local(relative).read_bytes()
         with storage_errors(self.location(relative)):
             return self.fs.cat_file(self._remote(relative))
 
@@ -239,7 +250,7 @@ class Folder:
         gcsfs batch their requests), so reading back thousands of small JSON files on
         `--resume` takes seconds, not one round trip each."""
         if self.local is not None:
-            return {name: (self.local / name).read_bytes() for name in relatives}
+            return {name: self._local(name).read_bytes() for name in relatives}
         if not relatives:
             return {}
         paths = {self._remote(name): name for name in relatives}
@@ -255,7 +266,7 @@ class Folder:
             return {
                 p.relative_to(self.local).as_posix()
                 for p in self.local.rglob("*")
-                if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".part"))
+                if p.is_file() and not is_partial(p)
             }
         with storage_errors(self.url):
             try:
@@ -285,7 +296,7 @@ class Folder:
         import shutil
 
         if self.local is not None:
-            target = self.local / relative
+            target = self._local(relative)
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cardd.data.spec import SPLIT_NAMES, DatasetSpec, SplitFiles, load_data_file
 from cardd.errors import CarddError
+from cardd.files import write_file
 
 DEFAULT_NAME = "cardd-data.yaml"
 _SPLIT_WORDS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
@@ -113,13 +114,11 @@ def init_data(folder: Path, out: Path | None = None, force: bool = False) -> Dat
         split: {"annotations": relative(files.annotations), "images": relative(files.images)}
         for split, files in splits.items()
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(
+    write_file(
+        out,
         f"# cardd dataset description of {folder.resolve()} (cardd init-data).\n"
         "# Paths are relative to this file; the classes are the annotation files'\n"
         "# categories. A split left out does not exist.\n"
-        + yaml.safe_dump(description, sort_keys=False)
+        + yaml.safe_dump(description, sort_keys=False),
     )
-    partial.replace(out)
     return load_data_file(out)
