@@ -206,12 +206,12 @@ def config_from_text(text: str, source: str) -> Config:
     it) -> a `Config`, without running it.
 
     mmengine would execute config text as Python; text that came inside a model file
-    is someone else's code, so only `name = <plain data>` statements are accepted,
-    and every class they name must be registered (`cardd.config_guard`).
+    is someone else's code, so only `name = <plain data>` statements are accepted.
+    Nothing is built from the result: `cardd.model_record` compares it with the
+    shipped configs.
 
     Raises:
-        CarddError: the text is anything but such assignments, or names a class,
-            scope or function cardd does not ship.
+        CarddError: the text is anything but such assignments (or nested too deep).
     """
     import ast
 
@@ -230,14 +230,14 @@ def config_from_text(text: str, source: str) -> Config:
             ):
                 raise ValueError(f"line {statement.lineno}: not a `name = value` assignment")
             values[statement.targets[0].id] = _literal(statement.value)
-    except (SyntaxError, ValueError, RecursionError) as error:
-        raise CarddError(f"the config embedded in {source} is not plain data ({error})") from None
-    values.pop("custom_imports", None)  # cardd's plugins are imported below; nothing else
-    cfg = Config(values)
-    from cardd.config_guard import check_config_types
-
-    check_config_types(cfg, f"the config embedded in {source}")  # registers cardd's plugins
-    return cfg
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        detail = "nested too deep" if isinstance(error, RecursionError) else error
+        raise CarddError(f"the config embedded in {source} is not plain data ({detail})") from None
+    values.pop("custom_imports", None)  # never imported: nothing is built from this text
+    try:
+        return Config(values)
+    except Exception as error:  # mmengine's own checks of a config's keys
+        raise CarddError(f"the config embedded in {source} is not a config ({error})") from None
 
 
 def config_classes(cfg: Config):

@@ -6,13 +6,19 @@ what a model needs and what a reader wants to know, all plain data:
 
     {"state_dict": {name: tensor},                  # fp16 with --half
      "meta": {"dataset_meta": {"classes", "palette", "category_ids"}, "epoch"},  # mmdet's
-     "cardd_export": {"format": 1, "config": <merged config text>, "classes": [...],
+     "cardd_export": {"format": 2, "model": <record>, "classes": [...],
                       "category_ids": [...],
                       "epoch", "metrics", "source_sha256", "half", "versions": {...}}}
 
+The record (`cardd.model_record`) names the shipped config the model was made from
+and the plain data that may differ (classes, thresholds, preprocessing): no config
+text, nothing to build but what cardd ships. A model of the user's own config has
+`"model": null` and its config's file name: it loads only with `--config` of that file.
+
 `torch.load(path, weights_only=True)` reads it on any machine; cardd's
 `infer`, `eval` and `DamageDetector` take it without `--config`; plain
-MMDetection loads its weights with `load_checkpoint`.
+MMDetection loads its weights with `load_checkpoint` into the config that
+`cardd.model_record.config_from_record` rebuilds.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 from cardd.errors import CarddUsageError
 from cardd.files import write_file
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 #: `--format`: PyTorch weights (the default) or an ONNX graph (`cardd.export_onnx`).
 FORMATS = ("pth", "onnx")
 
@@ -100,8 +106,10 @@ def _versions() -> dict:
 
 
 def describe_export(model_file) -> dict:
-    """What an export says of itself (`cardd_export`, and the ONNX metadata): the
-    config's text, classes, epoch, validation metrics, source file and versions."""
+    """What an export says of itself (`cardd_export`, and the ONNX metadata): the model
+    record, classes, epoch, validation metrics, source file and versions."""
+    from cardd.model_record import record_of
+
     meta = model_file.contents.get("meta") or {}
     earlier = model_file.exported or {}
     epoch = meta.get("epoch", earlier.get("epoch"))
@@ -111,7 +119,8 @@ def describe_export(model_file) -> dict:
         metrics = validation_metrics(model_file.path.parent, epoch)
     return {
         "format": EXPORT_FORMAT,
-        "config": model_file.cfg.pretty_text,
+        "model": record_of(model_file.cfg, model_file.classes, model_file.architecture),
+        **({} if model_file.config_from_file else {"config_file": model_file.config_name}),
         "classes": list(model_file.classes.names),
         "category_ids": list(model_file.classes.ids),
         "epoch": epoch,

@@ -414,7 +414,8 @@ def export_onnx(opts) -> ExportResult:
     check_exportable(model)
     pre = preprocessing(model_file.cfg)
     description = describe_export(model_file)
-    description.pop("config")
+    description.pop("model")  # the graph and the numbers below are the whole model
+    description.pop("config_file", None)
     metadata = {
         **description,
         "format": ONNX_FORMAT,

@@ -5,9 +5,12 @@ here, so they accept the same files and refuse the same ones:
 
 * the file loads by `cardd.checkpoints`' rules (weights-only unless it is this
   user's own training checkpoint or `--trust-checkpoint` names it);
-* a `cardd export` file carries its config, and so does an mmengine training
-  checkpoint (the run's merged config): without `--config`, that one is used,
-  read as plain data, never executed;
+* without `--config`, the model is built from a config cardd ships and the plain
+  data the file records about it (`cardd.model_record`: architecture, classes,
+  thresholds, preprocessing); a file's text is never built or executed. Files
+  from before records existed are read by the same rule (a record derived from
+  their embedded config, accepted only if it rebuilds that config's model);
+* `--config FILE` builds that file: the user's own code, run knowingly;
 * the config and the checkpoint must be for the same classes (names and category
   ids, in label order), and those classes (`ModelFile.classes`) name every output;
 * every weight must fit the model (strict loading), so a model that did not
@@ -17,6 +20,7 @@ here, so they accept the same files and refuse the same ones:
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +50,21 @@ class ModelFile:
     config_source: str  # a config file, or "<file> (embedded)"
     sha256: str  # of the bytes loaded
     classes: ClassSet  # what the model predicts, agreed by the file and the config
-    config_from_file: bool = False  # someone else's text: built by registry lookup only
+    config_from_file: bool = False  # built from the file's record (a shipped config)
+
+    @property
+    def architecture(self) -> str | None:
+        """The shipped config's name this model is built from, when known."""
+        from cardd.configs import available_configs
+
+        name = self.config_source.split(" ", 1)[0]
+        stem = Path(name).stem
+        return stem if stem in available_configs() else None
+
+    @property
+    def config_name(self) -> str:
+        """The config's file name, for messages."""
+        return Path(self.config_source.split(" (", 1)[0]).name
 
     @property
     def exported(self) -> dict | None:
@@ -96,18 +114,14 @@ def open_model(
         contents, sha256 = checkpoints.read_checkpoint(path, map_location="cpu")
     if not isinstance(contents, dict) or not isinstance(contents.get("state_dict", contents), dict):
         raise CarddError(f"{path} holds no model weights (a {type(contents).__name__})")
-    exported = contents.get(EXPORT_KEY)
-    meta = contents.get("meta")
-    embedded = (exported or {}).get("config") if isinstance(exported, dict) else None
-    if embedded is None and isinstance(meta, dict):
-        embedded = meta.get("cfg")  # mmengine stores the run's merged config there
-    from_file = config is None and embedded is not None
+    record = file_record(path, contents) if config is None else None
+    from_file = record is not None
     if from_file:
-        if not isinstance(embedded, str):
-            kind = type(embedded).__name__
-            raise CarddError(f"{path}: its embedded config is a {kind}, not text")
-        cfg = config_from_text(embedded, str(path))
-        source = f"{path} (embedded)"
+        from cardd.model_record import check_plain_model, config_from_record
+
+        cfg, _ = config_from_record(record, str(path))
+        check_plain_model(cfg, str(path))
+        source = f"{record['architecture']} (recorded in {path})"
     else:
         config_path = resolve_config(config or DEFAULT_CONFIG)
         cfg = load_config(config_path)
@@ -122,6 +136,51 @@ def open_model(
         classes=classes,
         config_from_file=from_file,
     )
+
+
+def file_record(path: Path, contents: dict) -> dict | None:
+    """The model record a file carries (`cardd.model_record`), else one derived from the
+    config text it embeds (a format-1 export's, a training checkpoint's `meta.cfg`),
+    read as plain data; None when it carries neither (the default config applies).
+
+    Raises:
+        CarddError: a config text that is not plain data, or whose model no shipped
+            config rebuilds (then only `--config` of that file can load it).
+    """
+    from cardd.model_record import RECORD_KEY, check_plain_model, record_of
+
+    exported = contents.get(EXPORT_KEY)
+    exported = exported if isinstance(exported, dict) else {}
+    meta = contents.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
+    if "model" in exported or RECORD_KEY in meta:
+        record = exported["model"] if "model" in exported else meta[RECORD_KEY]
+        if record is None:
+            raise CarddError(
+                f"{path} is a model of {exported.get('config_file') or 'a config'} that cardd "
+                "does not ship: pass that file with --config (it is code: yours, run knowingly)"
+            )
+        return record
+    embedded = exported.get("config", meta.get("cfg"))  # mmengine's merged config
+    if embedded is None:
+        return None
+    if not isinstance(embedded, str):
+        raise CarddError(f"{path}: its embedded config is a {type(embedded).__name__}, not text")
+    parsed = config_from_text(embedded, str(path))
+    check_plain_model(parsed, f"the config embedded in {path}")
+    from cardd.configs import config_classes
+
+    classes = checkpoints.checkpoint_class_set(contents) or config_classes(parsed)
+    if classes is None:
+        raise CarddError(f"{path}: neither its weights nor its config name the classes")
+    record = record_of(parsed, classes)
+    if record is None:
+        raise CarddError(
+            f"{path} was made from a config cardd does not ship (its model or test pipeline "
+            "differs from every config under configs/ beyond classes, thresholds and "
+            "preprocessing): pass that config with --config, or re-export it with this version"
+        )
+    return record
 
 
 def model_classes(path: Path, contents: dict, cfg: Config, source: str) -> ClassSet:
@@ -201,7 +260,9 @@ def build_model(model_file: ModelFile, device: str):
     cfg.model.backbone.init_cfg = None  # the weights come from the file
     init_default_scope(cfg.get("default_scope", "mmdet"))
     with lookup_only() if model_file.config_from_file else contextlib.nullcontext():
-        model = revert_sync_batchnorm(MODELS.build(cfg.model))
+        # a copy: mmdet's detectors write their test_cfg into the config they are given,
+        # and the config stays what the record describes
+        model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(cfg.model)))
     load_weights(model, model_file)
     model.cfg = cfg
     model.dataset_meta = model_file.classes.meta()

@@ -34,7 +34,12 @@ def test_loads_weights_only_and_describes_itself(exported, tiny_checkpoint):
     description = contents[EXPORT_KEY]
     assert description["classes"] == list(CLASSES)
     assert description["epoch"] == 1
-    assert "tiny_DCN_plus" in description["config"] or "base_channels=16" in description["config"]
+    record = description["model"]  # data about a shipped config, never a config's text
+    assert "config" not in description
+    assert record["architecture"] == "tiny_DCN_plus"
+    assert record["classes"] == list(CLASSES) and record["category_ids"] == [1, 2, 3, 4, 5, 6]
+    assert record["test_cfg"]["rcnn"]["max_per_img"] == 50
+    assert record["test_resize"] == [320, 256]
     assert set(description["versions"]) >= {"cardd", "mmdet", "torch", "mmengine", "mmcv"}
     assert description["source_sha256"] == checkpoints.file_sha256(tiny_checkpoint)
     # validation metrics of that epoch, from the run's scalar log
@@ -53,7 +58,7 @@ def test_same_detections_as_the_checkpoint_without_a_config(
     image = sorted((synthetic_root / "test2017").glob("*.jpg"))[0]
     original = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu", score_thr=0.0)
     from_export = DamageDetector(checkpoint=path, device="cpu", score_thr=0.0)
-    assert from_export.config_source.endswith("(embedded)")
+    assert from_export.config_source.startswith("tiny_DCN_plus (recorded in")
     ours, theirs = from_export.predict(image), original.predict(image)
     assert len(ours) == len(theirs) > 0
     assert [d.label for d in ours] == [d.label for d in theirs]
@@ -78,11 +83,11 @@ def test_half_is_smaller_and_close(exported, tiny_checkpoint, synthetic_root, tm
 def test_plain_mmdetection_loads_the_weights(exported):
     from mmdet.apis import init_detector
 
-    from cardd.configs import config_from_text
+    from cardd.model_record import config_from_record
 
     path, _ = exported
     contents = torch.load(path, weights_only=True)
-    cfg = config_from_text(contents[EXPORT_KEY]["config"], str(path))
+    cfg, _ = config_from_record(contents[EXPORT_KEY]["model"], str(path))
     cfg.model.backbone.init_cfg = None
     model = init_detector(cfg, None, device="cpu")
     missing = model.load_state_dict(contents["state_dict"], strict=True)
@@ -98,7 +103,7 @@ def test_infer_and_eval_take_an_export(exported, synthetic_root, tmp_path):
     )  # fmt: skip
     assert infer.returncode == 0, infer.stdout + infer.stderr
     summary = json.loads((tmp_path / "infer" / "summary.json").read_text())
-    assert summary["config"].endswith("(embedded)")
+    assert summary["config"].startswith("tiny_DCN_plus (recorded in")
     evaluation = run_cardd(
         "eval", "--checkpoint", path, "--data-root", synthetic_root, "--split", "val",
         "--device", "cpu", "--out", tmp_path / "eval",
@@ -108,9 +113,11 @@ def test_infer_and_eval_take_an_export(exported, synthetic_root, tmp_path):
 
 
 def test_code_in_an_embedded_config_is_never_run(exported, tmp_path):
+    """A format-1 export (config text, no record) whose text is code: refused unread."""
     path, _ = exported
     contents = torch.load(path, weights_only=True)
     sentinel = tmp_path / "config-ran"
+    del contents[EXPORT_KEY]["model"]
     contents[EXPORT_KEY]["config"] = f"import os\nos.mkdir({str(sentinel)!r})\n"
     evil = tmp_path / "evil.pth"
     torch.save(contents, evil)

@@ -23,7 +23,7 @@ def _weights_file(tiny_checkpoint, path, classes=None, drop=0):
 
 def test_a_training_checkpoint_brings_its_own_config(tiny_checkpoint):
     model_file = open_model(checkpoint=tiny_checkpoint)
-    assert model_file.config_source == f"{tiny_checkpoint} (embedded)"
+    assert model_file.config_source == f"tiny_DCN_plus (recorded in {tiny_checkpoint})"
     assert model_file.cfg.model.backbone.base_channels == 16  # tiny, not DCN_plus
     named = open_model("tiny_DCN_plus", tiny_checkpoint)
     assert named.config_source.endswith("configs/tiny_DCN_plus.py")
