@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,8 +92,11 @@ _PHOTO_KEYS = {"min_side": 480, "min_sharpness": 40.0, "min_brightness": 40, "ma
 
 
 def _number(value, where: str, low: float = 0.0, high: float | None = None) -> float:
+    """A finite number in range (NaN compares false with every bound: refused first)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CarddError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise CarddError(f"{where} must be a finite number, got {value!r}")
     if value < low or (high is not None and value > high):
         bounds = f"{low}..{high}" if high is not None else f">= {low}"
         raise CarddError(f"{where} = {value} is outside {bounds}")
@@ -119,7 +123,10 @@ def load_rules(path: Path | None = None) -> Rules:
     if data.get("version") != 1:
         raise CarddError(f"{path}: version must be 1, got {data.get('version')!r}")
     classes = {}
-    for name, rule in (data.get("classes") or {}).items():
+    given_classes = data.get("classes") or {}
+    if not isinstance(given_classes, dict):
+        raise CarddError(f"{path}: classes maps a class name to its rule, got a list or value")
+    for name, rule in given_classes.items():
         where = f"{path}: classes.{name}"
         if not isinstance(rule, dict) or set(rule) - {"size", "operation"}:
             raise CarddError(f"{where} takes `size` and `operation`")
@@ -176,7 +183,15 @@ def thresholds_from_metrics(path: Path, names: tuple[str, ...] | None = None) ->
     unknown = sorted(set(best) - set(names)) if names is not None else []
     if unknown:
         raise CarddError(f"--thresholds {path}: {unknown[0]!r} is not a damage class")
-    return {name: entry["threshold"] for name, entry in best.items() if entry}
+    thresholds = {}
+    for name, entry in best.items():
+        if not entry:
+            continue
+        if not isinstance(entry, dict) or "threshold" not in entry:
+            raise CarddError(f"--thresholds {path}: best_f1.{name} has no threshold")
+        where = f"--thresholds {path}: best_f1.{name}.threshold"
+        thresholds[name] = _number(entry["threshold"], where, 0.0, 1.0)
+    return thresholds
 
 
 @dataclass

@@ -176,6 +176,13 @@ def test_photos_to_retake_are_flagged_and_not_used():
          "classes.dent.operation: one word, or one per level"),
         ("version: 1\nscores: {confirm: 0.2, reject: 0.4}\n", "scores.reject 0.4 is above"),
         ("version: 1\nphotos: {min_width: 3}\n", "photos has unknown key 'min_width'"),
+        # NaN compares false with every bound: refused as not finite
+        ("version: 1\nscores: {confirm: .nan}\n", "scores.confirm must be a finite number"),
+        ("version: 1\nclasses:\n  dent: {size: {moderate: .nan, severe: 0.2}, operation: x}\n",
+         "classes.dent.size.moderate must be a finite number"),
+        ("version: 1\nphotos: {min_side: .inf}\n", "photos.min_side must be a finite number"),
+        ("version: 1\nclasses: [a, b]\n", "classes maps a class name to its rule"),
+        ("version: 1\nclasses: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deep"),
     ],
 )  # fmt: skip
 def test_bad_rules_are_one_line_naming_the_key(tmp_path, text, message):
@@ -198,6 +205,10 @@ def test_rules_name_only_the_damage_models_classes_and_thresholds_come_from_eval
     metrics.write_text("{}")
     with pytest.raises(CarddError, match="no best_f1 thresholds"):
         thresholds_from_metrics(metrics)
+    for bad in ("NaN", '"high"', "1.5", "true"):  # json.loads reads NaN as float('nan')
+        metrics.write_text(f'{{"bbox": {{"best_f1": {{"dent": {{"threshold": {bad}}}}}}}}}')
+        with pytest.raises(CarddError, match="best_f1.dent.threshold"):
+            thresholds_from_metrics(metrics)
 
 
 def _rules_for_small_photos(tmp_path):

@@ -105,3 +105,25 @@ def test_bad_data_yaml_is_one_line(synthetic_root, tmp_path, yaml_text, message)
     )
     assert result.exit_code == 1 and message in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("out", [".", "converted", ".."])
+def test_an_output_that_is_holds_or_lies_in_the_source_is_refused(synthetic_root, tmp_path, out):
+    """`convert yolo ds ds --force` once replaced the source with its conversion."""
+    source = to_yolo(synthetic_root, tmp_path / "yolo")
+    before = _tree_hash(tmp_path / "yolo")
+    target = (tmp_path / "yolo" / out) if out != ".." else tmp_path
+    result = CliRunner().invoke(cli, ["convert", "yolo", str(source), str(target), "--force"])
+    assert result.exit_code == 1 and "would delete the source" in result.output, result.output
+    assert _tree_hash(tmp_path / "yolo") == before
+
+
+def test_a_converted_dataset_has_the_usual_folder_mode(synthetic_root, tmp_path):
+    import os
+    import stat
+
+    source = to_yolo(synthetic_root, tmp_path / "yolo")
+    convert_yolo(source, tmp_path / "coco")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "coco").stat().st_mode) == 0o777 & ~mask  # not 0700

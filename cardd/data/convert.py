@@ -292,7 +292,7 @@ def convert_yolo(source: Path, out: Path, skip_bad: bool = False, force: bool = 
     if report.problems and not skip_bad:
         raise ConversionFailed(report)
     report.skipped = skip_bad
-    with staged_folder(out, force=force) as staging:
+    with staged_folder(out, force=force, source=data_file.parent) as staging:
         (staging / "annotations").mkdir()
         description = {}
         for split, coco in cocos.items():

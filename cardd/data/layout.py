@@ -30,15 +30,31 @@ def unsafe_file_name(name: object) -> str | None:
     return None
 
 
+def _overlaps(one: Path, other: Path) -> bool:
+    """Whether two folders are the same or one holds the other (links followed)."""
+    a, b = one.resolve(), other.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
 @contextmanager
-def staged_folder(target: Path, force: bool = False) -> Iterator[Path]:
+def staged_folder(target: Path, force: bool = False, source: Path | None = None) -> Iterator[Path]:
     """Yield an empty staging folder next to `target`; move it into place on success.
 
     The staging folder is on the same filesystem, so the final move is one
     rename: `target` is either the old version or the complete new one, never
     half of either. On any error the staging folder is removed and `target`
-    (and its parent, if this created it) is left as it was.
+    (and its parent, if this created it) is left as it was. The result gets the
+    usual folder mode (0777 & ~umask), not the staging folder's private 0700.
+
+    Raises:
+        CarddError: `target` exists (without `force`), or it is, holds or lies in
+            `source`: replacing it would delete what is being read.
     """
+    if source is not None and _overlaps(target, source):
+        raise CarddError(
+            f"the output {target} is, holds or lies in the source {source}: replacing it would "
+            "delete the source; choose another output folder"
+        )
     if target.exists() and not force:
         raise CarddError(f"{target} already exists; pass --force to replace it")
     parent = target.parent
@@ -47,6 +63,9 @@ def staged_folder(target: Path, force: bool = False) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
     try:
         yield staging
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(staging, 0o777 & ~mask)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
             os.rename(target, old / target.name)

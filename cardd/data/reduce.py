@@ -56,11 +56,9 @@ def reduce_dataset(
     src_root, dst_root = src / DATASET_DIR, dst / DATASET_DIR
     if not (src_root / "annotations").is_dir():
         raise CarddError(f"no dataset at {src_root}: run `cardd download-data --dest {src}` first")
-    if src_root.resolve() == dst_root.resolve():
-        raise CarddError("--src and --dst are the same folder")
     names = dict(zip(CATEGORY_IDS, CLASSES, strict=True))
     summary: dict[str, tuple[int, Counter]] = {}
-    with staged_folder(dst_root, force=force) as staging:
+    with staged_folder(dst_root, force=force, source=src_root) as staging:
         (staging / "annotations").mkdir()
         for split in SPLITS:
             ann_path = src_root / annotation_file(split)

@@ -151,6 +151,8 @@ def read_yaml(path: Path, what: str) -> object:
         where = getattr(error, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
         raise CarddError(f"{path} is not valid YAML{line}") from None
+    except RecursionError:
+        raise CarddError(f"{what} {path} is nested too deep to be a {what}") from None
 
 
 def load_data_file(path: Path) -> DatasetSpec:
