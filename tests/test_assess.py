@@ -365,3 +365,21 @@ def test_a_parts_model_trained_on_synthetic_parts_places_the_damage(tiny_export,
     assert parts == ["fender", "front door", "rear door", "wheel"]
     placed = {e["part"] for f in claim["findings"] for e in f["evidence"]}
     assert placed - {None} and placed - {None} <= set(parts)
+
+
+@pytest.mark.slow
+def test_trust_is_per_file_the_parts_model_needs_its_own_flag(tiny_export, synthetic_root,
+                                                              tmp_path):  # fmt: skip
+    """--trust-checkpoint once unpickled the parts model too."""
+    from tests.conftest import booby_trap
+
+    sentinel = tmp_path / "parts-pickle-ran"
+    parts = booby_trap(tiny_export, tmp_path / "vendor_parts.pth", sentinel)
+    photos = synthetic_root / "test2017"
+    refused = run_cardd("assess", photos, "--damage-model", tiny_export, "--parts-model", parts,
+                        "--trust-checkpoint", "--device", "cpu", "--out-dir", tmp_path / "a")
+    assert refused.returncode == 1 and "holds more than weights" in refused.stderr
+    assert not sentinel.exists() and not (tmp_path / "a").exists()
+    trusted = run_cardd("assess", photos, "--damage-model", tiny_export, "--parts-model", parts,
+                        "--trust-parts-model", "--device", "cpu", "--out-dir", tmp_path / "b")
+    assert sentinel.exists(), trusted.stderr  # the control: the plant runs when trusted

@@ -59,3 +59,18 @@ def test_nothing_found_or_splits_that_disagree(synthetic_root, tmp_path):
     result = CliRunner().invoke(cli, ["init-data", str(tmp_path / "mine")])
     assert result.exit_code == 1 and "other categories" in result.output
     assert not (tmp_path / "mine/cardd-data.yaml").exists()
+
+
+def test_links_planted_in_a_downloaded_dataset_are_never_written_through(synthetic_root,
+                                                                         tmp_path):  # fmt: skip
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    dataset = tmp_path / "downloaded"
+    shutil.copytree(synthetic_root, dataset)
+    (dataset / ".cardd-data.yaml.partial").symlink_to(victim)  # the old temporary name
+    (dataset / "cardd-data.yaml").symlink_to(victim)
+    result = CliRunner().invoke(cli, ["init-data", str(dataset), "--force"])
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious"
+    assert not (dataset / "cardd-data.yaml").is_symlink()
+    assert load_data_file(dataset / "cardd-data.yaml").split("train").images.is_dir()

@@ -206,7 +206,27 @@ def test_local_writes_are_whole_or_absent(tmp_path, monkeypatch):
         raise OSError("power cut")
 
     monkeypatch.setattr(storage.os, "replace", lost)
-    with pytest.raises(OSError, match="power cut"):
+    with pytest.raises(CarddError, match="cannot write .*power cut"):
         folder.write_text("a/c.json", "{}")
     monkeypatch.undo()
     assert sorted(p.name for p in (tmp_path / "out" / "a").iterdir()) == ["b.json"]
+
+
+def test_a_key_with_dotdot_is_a_failed_input_never_a_file_outside(bucket, claims, tiny_export,
+                                                                   tmp_path):  # fmt: skip
+    """S3 allows the key `inbox/../../../../x.png`; its outputs once landed outside
+    --out-dir. It is refused by name (never read) and reported as failed; the rest runs."""
+    endpoint, fs = bucket
+    photo = sorted(claims.iterdir())[0].read_bytes()
+    fs.pipe_file("photos/inbox/a.jpg", photo)
+    fs.pipe_file("photos/inbox/../../../../x.png", photo)
+    assert "photos/inbox/../../../../x.png" in fs.find("photos/inbox")  # the key is real
+    out = tmp_path / "deep" / "er" / "out"
+    result = _cardd(endpoint, "infer", "s3://photos/inbox/", "--recursive", "--checkpoint",
+                    tiny_export, "--out-dir", out)  # fmt: skip
+    assert result.returncode == 1, result.stderr  # one input failed
+    assert "has an empty, '.' or '..' part; refused" in result.stdout + result.stderr
+    assert [p for p in tmp_path.rglob("x.png*")] == []
+    summary = read_json(out / "summary.json")
+    assert summary["images_processed"] == 1 and summary["images_failed"] == 1
+    assert "x.png" in summary["failed"][0]["image"]

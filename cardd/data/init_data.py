@@ -105,7 +105,7 @@ def init_data(folder: Path, out: Path | None = None, force: bool = False) -> Dat
             "a YOLO dataset? `cardd convert yolo` it first"
         )
     DatasetSpec(source=str(folder), splits=splits).classes()  # the splits must agree
-    base = out.resolve().parent
+    base = out.parent.resolve()  # the folder it lands in: a link at `out` is replaced
 
     def relative(path: Path) -> str:
         return Path(os.path.relpath(path.resolve(), base)).as_posix()
