@@ -608,7 +608,7 @@ def run_claims(
                 results.append((folder.name, claim))
             except CarddError as error:
                 results.append((folder.name, str(error)))
-        (local / "claims.csv").write_text(_claims_table(results))
+        write_file(local / "claims.csv", _claims_table(results))
     return results, storage.shown(out, local)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,7 @@ from cardd.classes import CLASSES, ClassSet, annotation_file, image_folder
 from cardd.configs import set_data_root
 from cardd.devices import runner_device
 from cardd.errors import CarddError, CarddUsageError
+from cardd.files import write_file
 from cardd.metrics import IOU_TYPES, SUMMARY_KEYS
 from cardd.runs import next_run_dir
 
@@ -143,8 +145,7 @@ def _output(out: Path | str | None) -> Iterator[Path]:
 
 
 def _write_metrics(out: Path, metrics: dict) -> None:
-    with open(out / "metrics.json", "w") as f:
-        json.dump(metrics, f, indent=2)
+    write_file(out / "metrics.json", json.dumps(metrics, indent=2, allow_nan=False))
 
 
 def _analyse(
@@ -390,8 +391,7 @@ def _evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
         }
         if opts.save_coco:
             for iou_type, results in by_type.items():
-                with open(out / f"coco_results.{iou_type}.json", "w") as f:
-                    json.dump(results, f)
+                write_file(out / f"coco_results.{iou_type}.json", json.dumps(results))
         _score(out, metrics, gt, by_type, image_dir, opts.score_thr, opts.iou_thr)
     return metrics, storage.shown(opts.out, out)
 
@@ -484,7 +484,7 @@ def _validated_results(path: Path, gt, shown: str | None = None) -> tuple[list[d
         if box is not None and not (
             isinstance(box, list)
             and len(box) == 4
-            and all(isinstance(v, (int, float)) for v in box)
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in box)
         ):
             raise CarddError(
                 f"{shown or path}: result {index} has bbox {box!r}, not [x, y, width, height]"
@@ -497,7 +497,10 @@ def _validated_results(path: Path, gt, shown: str | None = None) -> tuple[list[d
             )
         if not isinstance(result["image_id"], int):
             raise CarddError(f"{shown or path}: result {index} has image_id {result['image_id']!r}")
-        if not isinstance(result["score"], (int, float)):
+        score = result["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(
+            score
+        ):
             raise CarddError(f"{shown or path}: result {index} has a score that is not a number")
     truth = ClassSet.from_categories(gt.dataset["categories"], "the ground truth")
     bad_categories = sorted(
@@ -517,6 +520,18 @@ def _validated_results(path: Path, gt, shown: str | None = None) -> tuple[list[d
             f"absent from the ground truth (e.g. {', '.join(unknown[:5])}); "
             "wrong split or another id numbering?"
         )
+    for index, result in enumerate(results):
+        # pycocotools allocates an RLE's `size` as given: 20000x20000 from 241 bytes
+        segmentation = result.get("segmentation")
+        if isinstance(segmentation, dict):
+            image = gt.imgs[result["image_id"]]
+            expected = [image.get("height"), image.get("width")]
+            if segmentation["size"] != expected:
+                raise CarddError(
+                    f"{shown or path}: result {index} has an RLE of size "
+                    f"{segmentation['size'][:2]!r}; its image {result['image_id']} is "
+                    f"{expected!r} (height, width)"
+                )
     iou_types = [
         iou_type
         for iou_type, key in (("bbox", "bbox"), ("segm", "segmentation"))

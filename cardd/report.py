@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from cardd.classes import ClassSet
+from cardd.files import write_file
 
 if TYPE_CHECKING:
     from pycocotools.coco import COCO
@@ -156,8 +157,7 @@ def _draw_truth_and_predictions(
     if longest > 1000:  # gallery pictures: 1000 px is plenty
         factor = 1000 / longest
         drawn = cv2.resize(drawn, (round(width * factor), round(height * factor)), cv2.INTER_AREA)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(encode_jpeg(np.ascontiguousarray(drawn), quality=85))
+    write_file(out, encode_jpeg(np.ascontiguousarray(drawn), quality=85))
     return True
 
 
@@ -244,7 +244,7 @@ def write_eval_report(
         "truth as white dashed boxes tagged GT.</p>"
     )
     path = out / "report.html"
-    path.write_text(_page("cardd evaluation", body))
+    write_file(path, _page("cardd evaluation", body))
     return path
 
 
@@ -322,9 +322,8 @@ def write_claim_report(out: Path, claim, photos: list[tuple], classes: ClassSet)
     drawn_names = {}
     for number, (name, image, damage, _parts) in enumerate(photos, start=1):
         picture = f"photos/{number:03d}.jpg"
-        (out / "photos").mkdir(parents=True, exist_ok=True)
         drawn = draw_detections(image, damage.detections, classes)
-        (out / picture).write_bytes(encode_jpeg(thumbnail(drawn, 1600)))
+        write_file(out / picture, encode_jpeg(thumbnail(drawn, 1600)), root=out)
         drawn_names[name] = (picture, image, damage)
     findings_html = []
     for index, finding in enumerate(claim.findings, start=1):
@@ -340,8 +339,7 @@ def write_claim_report(out: Path, claim, photos: list[tuple], classes: ClassSet)
             detection = damage.detections[evidence.index]
             crop = draw_detections(image, [detection], classes)[box[1] : box[3], box[0] : box[2]]
             crop_path = f"evidence/{index:03d}_{k}.jpg"
-            (out / "evidence").mkdir(parents=True, exist_ok=True)
-            (out / crop_path).write_bytes(encode_jpeg(thumbnail(crop, 360)))
+            write_file(out / crop_path, encode_jpeg(thumbnail(crop, 360)), root=out)
             on = f" on {html.escape(evidence.part)}" if evidence.part else ""
             crops.append(
                 f'<figure><a href="{_link(picture)}"><img loading="lazy" src="{_link(crop_path)}" '
@@ -397,5 +395,5 @@ def write_claim_report(out: Path, claim, photos: list[tuple], classes: ClassSet)
         "<th>detections</th></tr>" + photo_rows + "</table>"
     )
     path = out / "claim.html"
-    path.write_text(_page("cardd claim", body))
+    write_file(path, _page("cardd claim", body))
     return path

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.errors import CarddError, CarddUsageError
+from cardd.files import write_file
 from cardd.options import PARTS_SCORE_THR, SCORE_THR
 
 if TYPE_CHECKING:
@@ -362,9 +363,8 @@ class Service:
         folder = self.options.save_dir
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in _SUFFIXES else ".img"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{stem}{suffix}").write_bytes(data)
-        (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1))
+        write_file(folder / f"{stem}{suffix}", data, root=folder)
+        write_file(folder / f"{stem}.json", json.dumps(payload, indent=1), root=folder)
 
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

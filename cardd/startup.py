@@ -17,6 +17,8 @@ import os
 import time
 from pathlib import Path
 
+from cardd.files import write_file
+
 _IMPORTED_AT = time.perf_counter()
 
 
@@ -78,8 +80,8 @@ class StartupTimeline:
         """Write `startup.json` (and `startup.prof`) into `log_dir`, log the summary."""
         self.finished = True
         log_dir = Path(log_dir)
-        log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / "startup.json").write_text(
+        write_file(
+            log_dir / "startup.json",
             json.dumps(
                 {
                     "seconds_to_first_iteration": round(self.marks[-1][1], 3),

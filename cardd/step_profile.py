@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from cardd.errors import CarddError
+from cardd.files import write_file
 
 #: PyTorch's FunctionEventAvg times are in microseconds.
 _US = 1e-6
@@ -135,7 +136,7 @@ class StepProfile:
         )
         self.report = self.summary()
         out = log_dir / "profile_steps.txt"
-        out.write_text(f"{self.report}\n\n{table}\n")
+        write_file(out, f"{self.report}\n\n{table}\n")
         self._profiler.export_chrome_trace(str(log_dir / "trace.json.gz"))
         return out
 

@@ -272,11 +272,20 @@ def test_boxes_only_score_bbox_only(synthetic_root, tmp_path):
         ('[{"image_id": 1, "category_id": 1, "score": 1}]', "lacks bbox or segmentation"),
         ("CATEGORY", "category ids 0, 7 are not the ground truth's (6 classes: 1 dent"),
         ("IMAGE", "2 of 3 results name 1 image ids absent"),
+        # 241 bytes once took 932 MB: pycocotools allocates the size an RLE states
+        ("RLE", "result 0 has an RLE of size [20000, 20000]; its image"),
+        ("NAN", "result 0 has a score that is not a number"),
     ],
 )
 def test_bad_results_files_are_one_line(synthetic_root, tmp_path, content, message):
     results = _perfect_results(synthetic_root)[:3]
-    if content == "CATEGORY":
+    if content == "RLE":
+        results[0]["segmentation"] = {"size": [20000, 20000], "counts": "0"}
+        content = json.dumps(results)
+    elif content == "NAN":
+        results[0]["score"] = float("nan")
+        content = json.dumps(results)
+    elif content == "CATEGORY":
         results[0]["category_id"], results[1]["category_id"] = 0, 7
         content = json.dumps(results)
     elif content == "IMAGE":

@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from cardd.errors import CarddError
+from cardd.files import write_file
 
 CARPARTS_URL = "https://github.com/ultralytics/assets/releases/download/v0.0.0/carparts-seg.zip"
 CARPARTS_ZIP = "carparts-seg.zip"
@@ -70,7 +71,8 @@ def _extract(zip_path: Path, target: Path, force: bool) -> None:
                     if (staging / folder / "images").is_dir():
                         data[split] = f"{folder}/images"
                 data["names"] = dict(enumerate(CARPARTS_NAMES))
-                (staging / "data.yaml").write_text(
+                write_file(
+                    staging / "data.yaml",
                     "# Carparts-Seg (Ultralytics' assets release; its YAML says AGPL-3.0)\n"
                     + yaml.safe_dump(data, sort_keys=False)
                 )

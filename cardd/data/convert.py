@@ -33,6 +33,7 @@ from cardd.classes import ClassSet
 from cardd.data.layout import staged_folder
 from cardd.data.spec import SPLIT_NAMES
 from cardd.errors import CarddError
+from cardd.files import write_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 #: Ultralytics' names for the validation split in data.yaml, besides `val`.
@@ -296,8 +297,7 @@ def convert_yolo(source: Path, out: Path, skip_bad: bool = False, force: bool = 
         (staging / "annotations").mkdir()
         description = {}
         for split, coco in cocos.items():
-            with open(staging / "annotations" / f"{split}.json", "w") as f:
-                json.dump(coco, f)
+            write_file(staging / "annotations" / f"{split}.json", json.dumps(coco))
             images_folder = splits[split][1]
             try:
                 images_path = os.path.relpath(images_folder, out.resolve())
@@ -312,6 +312,6 @@ def convert_yolo(source: Path, out: Path, skip_bad: bool = False, force: bool = 
             "# (cardd convert yolo); the classes are the annotation files' categories.\n"
             + yaml.safe_dump(description, sort_keys=False)
         )
-        (staging / "data.yaml").write_text(text)
+        write_file(staging / "data.yaml", text)
     report.out = out
     return report

@@ -12,6 +12,7 @@ from pathlib import Path
 from cardd.classes import CATEGORY_IDS, CLASSES, SPLITS, annotation_file, image_folder
 from cardd.data.layout import DATASET_DIR, staged_folder, unsafe_file_name
 from cardd.errors import CarddError
+from cardd.files import write_file
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
 
@@ -81,8 +82,7 @@ def reduce_dataset(
                 target = out_images / image["file_name"]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_or_copy(source, target)
-            with open(staging / annotation_file(split), "w") as f:
-                json.dump(reduced, f)
+            write_file(staging / annotation_file(split), json.dumps(reduced))
             per_class = Counter(names.get(a["category_id"], "?") for a in reduced["annotations"])
             summary[split] = (len(reduced["images"]), per_class)
     return summary

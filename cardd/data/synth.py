@@ -16,6 +16,7 @@ from pathlib import Path
 from cardd.classes import CATEGORIES, annotation_file, image_folder
 from cardd.data.layout import DATASET_DIR, staged_folder
 from cardd.errors import CarddError
+from cardd.files import write_file
 
 MIN_IMAGES = 6  # two per split, so each split holds all six classes
 #: `--parts`: the car's side, seen as four parts (a parts model for `cardd assess`).
@@ -232,8 +233,7 @@ def synthesize(
                 coco["images"].append(
                     {"id": image_id, "file_name": file_name, "height": height, "width": width}
                 )
-            with open(staging / annotation_file(split), "w") as f:
-                json.dump(coco, f)
+            write_file(staging / annotation_file(split), json.dumps(coco))
             names = {c["id"]: c["name"] for c in coco["categories"]}
             per_class = Counter(names[a["category_id"]] for a in coco["annotations"])
             summary[split] = (len(coco["images"]), per_class)
