@@ -236,6 +236,7 @@ class OnnxModel:
         names = [i.name for i in self.session.get_inputs()]
         if names != ["image", "image_size", "score_thr", "max_detections"]:
             raise CarddError(f"{self.path}: its inputs {names} are not a cardd export's")
+        check_metadata(meta, str(self.path))
         return meta
 
     def run(self, bgr, score_thr: float, max_detections: int | None = None) -> RawDetections:
@@ -254,6 +255,7 @@ class OnnxModel:
             "score_thr": np.array(score_thr, dtype=np.float32),
             "max_detections": np.array(limit, dtype=np.int64),
         }, self._run_options)
+        check_outputs(boxes, scores, labels, masks, len(self.classes), limit, str(self.path))
         boxes = boxes / np.array([w_factor, h_factor, w_factor, h_factor], dtype=np.float32)
         return RawDetections(
             boxes=boxes.astype(np.float32),
@@ -264,6 +266,84 @@ class OnnxModel:
             width=int(bgr.shape[1]),
             mask_threshold=float(self.metadata["mask_thr_binary"]),
         )
+
+
+def _is_number(value, low: float, high: float, whole: bool = False) -> bool:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if whole and not isinstance(value, int):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
+def check_metadata(meta: dict, where: str) -> None:
+    """Refuse metadata that is not what `cardd export` writes, before a photo is run:
+    each number finite and in range, each list of its length (the engine allocates
+    and divides by these).
+
+    Raises:
+        CarddError: one line naming the field.
+    """
+    pre = meta.get("preprocessing")
+    checks = {
+        "dataset_meta": isinstance(meta.get("dataset_meta"), dict),
+        "preprocessing": isinstance(pre, dict),
+        "max_per_img": _is_number(meta.get("max_per_img"), 1, 10_000, whole=True),
+        "mask_thr_binary": _is_number(meta.get("mask_thr_binary"), 0, 1),
+        "test_score_thr": _is_number(meta.get("test_score_thr", 0.05), 0, 1),
+    }
+    if isinstance(pre, dict):
+        scale, mean, std = pre.get("resize_scale"), pre.get("mean"), pre.get("std")
+        checks.update({
+            "preprocessing.resize_scale": isinstance(scale, list) and len(scale) == 2
+            and all(_is_number(v, 32, 8192, whole=True) for v in scale),
+            "preprocessing.mean": isinstance(mean, list) and len(mean) == 3
+            and all(_is_number(v, -1e4, 1e4) for v in mean),
+            "preprocessing.std": isinstance(std, list) and len(std) == 3
+            and all(_is_number(v, 1e-6, 1e4) for v in std),
+            "preprocessing.bgr_to_rgb": isinstance(pre.get("bgr_to_rgb"), bool),
+            "preprocessing.pad_size_divisor": _is_number(pre.get("pad_size_divisor"), 1, 128,
+                                                         whole=True),
+            "preprocessing.pad_value": _is_number(pre.get("pad_value", 0), -1e4, 1e4),
+        })  # fmt: skip
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        shown = meta.get(bad[0]) if "." not in bad[0] else pre.get(bad[0].split(".", 1)[1])
+        raise CarddError(
+            f"{where}: its cardd metadata's {bad[0]} is {str(shown)[:60]!r}, not what "
+            "cardd export writes"
+        )
+
+
+def check_outputs(boxes, scores, labels, masks, classes: int, limit: int, where: str) -> None:
+    """Refuse what a graph returned unless it is detections: one count N within the
+    limit, boxes (N, 4), scores (N,) in [0, 1], labels (N,) naming a class, masks
+    (N, M, M), every value finite.
+
+    Raises:
+        CarddError: one line saying which output is wrong.
+    """
+    import numpy as np
+
+    count = len(scores) if getattr(scores, "ndim", 0) == 1 else -1
+    problem = None
+    if count < 0 or count > limit:
+        problem = f"{count} scores for a limit of {limit}"
+    elif boxes.shape != (count, 4) or labels.shape != (count,):
+        problem = f"boxes {boxes.shape} and labels {labels.shape} for {count} scores"
+    elif masks.ndim != 3 or masks.shape[0] != count or masks.shape[1] != masks.shape[2]:
+        problem = f"masks {masks.shape} for {count} detections"
+    elif not (np.isfinite(boxes).all() and np.isfinite(scores).all() and np.isfinite(masks).all()):
+        problem = "values that are not finite"
+    elif count and not ((scores >= 0) & (scores <= 1)).all():
+        problem = "scores outside 0..1"
+    elif count and not (np.issubdtype(labels.dtype, np.integer)
+                        and ((labels >= 0) & (labels < classes)).all()):  # fmt: skip
+        problem = f"labels outside the {classes} classes"
+    if problem:
+        raise CarddError(f"{where}: the graph returned {problem}; not a cardd export's output")
 
 
 def _thread_count() -> int | None:

@@ -145,3 +145,66 @@ def test_external_data_is_never_read(tmp_path):
         path = _tiny_graph(tmp_path / "models" / "evil.onnx", external=location)
         with pytest.raises(CarddError, match="not an ONNX model onnxruntime can run"):
             OnnxModel(path)
+
+
+GOOD_METADATA = {
+    "dataset_meta": {"classes": ["dent", "scratch"]},
+    "preprocessing": {"resize_scale": [1333, 800], "mean": [123.675, 116.28, 103.53],
+                      "std": [58.395, 57.12, 57.375], "bgr_to_rgb": True,
+                      "pad_size_divisor": 32, "pad_value": 0},
+    "max_per_img": 100, "mask_thr_binary": 0.5, "test_score_thr": 0.05,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_per_img", "lots"), ("max_per_img", 10**9), ("max_per_img", 1.5),
+        ("mask_thr_binary", float("nan")), ("test_score_thr", -1), ("dataset_meta", [1]),
+        ("preprocessing", "x"), ("preprocessing.resize_scale", [0, 0]),
+        ("preprocessing.pad_size_divisor", 1e7), ("preprocessing.std", [0, 1, 1]),
+        ("preprocessing.mean", [1, 2]), ("preprocessing.bgr_to_rgb", "yes"),
+    ],
+)  # fmt: skip
+def test_metadata_out_of_shape_or_range_is_refused(field, value):
+    import copy
+
+    from cardd.onnx_engine import check_metadata
+
+    check_metadata(GOOD_METADATA, "m.onnx")  # the control: what cardd export writes passes
+    meta = copy.deepcopy(GOOD_METADATA)
+    if "." in field:
+        meta["preprocessing"][field.split(".", 1)[1]] = value
+    else:
+        meta[field] = value
+    with pytest.raises(CarddError, match=f"m.onnx: its cardd metadata's {field} is "):
+        check_metadata(meta, "m.onnx")
+
+
+def _outputs(count=2):
+    return (np.zeros((count, 4), np.float32) + [1, 2, 3, 4], np.full(count, 0.5, np.float32),
+            np.arange(count, dtype=np.int64), np.zeros((count, 28, 28), np.float32))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda o: o[2].__setitem__(0, -1), "labels outside the 2 classes"),
+        (lambda o: o[2].__setitem__(1, 2), "labels outside the 2 classes"),
+        (lambda o: o[0].__setitem__((0, 0), np.nan), "not finite"),
+        (lambda o: o[1].__setitem__(0, 7.0), "scores outside 0..1"),
+    ],
+)
+def test_graph_outputs_that_are_not_detections_are_refused(change, message):
+    from cardd.onnx_engine import check_outputs
+
+    outputs = _outputs()
+    check_outputs(*outputs, classes=2, limit=10, where="m.onnx")  # the control
+    change(outputs)
+    with pytest.raises(CarddError, match=message):
+        check_outputs(*outputs, classes=2, limit=10, where="m.onnx")
+    with pytest.raises(CarddError, match="3 scores for a limit of 2"):
+        check_outputs(*_outputs(3), classes=2, limit=2, where="m.onnx")
+    boxes, scores, labels, masks = _outputs()
+    with pytest.raises(CarddError, match="masks"):
+        check_outputs(boxes, scores, labels, masks[:1], classes=2, limit=10, where="m.onnx")
