@@ -240,6 +240,19 @@ def _mask_of(detection: Detection, shape: tuple[int, int]):
     return mask
 
 
+#: Pixels around a box where its pasted mask may still reach (bilinear pasting, rounding).
+_BOX_MARGIN = 2
+
+
+def _box_region(box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(y1, y2, x1, x2) of a detection's box, widened by `_BOX_MARGIN`, within the photo:
+    where its mask can be non-zero."""
+    height, width = shape
+    x1, y1, x2, y2 = box
+    return (max(0, int(y1) - _BOX_MARGIN), min(height, int(y2) + 1 + _BOX_MARGIN),
+            max(0, int(x1) - _BOX_MARGIN), min(width, int(x2) + 1 + _BOX_MARGIN))  # fmt: skip
+
+
 @dataclass
 class Placement:
     """Where one damage detection lies and how large it is."""
@@ -275,15 +288,24 @@ def place_damage(
     import numpy as np
 
     shape = (damage.height, damage.width)
-    part_masks = [(p.label, _mask_of(p, shape)) for p in parts.detections] if parts else []
+    part_masks = [
+        (p.label, _mask_of(p, shape), _box_region(p.bbox_xyxy, shape)) for p in parts.detections
+    ] if parts else []  # fmt: skip
     placements = []
     for index, d in enumerate(damage.detections):
         mask = _mask_of(d, shape)
         pixels = int(np.count_nonzero(mask))
+        region = _box_region(d.bbox_xyxy, shape)
         shares: dict[str, float] = {}
         part_pixels: dict[str, int] = {}
-        for name, part_mask in part_masks:
-            overlap = int(np.count_nonzero(mask & part_mask)) / pixels if pixels else 0.0
+        for name, part_mask, part_region in part_masks:
+            # two masks overlap only where their boxes do: counted there, never at full size
+            y1, y2 = max(region[0], part_region[0]), min(region[1], part_region[1])
+            x1, x2 = max(region[2], part_region[2]), min(region[3], part_region[3])
+            common = 0
+            if y1 < y2 and x1 < x2:
+                common = int(np.count_nonzero(mask[y1:y2, x1:x2] & part_mask[y1:y2, x1:x2]))
+            overlap = common / pixels if pixels else 0.0
             if overlap > shares.get(name, 0.0):  # two masks of one part: the larger overlap
                 shares[name] = overlap
                 part_pixels[name] = int(np.count_nonzero(part_mask))
@@ -444,16 +466,27 @@ def assess_claim(
 
     Photos flagged for a retake are reported and not used for findings.
     """
-    thresholds = thresholds or {}
+    assessed = [assess_photo(name, image, damage, parts, rules)
+                for name, image, damage, parts in photos]  # fmt: skip
     with_parts = any(parts is not None for *_, parts in photos)
-    claim_photos, placements = [], []
-    for name, image, damage, parts in photos:
-        check = check_photo(image, rules, len(parts.detections) if parts is not None else None)
-        claim_photos.append(
-            ClaimPhoto(name, damage.width, damage.height, check, len(damage.detections))
-        )
-        if check.usable:
-            placements += place_damage(name, damage, parts, rules)
+    return claim_of(assessed, rules, thresholds, with_parts)
+
+
+def assess_photo(name: str, image: np.ndarray, damage: ImageResult, parts: ImageResult | None,
+                 rules: Rules) -> tuple[ClaimPhoto, list[Placement]]:  # fmt: skip
+    """One photo checked and its damage placed and graded: all a claim keeps of it (no
+    pixels, no masks), so a claim is assessed photo by photo."""
+    check = check_photo(image, rules, len(parts.detections) if parts is not None else None)
+    photo = ClaimPhoto(name, damage.width, damage.height, check, len(damage.detections))
+    return photo, place_damage(name, damage, parts, rules) if check.usable else []
+
+
+def claim_of(assessed: list[tuple[ClaimPhoto, list[Placement]]], rules: Rules,
+             thresholds: dict[str, float] | None, with_parts: bool) -> Claim:  # fmt: skip
+    """The claim of assessed photos: placements grouped into findings, the status."""
+    thresholds = thresholds or {}
+    claim_photos = [photo for photo, _ in assessed]
+    placements = [placement for _, placed in assessed for placement in placed]
     groups: dict[tuple, list[Placement]] = {}
     for placement in placements:
         groups.setdefault((placement.part, placement.damage), []).append(placement)
@@ -639,10 +672,13 @@ def assess_images(
     score_thr: float | None = None,
     max_detections=None,
 ):
-    """The claim of photos already decoded (BGR arrays), from loaded `DamageDetector`s:
-    the Python API of `cardd assess` and the service's (one model call per photo and
-    model). `score_thr`: the damage model's for this call (default: its own);
-    `max_detections(width, height)`: a cap per photo (the service's memory budget).
+    """The claim of photos (BGR arrays, or functions that decode one when called), from
+    loaded `DamageDetector`s: the Python API of `cardd assess` and the service's (one
+    model call per photo and model). Photo by photo: each is decoded, run, checked,
+    placed and graded, and its pixels and masks are dropped before the next (unless
+    `with_photos`, for the report). `score_thr`: the damage model's for this call
+    (default: its own); `max_detections(width, height)`: a cap per photo (the
+    service's memory budget).
 
     Example:
         >>> damage = DamageDetector(checkpoint="dcn_plus.pth", score_thr=0.1)
@@ -651,16 +687,20 @@ def assess_images(
         >>> claim.to_dict()["findings"]
     """
     rules = rules or load_rules()
-    photos = []
+    photos, assessed = [], []
     for name, image in zip(names, images, strict=True):
+        image = image() if callable(image) else image
         height, width = image.shape[:2]
         cap = max_detections(width, height) if max_detections else None
         damage = damage_detector.detect([image], [name], score_thr, max_detections=cap)[0]
         parts = None
         if parts_detector is not None:
             parts = parts_detector.detect([image], [name], max_detections=cap)[0]
-        photos.append((name, image, damage, parts))
-    claim = assess_claim(photos, rules, thresholds)
+        assessed.append(assess_photo(name, image, damage, parts, rules))
+        if with_photos:
+            photos.append((name, image, damage, parts))
+        del image, damage, parts  # before the next photo is decoded
+    claim = claim_of(assessed, rules, thresholds, parts_detector is not None)
     claim.models = {"damage": model_entry(damage_detector)}
     if parts_detector is not None:
         claim.models["parts"] = model_entry(parts_detector)

@@ -791,8 +791,23 @@ Examples:
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
-    help="Photos in the work at once (upload, decoding, model, answer); "
+    help="Photos at work at once (decoding, model, answer; a claim takes one per photo); "
+    "more requests wait in the waiting room.",
+)
+@click.option(
+    "--max-waiting",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Requests that may wait for a place, holding only their uploads; "
     "one more is answered 503 with Retry-After.",
+)
+@click.option(
+    "--max-waiting-mb",
+    type=click.FloatRange(min=1),
+    default=256.0,
+    show_default=True,
+    help="Bytes of uploads the waiting requests may hold together.",
 )
 @click.option(
     "--save-dir", type=PathArg, help="Keep every upload and its JSON here (default: keep none)."
@@ -831,6 +846,8 @@ def serve(
     max_upload_mb,
     max_pixels,
     max_queue,
+    max_waiting,
+    max_waiting_mb,
     save_dir,
     parts_model,
     parts_score_thr,
@@ -859,6 +876,8 @@ def serve(
             max_upload_mb=max_upload_mb,
             max_pixels=max_pixels,
             max_queue=max_queue,
+            max_waiting=max_waiting,
+            max_waiting_mb=max_waiting_mb,
             save_dir=save_dir,
             parts_model=parts_model,
             parts_score_thr=parts_score_thr,

@@ -12,9 +12,11 @@ What it withstands, and how:
   touches the disk unless `--save-dir` is given;
 * images: the header is read first and more than `--max-pixels` is refused (413)
   before any pixel is decoded; non-images, empty and truncated files are 400s;
-* concurrency: at most `--max-queue` requests are in the work at once (body,
-  decoding, model, encoding); one more is answered 503 with `Retry-After` at once,
-  so memory is bounded whatever arrives. The model runs one request at a time,
+* concurrency: at most `--max-queue` photos are at work at once (decoding, model,
+  encoding; a claim counts a place per photo); more requests wait in a waiting room
+  holding only their compressed bodies (`--max-waiting` requests, `--max-waiting-mb`
+  bytes), and only when that is full is one answered 503 with `Retry-After`, so
+  memory is bounded whatever arrives. The model runs one request at a time,
   on its own thread, with the request's threshold and a detection count that the
   photo's size allows (no mask below them is ever pasted); decoding, mask and
   JSON encoding and drawing run in worker threads, so the event loop and
@@ -64,7 +66,9 @@ class ServeOptions:
     max_pixels: int = 50_000_000
     save_dir: Path | None = None
     trust_checkpoint: bool = False
-    max_queue: int = 4
+    max_queue: int = 4  # photos at work at once
+    max_waiting: int = 16  # requests in the waiting room (compressed bodies only)
+    max_waiting_mb: float = 256.0  # bytes of bodies in the waiting room
     parts_model: str | None = None  # POST /v1/assess places damage on this model's parts
     parts_score_thr: float = PARTS_SCORE_THR.default
     rules: Path | None = None  # claim rules (default: cardd's)
@@ -102,27 +106,89 @@ RETRY_AFTER_SECONDS = 2
 
 
 class Admission:
-    """At most `limit` requests in the work at once (reading the body, decoding, waiting
-    for and in the model, encoding the answer); the next one is turned away with 503
-    at once rather than queued, so memory stays bounded whatever arrives."""
+    """Who may hold memory, and how much: a waiting room, then places at work.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_flight = 0
+    A request first enters the waiting room, where it holds only its compressed body:
+    at most `waiting` requests and `waiting_bytes` bytes of bodies (counted as they
+    arrive). It then waits for places at work: at most `places` photos are decoded,
+    in the model or being encoded at once, and a `/v1/assess` request takes as many
+    places as it has photos (all of them, at most). Only a full waiting room turns a
+    request away (503 with `Retry-After`), so a few clients more than places wait
+    their turn instead of being refused, and memory stays bounded whatever arrives.
 
-    def __enter__(self) -> "Admission":
-        # the event loop runs one coroutine at a time: no lock needed between the two lines
-        if self.in_flight >= self.limit:
+    The event loop runs one coroutine at a time: the counts need no lock.
+    """
+
+    def __init__(self, places: int, waiting: int = 16, waiting_bytes: int = 256 * 2**20) -> None:
+        self.places = places
+        self.waiting = waiting
+        self.waiting_bytes = waiting_bytes
+        self.in_flight = 0  # photos at work
+        self.queued = 0  # requests in the waiting room or at work
+        self.queued_bytes = 0
+        self._turn = None  # asyncio.Condition, made in the event loop
+
+    def _busy(self, why: str) -> RequestError:
+        return RequestError(503, f"busy: {why}; retry shortly", retry_after=RETRY_AFTER_SECONDS)
+
+    def enter(self) -> "Ticket":
+        """A place in the waiting room, or 503 when it is full."""
+        if self.queued >= self.waiting:
+            raise self._busy(f"{self.queued} requests are waiting or being processed")
+        self.queued += 1
+        return Ticket(self)
+
+    def _hold_bytes(self, count: int) -> None:
+        if self.queued_bytes + count > self.waiting_bytes:
             raise RequestError(
-                503,
-                f"busy: {self.in_flight} photos are being processed; retry shortly",
-                retry_after=RETRY_AFTER_SECONDS,
-            )
-        self.in_flight += 1
+                503, f"busy: {self.queued_bytes} bytes of uploads are waiting; retry shortly",
+                close=True, retry_after=RETRY_AFTER_SECONDS,
+            )  # fmt: skip
+        self.queued_bytes += count
+
+    async def _take(self, photos: int) -> int:
+        import asyncio
+
+        need = min(max(photos, 1), self.places)
+        if self._turn is None:
+            self._turn = asyncio.Condition()
+        async with self._turn:
+            await self._turn.wait_for(lambda: self.in_flight + need <= self.places)
+            self.in_flight += need
+        return need
+
+    async def _give(self, count: int) -> None:
+        self.in_flight -= count
+        async with self._turn:
+            self._turn.notify_all()
+
+
+class Ticket:
+    """One request's stay: its body's bytes, then its places at work (`async with`)."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.bytes = 0
+        self.places = 0
+
+    def hold(self, count: int) -> None:
+        """Count `count` more bytes of this request's body (503 past the room's bytes)."""
+        self.admission._hold_bytes(count)
+        self.bytes += count
+
+    async def work(self, photos: int = 1) -> None:
+        """Wait for places at work for `photos` photos."""
+        self.places = await self.admission._take(photos)
+
+    async def __aenter__(self) -> "Ticket":
         return self
 
-    def __exit__(self, *_) -> None:
-        self.in_flight -= 1
+    async def __aexit__(self, *_) -> None:
+        admission = self.admission
+        admission.queued -= 1
+        admission.queued_bytes -= self.bytes
+        if self.places:
+            await admission._give(self.places)
 
 
 def detection_budget(width: int, height: int, requested: int | None) -> int:
@@ -131,7 +197,9 @@ def detection_budget(width: int, height: int, requested: int | None) -> int:
     return min(affordable, requested) if requested is not None else affordable
 
 
-async def read_body(request, limit: int, seconds: float = UPLOAD_SECONDS) -> bytes:
+async def read_body(
+    request, limit: int, seconds: float = UPLOAD_SECONDS, ticket: "Ticket | None" = None
+) -> bytes:
     """The request body, at most `limit` bytes (413 beyond), within `seconds` (408).
 
     Nothing over the limit is kept. A body declared or found to be larger than four
@@ -154,6 +222,8 @@ async def read_body(request, limit: int, seconds: float = UPLOAD_SECONDS) -> byt
         async for chunk in request.stream():
             size += len(chunk)
             if size <= limit:
+                if ticket is not None:
+                    ticket.hold(len(chunk))  # the waiting room's bytes
                 chunks.append(chunk)
             elif size > cap:
                 return
@@ -254,7 +324,9 @@ class Service:
         )
         self.rules, self.thresholds = self._claim_rules()
         self.checkpoint_sha256 = self.detector.model_file.sha256
-        self.admission = Admission(options.max_queue)
+        self.admission = Admission(
+            options.max_queue, options.max_waiting, int(options.max_waiting_mb * 2**20)
+        )
         self.replica = 0  # which of `options.replicas` processes this is
 
     def _load(self) -> "DamageDetector":
@@ -282,16 +354,21 @@ class Service:
         thresholds = thresholds_from_metrics(given, names) if given else {}
         return rules, thresholds
 
-    async def assess(self, arrays: list, names: list[str], score_thr: float) -> dict:
-        """The claim of decoded photos (`cardd assess`'s claim.json), on the model thread;
-        each photo's detections capped by `detection_budget`."""
+    async def assess(self, uploads: list[bytes], names: list[str], score_thr: float) -> dict:
+        """The claim of uploaded photos (`cardd assess`'s claim.json), on the model thread,
+        photo by photo: each is decoded, run, placed and graded, then its pixels and
+        masks are dropped before the next; each photo's detections capped by
+        `detection_budget`."""
         import asyncio
 
         from cardd.assess import assess_images
 
+        photos = [lambda data=data, name=name: self.decode(data, name)
+                  for data, name in zip(uploads, names, strict=True)]  # fmt: skip
+
         def run() -> dict:
             claim = assess_images(
-                self.detector, arrays, names, self.parts_detector, self.rules, self.thresholds,
+                self.detector, photos, names, self.parts_detector, self.rules, self.thresholds,
                 score_thr=score_thr,
                 max_detections=lambda width, height: detection_budget(width, height, None),
             )  # fmt: skip
@@ -325,6 +402,8 @@ class Service:
             "half": self.detector.half,
             "max_queue": self.options.max_queue,
             "in_flight": self.admission.in_flight,
+            "max_waiting": self.options.max_waiting,
+            "waiting": self.admission.queued,
             "parts_model": str(self.parts_detector.checkpoint) if self.parts_detector else None,
             "replica": {"index": self.replica, "of": self.options.replicas, "pid": os.getpid()},
         }
@@ -446,13 +525,16 @@ def create_app(service: Service) -> "FastAPI":
         if not key_matches(request):
             raise RequestError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'")
 
-    async def detect_upload(request: Request, score_thr: float, max_detections: int | None):
+    async def detect_upload(
+        request: Request, ticket, score_thr: float, max_detections: int | None
+    ):
         began = time.perf_counter()
-        body = await read_body(request, service.options.max_upload_bytes)
+        body = await read_body(request, service.options.max_upload_bytes, ticket=ticket)
         name, data = image_part(body, request.headers.get("content-type", ""))
         del body
         if not data:
             raise RequestError(400, "the uploaded file is empty")
+        await ticket.work(1)  # the waiting room until a place is free
         decoded = time.perf_counter()
         array = await run_in_threadpool(service.decode, data, name)
         decode_ms = (time.perf_counter() - decoded) * 1000
@@ -482,9 +564,9 @@ def create_app(service: Service) -> "FastAPI":
         import json
 
         thr = service.options.score_thr if score_thr is None else score_thr
-        with service.admission:
+        async with service.admission.enter() as ticket:
             began, data, name, _, result, timing, budget = await detect_upload(
-                request, thr, max_detections
+                request, ticket, thr, max_detections
             )
 
             def encode() -> tuple[dict, bytes]:
@@ -507,8 +589,8 @@ def create_app(service: Service) -> "FastAPI":
 
         thr = service.options.score_thr if score_thr is None else score_thr
         limit = service.options.max_upload_bytes
-        with service.admission:
-            body = await read_body(request, limit * service.options.max_photos)
+        async with service.admission.enter() as ticket:
+            body = await read_body(request, limit * service.options.max_photos, ticket=ticket)
             uploads = image_parts(body, request.headers.get("content-type", ""))
             del body
             if len(uploads) > service.options.max_photos:
@@ -528,10 +610,9 @@ def create_app(service: Service) -> "FastAPI":
                 while unique in names:  # the same name twice: one finding list, two photos
                     unique = f"{Path(unique).stem}_{index}{Path(unique).suffix}"
                 names.append(unique)
-            arrays = [await run_in_threadpool(service.decode, d, n) for n, (_, d) in
-                      zip(names, uploads, strict=True)]  # fmt: skip
+            await ticket.work(len(uploads))  # a place per photo
+            claim = await service.assess([data for _, data in uploads], names, thr)
             del uploads
-            claim = await service.assess(arrays, names, thr)
             text = await run_in_threadpool(json.dumps, claim)
         return Response(text.encode(), media_type="application/json")
 
@@ -549,8 +630,10 @@ def create_app(service: Service) -> "FastAPI":
         from cardd.draw import draw_detections, encode_jpeg
 
         thr = service.options.score_thr if score_thr is None else score_thr
-        with service.admission:
-            _, data, name, array, result, _, _ = await detect_upload(request, thr, max_detections)
+        async with service.admission.enter() as ticket:
+            _, data, name, array, result, _, _ = await detect_upload(
+                request, ticket, thr, max_detections
+            )
 
             def render() -> bytes:
                 return encode_jpeg(draw_detections(array, result.detections, result.classes))

@@ -104,7 +104,7 @@ def service(tiny_checkpoint, tmp_path_factory, spool_dir):
 
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with live_service.running(
-        tiny_checkpoint, log, "--max-upload-mb", "1", "--max-pixels", "4000000", "--max-queue", "8",
+        tiny_checkpoint, log, "--max-upload-mb", "1", "--max-pixels", "4000000",
         env={"TMPDIR": str(spool_dir)},
     ) as running:  # fmt: skip
         yield running

@@ -133,6 +133,8 @@ def test_endless_upload_is_cut_at_the_limit(service):
 
 
 def test_eight_clients_forty_requests_all_answered_right(service, photo):
+    """With the default limits (4 photos at work, 16 requests waiting), eight clients
+    at once all get their answers: the waiting room holds the four over the places."""
     data = photo.read_bytes()
     reference = _post(service, "/v1/detect", data, score_thr=0.1).json()["detections"]
 
@@ -165,22 +167,23 @@ def test_eight_clients_forty_requests_all_answered_right(service, photo):
     assert health_seconds and health_seconds[0][1] < finished
 
 
-def test_past_the_queue_busy_answers_503_with_retry_after(service, photo):
-    """16 clients at a queue of 8: each gets its detections or a quick 503, never a wait
-    without bound; /health answers throughout."""
+def test_past_the_waiting_room_busy_answers_503_with_retry_after(service, photo):
+    """48 clients at 4 places and a waiting room of 16: each gets its detections or a
+    quick 503, never a wait without bound; /health answers throughout."""
     data = photo.read_bytes()
 
     def one(_):
         return _post(service, "/v1/detect", data, score_thr=0.1)
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = list(pool.map(one, range(32)))
+    with ThreadPoolExecutor(max_workers=48) as pool:
+        answers = list(pool.map(one, range(96)))
     statuses = sorted({a.status_code for a in answers})
     assert set(statuses) <= {200, 503} and 503 in statuses, statuses
     busy = next(a for a in answers if a.status_code == 503)
     assert busy.headers["Retry-After"] == "2" and "busy" in busy.json()["error"]
     health = requests.get(f"{service.url}/health", timeout=5).json()
-    assert health["in_flight"] == 0 and health["max_queue"] == 8
+    assert health["in_flight"] == 0 and health["waiting"] == 0
+    assert health["max_queue"] == 4 and health["max_waiting"] == 16
 
 
 def test_a_request_threshold_and_count_reach_the_model(service, photo):
@@ -280,7 +283,7 @@ def test_an_unexpected_error_is_a_json_500_and_the_log_has_it(caplog):
 
     class FailingService:  # cardd's Service whose decoding fails in a way nobody foresaw
         options = ServeOptions()
-        admission = Admission(4)
+        admission = Admission(4, 16, 2**20)
 
         def decode(self, data, name):
             raise ZeroDivisionError("a bug")

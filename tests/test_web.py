@@ -139,3 +139,26 @@ def test_the_claim_report_opens_with_every_picture(browser, tmp_path):
     assert len(loaded) == 6 and all(loaded), loaded  # 3 photos' crops of 2 findings
     assert page.locator("h1").inner_text() == "Claim: needs_review"
     assert page.locator("table").first.locator("tr").count() == 1 + len(claim.findings)
+
+
+def test_a_busy_service_is_waited_for_not_shown_as_an_error(browser, service, synthetic_root):
+    """A 503 (a full waiting room) is retried after its Retry-After: the photo arrives."""
+    photo = sorted((synthetic_root / "test2017").glob("*.jpg"))[0]
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(f"{service.url}/")
+    page.wait_for_function("document.querySelector('#model').textContent.includes('cpu')")
+    busy = []
+
+    def first_busy(route):
+        if not busy:
+            busy.append(route.request.url)
+            route.fulfill(status=503, headers={"Retry-After": "1"},
+                          content_type="application/json", body='{"error": "busy"}')
+        else:
+            route.continue_()
+
+    page.route("**/v1/detect*", first_busy)
+    page.set_input_files("#files", str(photo))
+    page.wait_for_selector(".result .download:not([hidden])", timeout=120_000)
+    assert len(busy) == 1 and page.locator(".result tbody tr").count() >= 0
+    assert "busy" not in page.locator(".result").first.inner_text()

@@ -151,6 +151,17 @@ function headers() {
   return key ? { Authorization: `Bearer ${key}` } : {};
 }
 
+// POST, and when the service is busy (503) wait as its Retry-After says and try again,
+// a few times: a full waiting room is a moment, not an error to show
+async function post(url, form) {
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(url, { method: "POST", body: form, headers: headers() });
+    if (response.status !== 503 || attempt >= 5) return response;
+    const seconds = Number(response.headers.get("Retry-After")) || 2;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+}
+
 async function detect(file) {
   const element = $("result-template").content.firstElementChild.cloneNode(true);
   element.querySelector(".name").textContent = file.name;
@@ -160,7 +171,7 @@ async function detect(file) {
   form.append("image", file, file.name);
   let response;
   try {
-    response = await fetch("v1/detect?score_thr=0", { method: "POST", body: form, headers: headers() });
+    response = await post("v1/detect?score_thr=0", form);
   } catch (error) {
     status.textContent = `the service did not answer (${error.message})`;
     return;
@@ -201,7 +212,7 @@ async function assess() {
   try {
     // the slider is the least score assessed, as cardd assess --score-thr
     const url = `v1/assess?score_thr=${threshold()}`;
-    response = await fetch(url, { method: "POST", body: form, headers: headers() });
+    response = await post(url, form);
   } catch (error) {
     $("claim-status").textContent = `the service did not answer (${error.message})`;
     return;
