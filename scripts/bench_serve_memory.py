@@ -14,6 +14,8 @@ sitting with the same model file and photo:
     git worktree add /tmp/before HEAD~5
     python scripts/bench_serve_memory.py --cardd-root /tmp/before
     python scripts/bench_serve_memory.py --score-thr 0          # as the web page asks
+    python scripts/bench_serve_memory.py --assess 20 --size 4000x3000 --clients 1 --score-thr 0
+                                     # one claim of 20 phone photos (12 MP) in /v1/assess
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ def main() -> None:
     parser.add_argument("--score-thr", type=float, help="per request (default: the service's)")
     parser.add_argument("--cardd-root", type=Path, help="serve from this checkout")
     parser.add_argument(
+        "--assess", type=int, default=0, metavar="N",
+        help="each client sends one /v1/assess claim of N photos instead of /v1/detect",
+    )  # fmt: skip
+    parser.add_argument(
         "--serve-arg", action="append", default=[], help="passed on to cardd serve (repeat)"
     )
     args = parser.parse_args()
@@ -123,13 +129,22 @@ def main() -> None:
         def upload(i: int):
             began = time.perf_counter()
             try:
-                response = requests.post(
-                    f"{url}/v1/detect", files={"image": (f"{i}.png", photo)},
-                    params=params, timeout=900,
-                )  # fmt: skip
-                detections = (
-                    len(response.json().get("detections", [])) if response.ok else None
-                )
+                if args.assess:
+                    files = [("image", (f"{i}_{k}.png", photo)) for k in range(args.assess)]
+                    response = requests.post(f"{url}/v1/assess", files=files, params=params,
+                                             timeout=1800)  # fmt: skip
+                    found = response.json().get("findings", []) if response.ok else None
+                    detections = (
+                        sum(len(f["evidence"]) for f in found) if found is not None else None
+                    )
+                else:
+                    response = requests.post(
+                        f"{url}/v1/detect", files={"image": (f"{i}.png", photo)},
+                        params=params, timeout=900,
+                    )  # fmt: skip
+                    detections = (
+                        len(response.json().get("detections", [])) if response.ok else None
+                    )
                 return response.status_code, detections, time.perf_counter() - began
             except requests.RequestException as error:
                 return type(error).__name__, None, time.perf_counter() - began
@@ -152,8 +167,9 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         served_from = args.cardd_root or Path(__file__).resolve().parents[1]
+        what = f"/v1/assess claims of {args.assess}" if args.assess else "/v1/detect uploads of"
         print(f"cardd serve from {served_from}, {args.config}, {args.clients} concurrent "
-              f"{width}x{height} PNG uploads ({len(photo) / 1024:.0f} KB each), "
+              f"{what} {width}x{height} PNG ({len(photo) / 1024:.0f} KB each), "
               f"score_thr {args.score_thr if args.score_thr is not None else 'default'}, "
               f"serve options {' '.join(args.serve_arg) or 'default'}")  # fmt: skip
         statuses = Counter(str(status) for status, _, _ in answers)
