@@ -732,35 +732,84 @@ def serve_replicas(options: ServeOptions, announce=print) -> None:
     """`options.replicas` processes behind one port (uvicorn's process manager: they
     share the listening socket, the kernel hands each new connection to one of them,
     and a replica that dies is started again). Each loads its own model; with several
-    GPUs, replica k uses GPU k modulo their number. The model file is opened here
-    first, so a file that cannot load fails once, in one line, not in every replica."""
+    GPUs, replica k uses GPU k modulo their number.
+
+    Everything a replica will load is checked here first (the models, `.pth` or
+    `.onnx`, the rules and thresholds against the damage model), so a bad file fails
+    once, in one line, before any replica starts. The settings (the API key among
+    them) reach the replicas in a file of a private folder, never in the environment.
+    A replica that cannot start anyway leaves its reason there, and the service stops
+    with that line and exit 1 instead of starting it again forever.
+    """
     import dataclasses
     import json
+    import shutil
     import tempfile
+    import threading
 
     import uvicorn
 
-    from cardd.models import open_model
-
-    open_model(options.config, options.checkpoint, options.work_dir,
-               options.trust_checkpoint).release()  # fmt: skip
-    slots = tempfile.mkdtemp(prefix="cardd-serve-replicas-")
+    check_models(options)
+    slots = tempfile.mkdtemp(prefix="cardd-serve-replicas-")  # 0700: this user's only
     settings = {
         k: (str(v) if k in _PATH_FIELDS and v is not None else v)
         for k, v in dataclasses.asdict(options).items()
     }
-    os.environ[REPLICA_OPTIONS_ENV] = json.dumps({**settings, "slots": slots})
+    settings_file = Path(slots) / "options.json"
+    write_file(settings_file, json.dumps({**settings, "slots": slots}))
+    settings_file.chmod(0o600)
+    os.environ[REPLICA_OPTIONS_ENV] = str(settings_file)
+    failed = Path(slots) / "failed.txt"
+    stop = threading.Event()
+
+    def stop_on_failure() -> None:  # uvicorn's supervisor would restart it forever
+        while not stop.wait(0.2):
+            if failed.exists():
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    watcher = threading.Thread(target=stop_on_failure, daemon=True)
     _announce(options, f"{options.checkpoint}, {options.replicas} replicas", announce)
     try:
+        watcher.start()
         uvicorn.run(
             "cardd.serve:replica_app", factory=True, workers=options.replicas,
             **_uvicorn_settings(options),
         )  # fmt: skip
+        if failed.exists():
+            raise CarddError(f"a replica could not start: {failed.read_text().strip()}")
     finally:
+        stop.set()
         os.environ.pop(REPLICA_OPTIONS_ENV, None)
-        import shutil
-
         shutil.rmtree(slots, ignore_errors=True)
+
+
+def check_models(options: ServeOptions) -> None:
+    """Open the damage and parts models (then drop them) and check the claim rules and
+    thresholds against the damage model's classes, as each replica will.
+
+    Raises:
+        CarddError: the first problem, in one line.
+    """
+    from cardd.assess import load_rules, thresholds_from_metrics
+    from cardd.onnx_engine import OnnxModel, check_options, is_onnx_model
+
+    def classes_of(checkpoint, trust: bool, config=None):
+        if is_onnx_model(checkpoint):
+            check_options(config, options.half)
+            return OnnxModel(Path(checkpoint), device="cpu").classes
+        from cardd.models import open_model
+
+        model_file = open_model(config, checkpoint, options.work_dir, trust)
+        model_file.release()
+        return model_file.classes
+
+    names = classes_of(options.checkpoint, options.trust_checkpoint, options.config).names
+    load_rules(options.rules).for_model(names, options.rules is not None)
+    if options.thresholds:
+        thresholds_from_metrics(options.thresholds, names)
+    if options.parts_model:
+        classes_of(options.parts_model, options.trust_parts_model)
 
 
 def claim_replica_slot(slots: str, replicas: int) -> int:
@@ -802,17 +851,24 @@ def replica_app() -> "FastAPI":
     """One replica's app: uvicorn calls this in each process `serve_replicas` starts."""
     import json
 
-    settings = json.loads(os.environ[REPLICA_OPTIONS_ENV])
+    settings = json.loads(Path(os.environ[REPLICA_OPTIONS_ENV]).read_text())
     slots = settings.pop("slots")
     for key in _PATH_FIELDS:
         if settings[key] is not None:
             settings[key] = Path(settings[key])
     options = ServeOptions(**settings)
     index = claim_replica_slot(slots, options.replicas)
-    if options.device in ("auto", "cuda"):
-        gpus = _gpu_count(options.checkpoint)
-        if gpus > 1:
-            options.device = f"cuda:{index % gpus}"
-    service = Service(options)
+    try:
+        if options.device in ("auto", "cuda"):
+            gpus = _gpu_count(options.checkpoint)
+            if gpus > 1:
+                options.device = f"cuda:{index % gpus}"
+        service = Service(options)
+    except Exception as error:  # tell the supervisor (serve_replicas), which stops all
+        from cardd.errors import one_line
+
+        reason = str(error) if isinstance(error, CarddError) else one_line(error)
+        write_file(Path(slots) / "failed.txt", f"replica {index}: {reason}\n")
+        raise SystemExit(1) from None
     service.replica = index
     return create_app(service)

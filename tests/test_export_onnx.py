@@ -149,24 +149,31 @@ def _infer_docs(out):
 
 
 def test_serve_without_torch_answers_as_infer(onnx_model, photos, tmp_path):
+    """Two replicas of an ONNX model (once refused) without PyTorch; the API key reaches
+    them in a private file, not in their environment."""
     path, _ = onnx_model
     expected = _infer(path, photos, tmp_path / "infer", 0.05, torch_free=True)
+    key = {"Authorization": "Bearer k3y-in-a-file"}
     with live_service.running(path, tmp_path / "serve.log", "--score-thr", "0.05",
+                              "--replicas", "2", "--api-key", "k3y-in-a-file",
                               env={**NO_TORCH, "OMP_NUM_THREADS": "1"}, config=None) as service:
-        health = requests.get(f"{service.url}/health", timeout=10).json()
+        health = requests.get(f"{service.url}/health", headers=key, timeout=10).json()
         assert health["checkpoint_sha256"] == __import__("hashlib").sha256(
             path.read_bytes()).hexdigest()
+        assert health["replica"]["of"] == 2
+        environment = Path(f"/proc/{health['replica']['pid']}/environ").read_bytes()
+        assert b"k3y-in-a-file" not in environment
         for name in ("landscape", "portrait"):
             with open(photos / f"{name}.png", "rb") as f:
                 answer = requests.post(f"{service.url}/v1/detect", files={"image": f},
-                                       timeout=60).json()  # fmt: skip
+                                       headers=key, timeout=60).json()  # fmt: skip
             got = answer["detections"]
             want = expected[name]["detections"]
             assert [d["label"] for d in got] == [d["label"] for d in want]
             assert [d["bbox_xyxy"] for d in got] == [d["bbox_xyxy"] for d in want]
             assert [d["score"] for d in got] == [d["score"] for d in want]
         bad = requests.post(f"{service.url}/v1/detect", files={"image": b"not an image"},
-                            timeout=10)  # fmt: skip
+                            headers=key, timeout=10)  # fmt: skip
         assert bad.status_code == 400
 
 

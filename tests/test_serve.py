@@ -15,6 +15,7 @@ from PIL import Image
 
 from cardd.cli import cli
 from tests import live_service
+from tests.conftest import run_cardd
 from tests.test_detector import _png_header_claiming
 
 pytestmark = pytest.mark.slow
@@ -338,3 +339,21 @@ def test_replicas_share_one_port_and_a_dead_one_is_replaced(tiny_checkpoint, syn
     finally:
         assert live_service.stop(service) == 0
     assert "2 replicas" in service.output() and "Traceback" not in service.output()
+
+
+def test_replicas_check_everything_first_and_stop_when_one_cannot_start(tiny_checkpoint,
+                                                                         tmp_path):  # fmt: skip
+    """A bad rules file is found once, before any replica; a replica that cannot start
+    (no CUDA here) stops the service with its reason and exit 1, not restarts forever."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nscores: {confirm: .nan}\n")
+    bad_rules = run_cardd("serve", "--checkpoint", tiny_checkpoint, "--replicas", "2",
+                          "--rules", rules, "--port", str(live_service.free_port()), timeout=120)
+    assert bad_rules.returncode == 1 and "scores.confirm must be a finite" in bad_rules.stderr
+    assert "Traceback" not in bad_rules.stderr
+    began = time.monotonic()
+    no_gpu = run_cardd("serve", "--checkpoint", tiny_checkpoint, "--replicas", "2", "--device",
+                       "cuda", "--port", str(live_service.free_port()), timeout=180)
+    assert no_gpu.returncode == 1, no_gpu.stderr
+    assert "a replica could not start: replica" in no_gpu.stderr, no_gpu.stderr
+    assert time.monotonic() - began < 120
