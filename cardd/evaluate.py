@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from cardd import logs, storage
 from cardd.classes import CLASSES, ClassSet, annotation_file, image_folder
 from cardd.configs import set_data_root
+from cardd.data.layout import image_path
 from cardd.devices import runner_device
 from cardd.errors import CarddError, CarddUsageError
 from cardd.files import write_file
@@ -369,7 +370,8 @@ def _evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
         shown = logs.verbosity() == logs.NORMAL
         for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not shown):
             name = gt.imgs[image_id]["file_name"]
-            found = detector.detect([load_image(image_dir / name)], [name], threshold)[0]
+            path = image_path(image_dir, name, f"{ann}: image {image_id}")
+            found = detector.detect([load_image(path)], [name], threshold)[0]
             for d in found.detections:
                 x1, y1, x2, y2 = d.bbox_xyxy
                 result = {"image_id": image_id, "category_id": d.category_id,

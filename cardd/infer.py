@@ -205,6 +205,10 @@ RUN_OUTPUTS = (
 )  # fmt: skip
 
 
+#: Files only a run of `cardd infer` leaves: `--exist-ok` replaces outputs only beside one.
+RUN_MARKS = {"summary.json", "infer.log"}
+
+
 def check_out_dir(out_dir: Path | str | None, exist_ok: bool, resume: bool = False) -> None:
     """Refuse an output folder that cannot be used, before minutes of model loading.
 
@@ -220,6 +224,12 @@ def check_out_dir(out_dir: Path | str | None, exist_ok: bool, resume: bool = Fal
         raise CarddUsageError(
             f"{out_dir} is not empty: pass --resume to finish that run, --exist-ok to replace "
             "its outputs, or another --out-dir"
+        )
+    if exist_ok and not folder.is_empty() and not (RUN_MARKS & folder.files()):
+        raise CarddUsageError(
+            f"--exist-ok: {out_dir} holds files but no run of `cardd infer` (no summary.json "
+            "or infer.log); its vis/ and preds/ are not cardd's to replace: choose another "
+            "--out-dir"
         )
     folder.probe()
 

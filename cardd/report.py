@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from cardd.classes import ClassSet
+from cardd.data.layout import unsafe_file_name
 from cardd.files import write_file
 
 if TYPE_CHECKING:
@@ -203,7 +204,10 @@ def write_eval_report(
         for image_id, counts in ranked:
             info = gt.imgs[image_id]
             picture = Path("gallery") / kind / f"{image_id}.jpg"
-            if image_dir is None or not _draw_truth_and_predictions(
+            # a file_name that could lead elsewhere is not drawn (the scores still count)
+            if image_dir is None or unsafe_file_name(info["file_name"]):
+                continue
+            if not _draw_truth_and_predictions(
                 image_dir / info["file_name"], gt.imgToAnns.get(image_id, []),
                 by_image.get(image_id, []), out / picture, classes,
             ):  # fmt: skip

@@ -54,7 +54,15 @@ def local_path(location: str | os.PathLike) -> Path | None:
     if not is_url(location):
         return Path(location).expanduser()
     if scheme(str(location)) in ("file", "local"):
-        return Path(str(location).split("://", 1)[1]).expanduser()
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(str(location))  # a URL: `file://localhost/a%20b.jpg` is `/a b.jpg`
+        if parts.netloc not in ("", "localhost"):
+            raise CarddUsageError(
+                f"{location}: a file URL names a path on this machine (file:///path or "
+                f"file://localhost/path), not on {parts.netloc!r}"
+            )
+        return Path(unquote(parts.path))
     return None
 
 

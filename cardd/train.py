@@ -252,6 +252,8 @@ def _resolve_resume(cfg: Config, opts: TrainOptions, classes: ClassSet) -> None:
         _check_resume_classes(resume_from, classes, opts.trust_checkpoint)
         cfg.resume = True
         cfg.load_from = str(resume_from)
+        if int(os.environ.get("RANK", "0")) == 0:
+            logs.say(f"resuming from {resume_from}")
     elif not opts.exist_ok and work_dir.is_dir() and any(work_dir.glob("*.pth")):
         raise CarddError(
             f"{work_dir} already holds checkpoints of an earlier run: --resume to continue it, "

@@ -234,6 +234,13 @@ def test_output_folders_never_overwrite(tmp_path, monkeypatch):
     assert prepare_out_dir(first, exist_ok=True).local == first
     assert not (first / "summary.json").exists()  # the earlier run's outputs are gone
     assert (first / "notes.txt").read_text() == "mine"  # nothing else is touched
+    # a folder cardd never wrote: its vis/ and preds/ are not cardd's to empty
+    mine = tmp_path / "my-project"
+    (mine / "preds").mkdir(parents=True)
+    (mine / "preds" / "labels.json").write_text("precious")
+    with pytest.raises(CarddUsageError, match="no run of `cardd infer`"):
+        prepare_out_dir(mine, exist_ok=True)
+    assert (mine / "preds" / "labels.json").read_text() == "precious"
 
 
 def test_collect_inputs_globs_and_duplicates(two_folders):

@@ -195,6 +195,12 @@ def test_a_backend_that_is_not_installed_names_its_extra():
         storage.Folder("gs://bucket/out/")  # gcsfs is not installed here
     assert storage.is_url("s3://b/k") and not storage.is_url("photos/a.jpg")
     assert storage.local_path("file:///tmp/x") == Path("/tmp/x")
+    # parsed as URLs: the host part, and percent-escapes
+    assert storage.local_path("file://localhost/tmp/a%20b.jpg") == Path("/tmp/a b.jpg")
+    with pytest.raises(CarddError, match="not on 'elsewhere'"):
+        storage.local_path("file://elsewhere/tmp/x")
+    assert storage.url_name("https://h/p/a%20b.jpg?sig=1") == "a b.jpg"
+    assert storage.url_name("s3://b/inbox/..") == ".."  # kept, for safe_relative to refuse
 
 
 def test_local_writes_are_whole_or_absent(tmp_path, monkeypatch):

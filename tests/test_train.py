@@ -84,6 +84,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, synthetic_root):
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
     assert "epoch 2/2 iter 1/1" in output and "epoch 1/2" not in output  # resumed at epoch 2
+    assert f"resuming from {work_dir / 'epoch_1.pth'}" in output  # said on the terminal
     logs = sorted(work_dir.glob("*/*.log"))
     assert "resumed epoch: 1" in logs[-1].read_text()  # mmengine's line, in the run's log file
     assert "Loads checkpoint by" in logs[-1].read_text()  # a bare print() before

@@ -19,6 +19,7 @@ import json
 import re
 from pathlib import Path
 
+from cardd.data.layout import unsafe_file_name
 from cardd.data.spec import SPLIT_NAMES, DatasetSpec, SplitFiles, load_data_file
 from cardd.errors import CarddError
 from cardd.files import write_file
@@ -36,7 +37,9 @@ def _first_file_names(ann_file: Path, count: int = 3) -> list[str]:
     images = coco.get("images") if isinstance(coco, dict) else None
     if not isinstance(images, list):
         return []
-    return [i["file_name"] for i in images[:count] if isinstance(i, dict) and "file_name" in i]
+    names = [i.get("file_name") for i in images[:count] if isinstance(i, dict)]
+    # a name that could lead outside a folder never probes for files there
+    return [n for n in names if unsafe_file_name(n) is None]
 
 
 def _image_folder(ann_file: Path, candidates: list[Path]) -> Path | None:

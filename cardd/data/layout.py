@@ -17,17 +17,33 @@ DATASET_DIR = "CarDD_COCO"
 
 def unsafe_file_name(name: object) -> str | None:
     """Why an annotation file's `file_name` may not be joined to an image folder (it
-    would name a file elsewhere: absolute, `..`, a drive or backslashes), else None."""
-    from pathlib import PurePosixPath, PureWindowsPath
+    would name a file elsewhere: absolute, `.` or `..` parts, a drive or backslashes;
+    `cardd.files.safe_relative`'s rules), else None."""
+    from pathlib import PureWindowsPath
+
+    from cardd.files import UnsafeNameError, safe_relative
 
     if not isinstance(name, str) or not name.strip():
         return "is not a file name"
     if "\\" in name or PureWindowsPath(name).drive or "\0" in name:
         return "is not a plain relative path"
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts:
+    try:
+        safe_relative(name)
+    except UnsafeNameError:
         return "leads outside the image folder"
     return None
+
+
+def image_path(image_dir: Path, file_name: object, where: str) -> Path:
+    """`image_dir / file_name` for a `file_name` from an annotation file, checked.
+
+    Raises:
+        CarddError: the name could lead outside `image_dir` (one line).
+    """
+    problem = unsafe_file_name(file_name)
+    if problem:
+        raise CarddError(f"{where}: file_name {file_name!r} {problem}")
+    return Path(image_dir) / str(file_name)
 
 
 def _overlaps(one: Path, other: Path) -> bool:
