@@ -92,6 +92,7 @@ def test_bad_lines_are_reported_by_file_and_line_and_nothing_is_written(syntheti
     [
         ("train: images/train\n", "`names` must list"),
         ("train: images/train\nnames: {0: a, 2: b}\n", "keys must be 0, 1, 2"),
+        ("train: images/train\nnames: {0: a, x: b}\n", "keys must be 0, 1, 2"),  # TypeError once
         ("train: images/train\nnc: 3\nnames: [a, b]\n", "nc is 3"),
         ("val: images/val\nnames: [a]\n", "no train split"),
         ("train: images/nowhere\nnames: [a]\n", "does not exist"),
@@ -127,3 +128,26 @@ def test_a_converted_dataset_has_the_usual_folder_mode(synthetic_root, tmp_path)
     mask = os.umask(0o022)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "coco").stat().st_mode) == 0o777 & ~mask  # not 0700
+
+
+def test_polygons_overshooting_by_a_pixel_are_clipped_and_counted(synthetic_root, tmp_path):
+    """A real export's hand-drawn polygon at 1.000977 on a 1024-px photo was refused whole."""
+    from PIL import Image
+
+    source = to_yolo(synthetic_root, tmp_path / "yolo")
+    labels = sorted((tmp_path / "yolo/labels/train").glob("*.txt"))[0]
+    image = next((tmp_path / "yolo/images/train").glob(labels.stem + ".*"))
+    width = Image.open(image).size[0]
+    over = 1 + 1.5 / width  # 1.5 px past the right edge: clipped
+    far = 1 + 4 / width  # 4 px: a bad label
+    labels.write_text(labels.read_text() + f"0 0.5 0.5 {over} 0.5 {over} 0.9 0.5 0.9\n")
+    report = convert_yolo(source, tmp_path / "coco")
+    assert report.clipped == 1 and "(1 clipped to the image)" in report.summary()
+    coco = json.loads((tmp_path / "coco/annotations/train.json").read_text())
+    (image_id,) = [i["id"] for i in coco["images"] if i["file_name"].endswith(image.name)]
+    mine = [a for a in coco["annotations"] if a["image_id"] == image_id]
+    assert max(max(a["segmentation"][0][0::2]) for a in mine) == width  # clipped to the edge
+    labels.write_text(labels.read_text() + f"0 0.5 0.5 {far} 0.5 {far} 0.9 0.5 0.9\n")
+    with pytest.raises(ConversionFailed) as failed:
+        convert_yolo(source, tmp_path / "coco2")
+    assert "outside [0, 1] by 4.0 px" in failed.value.report.problems[0]

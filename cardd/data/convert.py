@@ -51,6 +51,7 @@ class ConvertReport:
     instances: dict[str, Counter] = field(default_factory=dict)  # split -> name -> count
     polygons: int = 0
     boxes: int = 0
+    clipped: int = 0  # polygons whose points overshot the image by <= MAX_OVERSHOOT_PX
     problems: list[str] = field(default_factory=list)  # "<file>:<line>: what"
     bad_lines: int = 0
     skipped: bool = False  # the problems were left out (`skip_bad`)
@@ -58,7 +59,8 @@ class ConvertReport:
     def summary(self) -> str:
         kinds = []
         if self.polygons:
-            kinds.append(f"{self.polygons} polygons")
+            clipped = f" ({self.clipped} clipped to the image)" if self.clipped else ""
+            kinds.append(f"{self.polygons} polygons{clipped}")
         if self.boxes:
             kinds.append(f"{self.boxes} boxes (masks: their rectangles)")
         splits = ", ".join(f"{split} {n}" for split, n in self.images.items())
@@ -87,9 +89,12 @@ class ConversionFailed(CarddError):
 def _names(data: dict, where: Path) -> list[str]:
     names = data.get("names")
     if isinstance(names, dict):
-        keys = sorted(names)
-        if not all(isinstance(k, int) for k in keys) or keys != list(range(len(keys))):
+        keys = list(names)
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys) or sorted(
+            keys
+        ) != list(range(len(keys))):
             raise CarddError(f"{where}: `names` keys must be 0, 1, 2, ... (got {keys[:8]})")
+        keys = sorted(keys)
         names = [names[k] for k in keys]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise CarddError(f"{where}: `names` must list the class names (a list or {{0: name}})")
@@ -169,11 +174,32 @@ def _parse_line(text: str, classes: int) -> tuple[int, list[float]] | str:
     coords = values[1:]
     if len(coords) != 4 and (len(coords) < 6 or len(coords) % 2):
         return f"{len(coords)} coordinates: a box has 4 (x y w h), a polygon an even number >= 6"
-    if any(v < 0 or v > 1 for v in coords):
+    if any(v < -OVERSHOOT or v > 1 + OVERSHOOT for v in coords):
         return "coordinates outside [0, 1] (YOLO labels are normalised)"
     if len(coords) == 4 and (coords[2] <= 0 or coords[3] <= 0):
         return "a box of zero width or height"
     return int(cls), coords
+
+
+#: Hand-drawn polygons overshoot the image by a pixel or so (1.000977 on a 1024-px
+#: photo): clipped and counted. Beyond this many pixels, a point is a bad label.
+MAX_OVERSHOOT_PX = 2.0
+#: The widest overshoot `_parse_line` lets through to be measured in pixels.
+OVERSHOOT = 0.05
+
+
+def _clip(coords: list[float], width: int, height: int) -> list[float] | str:
+    """Normalised coordinates clipped into [0, 1] when they overshoot by at most
+    `MAX_OVERSHOOT_PX` pixels, else why not."""
+    clipped = []
+    for i, v in enumerate(coords):
+        size = width if i % 2 == 0 else height
+        over = max(-v, v - 1) * size
+        if over > MAX_OVERSHOOT_PX:
+            return (f"coordinates outside [0, 1] by {over:.1f} px (YOLO labels are normalised; "
+                    f"up to {MAX_OVERSHOOT_PX:g} px is clipped)")  # fmt: skip
+        clipped.append(min(1.0, max(0.0, v)))
+    return clipped
 
 
 def _annotation(cls: int, coords: list[float], width: int, height: int) -> dict:
@@ -229,6 +255,13 @@ def _convert_split(
                 report.bad_lines += 1
                 continue
             cls, coords = parsed
+            inside = _clip(coords, width, height)
+            if isinstance(inside, str):
+                report.problems.append(f"{labels}:{number}: {inside}")
+                report.bad_lines += 1
+                continue
+            report.clipped += inside != coords
+            coords = inside
             annotation = _annotation(cls, coords, width, height)
             annotation.update(id=len(coco["annotations"]) + 1, image_id=image_id)
             coco["annotations"].append(annotation)
