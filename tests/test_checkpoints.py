@@ -90,7 +90,7 @@ def test_a_saved_checkpoint_is_recorded_before_it_appears_whole(tmp_path, monkey
     data = b"checkpoint bytes"
     target = tmp_path / "epoch_2.pth"
     monkeypatch.setattr(os, "replace", lambda *_: (_ for _ in ()).throw(OSError("killed")))
-    with pytest.raises(OSError, match="killed"):  # a run stopped between record and rename
+    with pytest.raises(CarddError, match="killed"):  # a run stopped between record and rename
         checkpoints.save_recorded(data, target)
     assert list(tmp_path.iterdir()) == []  # no half-written file, no partial left
     assert hashlib.sha256(data).hexdigest() in checkpoints._recorded_hashes()
