@@ -353,18 +353,37 @@ def _recording_runner() -> type:
                 return
             super().load_or_resume()
 
-        def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        def save_checkpoint(self, out_dir, filename, file_client_args=None,
+                            save_optimizer=True, save_param_scheduler=True, meta=None,
+                            **kwargs):  # fmt: skip
             # mmengine's Runner.save_checkpoint builds the checkpoint and hands it to
             # `mmengine.runner.runner.save_checkpoint`; cardd's writer takes its place
             # for the call, so the recorded hash is that of the bytes written.
             from mmengine.runner import runner as runner_module
 
+            from cardd.model_record import RECORD_KEY
+
+            # the model's record (`cardd.model_record`): what loading builds it from
+            meta = {**(meta or {}), RECORD_KEY: self._model_record()}
+            args = (file_client_args, save_optimizer, save_param_scheduler, meta)
             original = runner_module.save_checkpoint
             runner_module.save_checkpoint = _save_recorded_checkpoint
             try:
                 super().save_checkpoint(out_dir, filename, *args, **kwargs)
             finally:
                 runner_module.save_checkpoint = original
+
+        def _model_record(self) -> dict | None:
+            """The run's model record, worked out once (None: a config cardd does not
+            ship, whose checkpoints load only with that config named)."""
+            if not hasattr(self, "_cardd_record"):
+                from cardd.configs import config_classes
+                from cardd.model_record import record_of
+
+                classes = config_classes(self.cfg)
+                hint = Path(str(getattr(self.cfg, "filename", "") or "")).stem or None
+                self._cardd_record = record_of(self.cfg, classes, hint) if classes else None
+            return self._cardd_record
 
     return RecordingRunner
 

@@ -22,6 +22,11 @@ def _weights_file(tiny_checkpoint, path, classes=None, drop=0):
 
 
 def test_a_training_checkpoint_brings_its_own_config(tiny_checkpoint):
+    from cardd.model_record import RECORD_KEY
+
+    meta = open_model(checkpoint=tiny_checkpoint).contents["meta"]
+    record = meta[RECORD_KEY]  # written by cardd train with every checkpoint
+    assert record["architecture"] == "tiny_DCN_plus" and record["classes"][0] == "dent"
     model_file = open_model(checkpoint=tiny_checkpoint)
     assert model_file.config_source == f"tiny_DCN_plus (recorded in {tiny_checkpoint})"
     assert model_file.cfg.model.backbone.base_channels == 16  # tiny, not DCN_plus
