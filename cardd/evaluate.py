@@ -120,7 +120,7 @@ def _ground_truth(ann: Path) -> ClassSet:
             f"no annotations at {ann}: fetch the dataset with `cardd download-data` "
             "(or pass --data FILE, --data-root DIR or --ann)"
         )
-    return read_categories(ann)
+    return read_categories(ann, image_names=True)
 
 
 def _check_model_fits(model: ClassSet, truth: ClassSet, where: str) -> None:

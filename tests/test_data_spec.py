@@ -79,3 +79,31 @@ def test_check_data_takes_a_description_and_any_classes(synthetic_root, tmp_path
     result = CliRunner().invoke(cli, ["check-data", "--data", str(data)])
     assert result.exit_code == 1
     assert "wrong categories: 1" in result.output and "bad category: 1" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [(5, "file_name 5 is not a file name"),
+     ("../../x.jpg", "file_name '../../x.jpg' leads outside the image folder")],
+)  # fmt: skip
+def test_file_names_that_could_leave_the_image_folder_are_one_line(synthetic_root, tmp_path,
+                                                                    name, message):  # fmt: skip
+    """mmdet's loader joins `file_name` to the image folder: `5` was a TypeError, `../..`
+    a read outside. Every command that reads a dataset's classes refuses them first."""
+    import shutil
+
+    root = tmp_path / "CarDD_COCO"
+    shutil.copytree(synthetic_root, root)
+    ann = root / "annotations" / "instances_val2017.json"
+    coco = json.loads(ann.read_text())
+    coco["images"][0]["file_name"] = name
+    ann.write_text(json.dumps(coco))
+    with pytest.raises(CarddError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        cardd_layout(root).classes()
+    results = tmp_path / "results.json"
+    results.write_text("[]")
+    result = CliRunner().invoke(
+        cli, ["eval", "--results", str(results), "--ann", str(ann), "--out", str(tmp_path / "e")]
+    )
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "e").exists()

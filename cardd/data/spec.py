@@ -76,7 +76,7 @@ class DatasetSpec:
         if self._classes is None:
             found: list[tuple[str, ClassSet]] = []
             for name, files in self.splits.items():
-                found.append((name, read_categories(files.annotations)))
+                found.append((name, read_categories(files.annotations, image_names=True)))
             first_split, first = found[0]
             for name, other in found[1:]:
                 if not other.same_classes(first):
@@ -89,11 +89,13 @@ class DatasetSpec:
         return self._classes
 
 
-def read_categories(ann_file: Path) -> ClassSet:
-    """The `ClassSet` of one COCO annotation file.
+def read_categories(ann_file: Path, image_names: bool = False) -> ClassSet:
+    """The `ClassSet` of one COCO annotation file; with `image_names`, every image's
+    `file_name` is checked too (before a loader joins it to an image folder).
 
     Raises:
-        CarddError: missing, not JSON, not COCO, or malformed categories.
+        CarddError: missing, not JSON, not COCO, malformed categories, or (with
+            `image_names`) an image whose `file_name` could lead outside its folder.
     """
     try:
         with open(ann_file, "rb") as f:
@@ -106,7 +108,20 @@ def read_categories(ann_file: Path) -> ClassSet:
         raise CarddError(f"{ann_file} is not JSON ({error})") from None
     if not isinstance(coco, dict):
         raise CarddError(f"{ann_file} is not a COCO annotation file (a JSON object)")
-    return ClassSet.from_categories(coco.get("categories"), str(ann_file))
+    classes = ClassSet.from_categories(coco.get("categories"), str(ann_file))
+    if image_names:
+        from cardd.data.layout import unsafe_file_name
+
+        images = coco.get("images")
+        if not isinstance(images, list):
+            raise CarddError(f"{ann_file}: no `images` list")
+        for image in images:
+            name = image.get("file_name") if isinstance(image, dict) else None
+            problem = unsafe_file_name(name)
+            if problem:
+                where = image.get("id") if isinstance(image, dict) else "?"
+                raise CarddError(f"{ann_file}: image {where} file_name {name!r} {problem}")
+    return classes
 
 
 def cardd_layout(root: Path) -> DatasetSpec:
