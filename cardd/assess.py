@@ -565,7 +565,7 @@ def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
     import json
 
     from cardd.detector import UnreadableImage
-    from cardd.infer import collect_inputs, load_input
+    from cardd.infer_common import collect_inputs, load_input
     from cardd.report import write_claim_report
 
     damage_detector, parts_detector, rules, thresholds = models
@@ -596,7 +596,7 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path | str]:
         The claim and its output folder.
     """
     from cardd import storage
-    from cardd.infer import check_out_dir, collect_inputs
+    from cardd.infer_common import check_out_dir, collect_inputs
     from cardd.runs import next_run_dir
 
     collect_inputs(opts.inputs)  # inputs and output folder checked before the models load
@@ -619,7 +619,7 @@ def run_claims(
         (claim name, its Claim or why it failed) per claim, and the output folder.
     """
     from cardd import storage
-    from cardd.infer import IMAGE_SUFFIXES, check_out_dir
+    from cardd.infer_common import IMAGE_SUFFIXES, check_out_dir
     from cardd.runs import next_run_dir
 
     if not claims_dir.is_dir():

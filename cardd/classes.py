@@ -20,8 +20,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cardd.configs import config_dir
 from cardd.errors import CarddError
+from cardd.resources import config_dir
 
 RGB = tuple[int, int, int]
 

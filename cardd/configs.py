@@ -12,19 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.errors import CarddUsageError
+from cardd.resources import config_dir
 
 if TYPE_CHECKING:
     from mmengine.config import Config
-
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def config_dir() -> Path:
-    """The project's `configs/`: inside the package when installed from a wheel,
-    beside it in a checkout (editable install)."""
-    packaged = _PACKAGE_DIR / "configs"
-    return packaged if packaged.is_dir() else _PACKAGE_DIR.parent / "configs"
-
 
 def available_configs() -> list[str]:
     """Names accepted by `--config`."""

@@ -39,7 +39,7 @@ from cardd.errors import CarddError, CarddUsageError
 from cardd.onnx_engine import MIN_ONNXRUNTIME
 
 if TYPE_CHECKING:
-    from cardd.export import ExportResult
+    from cardd.export_common import ExportResult
 
 #: ONNX opset: 19 is the first with `DeformConv` in the standard domain.
 OPSET = 19
@@ -402,7 +402,7 @@ def export_onnx(opts) -> ExportResult:
     the file appears whole, and only once onnxruntime reproduced PyTorch on it."""
     import torch
 
-    from cardd.export import ExportResult, describe_export
+    from cardd.export_common import ExportResult, describe_export
     from cardd.files import write_file
     from cardd.models import build_model, open_model
 

@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from cardd import logs, storage
 from cardd.errors import CarddError, CarddUsageError, one_line
 from cardd.files import write_file
-from cardd.infer import (
+from cardd.infer_common import (
     InferOptions,
     InferSummary,
     InputImage,

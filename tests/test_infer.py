@@ -11,7 +11,8 @@ from PIL import Image
 from cardd.classes import CLASSES
 from cardd.cli import cli
 from cardd.errors import CarddUsageError
-from cardd.infer import Overlap, collect_inputs, prepare_out_dir
+from cardd.infer import Overlap
+from cardd.infer_common import collect_inputs, prepare_out_dir
 from tests.conftest import assert_real_picture, broken_links
 
 pytestmark = pytest.mark.slow
