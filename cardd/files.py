@@ -21,6 +21,7 @@ names and any `.`, `..` or empty part, whatever the platform would make of them.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -157,8 +158,11 @@ def write_file(
         partial.unlink(missing_ok=True)
 
 
+#: `write_file`'s temporary names: `.<stem>.<8 random characters>.part<suffix>`.
+_PARTIAL_NAME = re.compile(r"^\..*\.[a-z0-9_]{8}\.part(\.[^./]*)?$")
+
+
 def is_partial(path: Path) -> bool:
-    """Whether `path` is a temporary file of `write_file` (never a result)."""
-    return path.name.startswith(".") and (
-        path.name.endswith(_PART) or path.name.endswith(f"{_PART}{path.suffix}")
-    )
+    """Whether `path` is a temporary file of `write_file` (never a result): one a
+    writer killed mid-write (SIGKILL, a lost machine) could leave behind."""
+    return _PARTIAL_NAME.match(path.name) is not None

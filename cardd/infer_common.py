@@ -349,6 +349,7 @@ def finish_run(folder: storage.Folder, images: list[InputImage], entries: dict, 
     document = summary.to_dict(options, model.checkpoint)
     folder.write_text("summary.json", json.dumps(document, indent=1))
     folder.write_text("index.html", infer_index_html(ordered, document, model.classes))
+    folder.remove_partials()  # a worker killed mid-write (Ray replaces it) leaves one
     return summary
 
 

@@ -283,6 +283,15 @@ class Folder:
                 return set()
         return {name[len(self.root) :].lstrip("/") for name in found}
 
+    def remove_partials(self) -> None:
+        """Remove the temporary files of writers killed mid-write (`cardd.files`): once a
+        run's writes are all done, none is anyone's (remote writes leave none)."""
+        if self.local is None or not self.local.is_dir():
+            return
+        for path in self.local.rglob(".*"):
+            if path.is_file() and not path.is_symlink() and is_partial(path):
+                path.unlink(missing_ok=True)
+
     def is_empty(self) -> bool:
         if self.local is not None:
             return not self.local.is_dir() or not any(self.local.iterdir())

@@ -88,3 +88,17 @@ def test_trust_by_hash_is_not_inherited_by_a_swapped_file(tiny_export, tmp_path)
     with checkpoints.trusting(swapped):
         checkpoints.read_checkpoint(swapped)
     assert sentinel.exists()
+
+
+def test_a_killed_writers_partial_file_is_never_a_result_and_is_swept(tmp_path):
+    """SIGKILL mid-write leaves write_file's hidden temporary file: `files()` never lists
+    it, and `remove_partials` (run when a job's writes are done) takes it away."""
+    import tempfile
+
+    folder = storage.Folder(tmp_path)
+    folder.write_text("preds/a.jpg.json", "{}")
+    _, stale = tempfile.mkstemp(dir=tmp_path / "preds", prefix=".b.", suffix=".part.json")
+    (tmp_path / ".keep.part").write_text("a user's file, not write_file's name")
+    assert folder.files() == {"preds/a.jpg.json", ".keep.part"}
+    folder.remove_partials()
+    assert not os.path.exists(stale) and (tmp_path / ".keep.part").exists()
