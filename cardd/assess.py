@@ -566,25 +566,34 @@ def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
 
     from cardd.detector import UnreadableImage
     from cardd.infer_common import collect_inputs, load_input
-    from cardd.report import write_claim_report
+    from cardd.report import ClaimPictures, write_claim_report
 
     damage_detector, parts_detector, rules, thresholds = models
-    arrays, names = [], []
-    for item in collect_inputs(inputs):
-        array = load_input(item.path)  # a path or a URL
-        if isinstance(array, UnreadableImage):
-            raise CarddError(str(array))
-        arrays.append(array)
-        names.append(str(item.relative))
-    claim, photos = assess_images(
-        damage_detector, arrays, names, parts_detector, rules, thresholds, with_photos=True
-    )
+    items = collect_inputs(inputs)
+    for item in items:
+        if item.refused:
+            raise CarddError(item.refused)
+
+    def decoder(item):
+        def decode():  # when its turn comes: one photo's pixels at a time
+            array = load_input(item.path)  # a path or a URL
+            if isinstance(array, UnreadableImage):
+                raise CarddError(str(array))
+            return array
+
+        return decode
+
+    pictures = ClaimPictures(damage_detector.classes)
+    claim = assess_images(
+        damage_detector, [decoder(item) for item in items], [str(i.relative) for i in items],
+        parts_detector, rules, thresholds, on_photo=pictures,
+    )  # fmt: skip
     for name, text in (
         ("claim.json", json.dumps(claim.to_dict(), indent=2, allow_nan=False)),
         ("claim.csv", claim.csv_text()),
     ):
         write_file(out / name, text, root=out)
-    write_claim_report(out, claim, photos, damage_detector.classes)
+    write_claim_report(out, claim, pictures)
     return claim
 
 
@@ -668,17 +677,18 @@ def assess_images(
     parts_detector=None,
     rules: Rules | None = None,
     thresholds: dict[str, float] | None = None,
-    with_photos: bool = False,
+    on_photo=None,
     score_thr: float | None = None,
     max_detections=None,
-):
+) -> Claim:
     """The claim of photos (BGR arrays, or functions that decode one when called), from
     loaded `DamageDetector`s: the Python API of `cardd assess` and the service's (one
     model call per photo and model). Photo by photo: each is decoded, run, checked,
-    placed and graded, and its pixels and masks are dropped before the next (unless
-    `with_photos`, for the report). `score_thr`: the damage model's for this call
-    (default: its own); `max_detections(width, height)`: a cap per photo (the
-    service's memory budget).
+    placed and graded, and its pixels and masks are dropped before the next;
+    `on_photo(name, image, damage, parts, placements)` is called before that (the
+    report's pictures are made there, `cardd.report.ClaimPictures`). `score_thr`: the
+    damage model's for this call (default: its own); `max_detections(width, height)`:
+    a cap per photo (the service's memory budget).
 
     Example:
         >>> damage = DamageDetector(checkpoint="dcn_plus.pth", score_thr=0.1)
@@ -687,7 +697,7 @@ def assess_images(
         >>> claim.to_dict()["findings"]
     """
     rules = rules or load_rules()
-    photos, assessed = [], []
+    assessed = []
     for name, image in zip(names, images, strict=True):
         image = image() if callable(image) else image
         height, width = image.shape[:2]
@@ -697,14 +707,14 @@ def assess_images(
         if parts_detector is not None:
             parts = parts_detector.detect([image], [name], max_detections=cap)[0]
         assessed.append(assess_photo(name, image, damage, parts, rules))
-        if with_photos:
-            photos.append((name, image, damage, parts))
+        if on_photo is not None:
+            on_photo(name, image, damage, parts, assessed[-1][1])
         del image, damage, parts  # before the next photo is decoded
     claim = claim_of(assessed, rules, thresholds, parts_detector is not None)
     claim.models = {"damage": model_entry(damage_detector)}
     if parts_detector is not None:
         claim.models["parts"] = model_entry(parts_detector)
-    return (claim, photos) if with_photos else claim
+    return claim
 
 
 def claim_lines(claim: Claim) -> list[str]:

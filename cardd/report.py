@@ -313,37 +313,71 @@ EVIDENCE_CROPS = 6
 _STATUS_COLOURS = {"confirmed": "#1a7f37", "needs_review": "#9a6700", "rejected": "#6e7781"}
 
 
-def write_claim_report(out: Path, claim, photos: list[tuple], classes: ClassSet) -> Path:
+class ClaimPictures:
+    """The pictures of a claim's report, made photo by photo as the claim is assessed
+    (`assess_images(on_photo=...)`), so no photo's pixels or masks outlive its turn:
+    the photo drawn (as JPEG bytes, 1600 px) and a crop of each damage that can be
+    shown as evidence (the best `EVIDENCE_CROPS` of each part and damage in the photo:
+    a finding shows at most that many, so nothing it shows is missing).
+    """
+
+    def __init__(self, classes: ClassSet) -> None:
+        self.classes = classes
+        self.photos: dict[str, tuple[str, bytes]] = {}  # name -> (its file, JPEG)
+        self.crops: dict[tuple[str, int], bytes] = {}  # (photo, detection) -> JPEG
+
+    def __call__(self, name: str, image, damage, parts, placements) -> None:
+        import dataclasses
+
+        from cardd.draw import draw_detections, encode_jpeg, thumbnail
+
+        picture = f"photos/{len(self.photos) + 1:03d}.jpg"
+        drawn = draw_detections(image, damage.detections, self.classes)
+        self.photos[name] = (picture, encode_jpeg(thumbnail(drawn, 1600)))
+        height, width = image.shape[:2]
+        groups: dict[tuple, list] = {}
+        for placement in placements:
+            groups.setdefault((placement.part, placement.damage), []).append(placement)
+        for group in groups.values():
+            for placement in sorted(group, key=lambda p: -p.score)[:EVIDENCE_CROPS]:
+                x1, y1, x2, y2 = (int(round(v)) for v in placement.bbox_xyxy)
+                margin = max(16, (x2 - x1 + y2 - y1) // 4)
+                left, top = max(0, x1 - margin), max(0, y1 - margin)
+                right, bottom = min(width, x2 + margin), min(height, y2 + margin)
+                detection = damage.detections[placement.index]
+                # drawn on its own region: the detection moved there, its mask cut to it
+                local = dataclasses.replace(
+                    detection,
+                    bbox_xyxy=[x1 - left, y1 - top, x2 - left, y2 - top],
+                    mask=None if detection.mask is None
+                    else detection.mask[top:bottom, left:right],
+                )  # fmt: skip
+                crop = draw_detections(image[top:bottom, left:right], [local], self.classes)
+                self.crops[(name, placement.index)] = encode_jpeg(thumbnail(crop, 360))
+
+
+def write_claim_report(out: Path, claim, pictures: ClaimPictures) -> Path:
     """`claim.html` of a `cardd assess` folder: the claim's status, the findings by part
     with their evidence crops (drawn by `cardd.draw`), and every photo annotated in
     `photos/`, each crop linking its photo.
 
     Args:
-        photos: (name, BGR image, damage ImageResult, parts ImageResult or None) per photo.
+        pictures: the claim's pictures, made as its photos were assessed.
     """
-    from cardd.draw import draw_detections, encode_jpeg, thumbnail
-
+    classes = pictures.classes
     drawn_names = {}
-    for number, (name, image, damage, _parts) in enumerate(photos, start=1):
-        picture = f"photos/{number:03d}.jpg"
-        drawn = draw_detections(image, damage.detections, classes)
-        write_file(out / picture, encode_jpeg(thumbnail(drawn, 1600)), root=out)
-        drawn_names[name] = (picture, image, damage)
+    for name, (picture, jpeg) in pictures.photos.items():
+        write_file(out / picture, jpeg, root=out)
+        drawn_names[name] = (picture,)
     findings_html = []
     for index, finding in enumerate(claim.findings, start=1):
         crops = []
         shown = sorted(finding.evidence, key=lambda e: -e.score)[:EVIDENCE_CROPS]
         for k, evidence in enumerate(shown, start=1):
-            picture, image, damage = drawn_names[evidence.photo]
-            x1, y1, x2, y2 = (int(round(v)) for v in evidence.bbox_xyxy)
-            margin = max(16, (x2 - x1 + y2 - y1) // 4)
-            height, width = image.shape[:2]
-            box = (max(0, x1 - margin), max(0, y1 - margin),
-                   min(width, x2 + margin), min(height, y2 + margin))  # fmt: skip
-            detection = damage.detections[evidence.index]
-            crop = draw_detections(image, [detection], classes)[box[1] : box[3], box[0] : box[2]]
+            (picture,) = drawn_names[evidence.photo]
             crop_path = f"evidence/{index:03d}_{k}.jpg"
-            write_file(out / crop_path, encode_jpeg(thumbnail(crop, 360)), root=out)
+            jpeg = pictures.crops[(evidence.photo, evidence.index)]
+            write_file(out / crop_path, jpeg, root=out)
             on = f" on {html.escape(evidence.part)}" if evidence.part else ""
             crops.append(
                 f'<figure><a href="{_link(picture)}"><img loading="lazy" src="{_link(crop_path)}" '

@@ -111,9 +111,9 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
 
 def test_the_claim_report_opens_with_every_picture(browser, tmp_path):
     """claim.html from disk in Chromium: every evidence crop and photo loads, links resolve."""
-    from cardd.assess import assess_claim, load_rules
+    from cardd.assess import assess_claim, assess_photo, load_rules
     from cardd.classes import CARDD
-    from cardd.report import write_claim_report
+    from cardd.report import ClaimPictures, write_claim_report
     from tests.conftest import broken_links
     from tests.test_assess import _detection, _parts, _photo, _result
 
@@ -127,7 +127,11 @@ def test_the_claim_report_opens_with_every_picture(browser, tmp_path):
     claim = assess_claim(photos, load_rules())
     (tmp_path / "claim.json").write_text(json.dumps(claim.to_dict()))  # as cardd assess writes
     (tmp_path / "claim.csv").write_text(claim.csv_text())
-    page_path = write_claim_report(tmp_path, claim, photos, CARDD)
+    pictures = ClaimPictures(CARDD)  # made photo by photo, as assess_images does
+    for name, image, damage, parts in photos:
+        pictures(name, image, damage, parts, assess_photo(name, image, damage, parts,
+                                                          load_rules())[1])  # fmt: skip
+    page_path = write_claim_report(tmp_path, claim, pictures)
     assert not broken_links(page_path)
     page = browser.new_page(viewport={"width": 1100, "height": 6000})  # lazy images: all in view
     page.goto(page_path.as_uri())
