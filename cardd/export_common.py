@@ -97,10 +97,14 @@ def describe_export(model_file) -> dict:
     metrics = earlier.get("metrics")
     if not isinstance(metrics, dict) or not metrics:
         metrics = validation_metrics(model_file.path.parent, epoch)
+    record = model_file.record
+    config = Path(model_file.config_source)
+    if record is None:  # built from a named config: recorded if it is a shipped one's
+        record = record_of(model_file.cfg, model_file.classes, config.stem)
     return {
         "format": EXPORT_FORMAT,
-        "model": record_of(model_file.cfg, model_file.classes, model_file.architecture),
-        **({} if model_file.config_from_file else {"config_file": model_file.config_name}),
+        "model": record,
+        **({} if record is not None else {"config_file": config.name}),
         "classes": list(model_file.classes.names),
         "category_ids": list(model_file.classes.ids),
         "epoch": epoch,

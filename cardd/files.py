@@ -141,15 +141,16 @@ def write_file(
         value = None
         with os.fdopen(fd, "wb") as stream:
             os.fchmod(stream.fileno(), _FILE_MODE)
-            if isinstance(data, str):
-                stream.write(data.encode("utf-8"))
-            elif isinstance(data, (bytes, bytearray, memoryview)):
-                stream.write(data)
-            else:
+            if callable(data):  # the library writes the file by its name; synced after
                 stream.close()
                 value = data(partial)
-        with open(partial, "rb+") as synced:
-            os.fsync(synced.fileno())
+            else:
+                stream.write(data.encode("utf-8") if isinstance(data, str) else data)
+                stream.flush()
+                os.fsync(stream.fileno())
+        if callable(data):
+            with open(partial, "rb") as written:
+                os.fsync(written.fileno())
         os.replace(partial, target)
         return value
     except OSError as error:

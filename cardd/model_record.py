@@ -20,7 +20,8 @@ written in a record.
 
 A record is made by `record_of(cfg)`, and only when the shipped config plus the
 record rebuilds `cfg`'s model and test pipeline exactly (what training alone uses,
-its losses, samplers and `train_cfg`, does not count). A model trained from the
+its `train_cfg` (samplers, assigners) and `init_cfg`, does not count; the losses
+do, since mmdet's heads read `loss_cls.use_sigmoid` at test time). A model trained from the
 user's own config file has no record: it loads only with that file named
 (`--config my.py`), the user's own code run knowingly.
 
@@ -69,14 +70,12 @@ def _plain(value: Any) -> Any:
 
 
 def _inference_part(node: Any) -> Any:
-    """A model config without what only training uses (losses, samplers, train_cfg,
-    init_cfg): the part that decides what the model computes at test time."""
+    """A model config without what only training uses (`train_cfg`: samplers and
+    assigners; `init_cfg`): the part that decides what the model computes at test time.
+    The losses stay: a head's `loss_cls.use_sigmoid` sets its output size and whether
+    its scores are sigmoids or a softmax."""
     if isinstance(node, dict):
-        return {
-            k: _inference_part(v)
-            for k, v in node.items()
-            if k not in TRAINING_ONLY and not str(k).startswith("loss")
-        }
+        return {k: _inference_part(v) for k, v in node.items() if k not in TRAINING_ONLY}
     if isinstance(node, list):
         return [_inference_part(v) for v in node]
     return node

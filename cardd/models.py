@@ -47,24 +47,15 @@ class ModelFile:
     path: Path
     contents: dict  # emptied by `release` once the weights are in a model
     cfg: Config
-    config_source: str  # a config file, or "<file> (embedded)"
+    config_source: str  # a config file, or "<architecture> (recorded in <file>)"
     sha256: str  # of the bytes loaded
     classes: ClassSet  # what the model predicts, agreed by the file and the config
-    config_from_file: bool = False  # built from the file's record (a shipped config)
+    record: dict | None = None  # the file's model record it was built from (None: a config)
 
     @property
-    def architecture(self) -> str | None:
-        """The shipped config's name this model is built from, when known."""
-        from cardd.configs import available_configs
-
-        name = self.config_source.split(" ", 1)[0]
-        stem = Path(name).stem
-        return stem if stem in available_configs() else None
-
-    @property
-    def config_name(self) -> str:
-        """The config's file name, for messages."""
-        return Path(self.config_source.split(" (", 1)[0]).name
+    def config_from_file(self) -> bool:
+        """Built from the file's record (a shipped config plus checked data)."""
+        return self.record is not None
 
     @property
     def exported(self) -> dict | None:
@@ -115,8 +106,7 @@ def open_model(
     if not isinstance(contents, dict) or not isinstance(contents.get("state_dict", contents), dict):
         raise CarddError(f"{path} holds no model weights (a {type(contents).__name__})")
     record = file_record(path, contents) if config is None else None
-    from_file = record is not None
-    if from_file:
+    if record is not None:
         from cardd.model_record import check_plain_model, config_from_record
 
         cfg, _ = config_from_record(record, str(path))
@@ -134,7 +124,7 @@ def open_model(
         config_source=source,
         sha256=sha256,
         classes=classes,
-        config_from_file=from_file,
+        record=record,
     )
 
 

@@ -38,11 +38,16 @@ _SPLITS = {"train": "train", "val": "valid", "test": "test"}
 
 def _extract(zip_path: Path, target: Path, force: bool) -> None:
     """The zip's split folders into `target` (staged; whole or not at all)."""
-    import shutil
 
     import yaml
 
-    from cardd.data.extract import check_free_space, find_tree, open_zip, validate_entries
+    from cardd.data.extract import (
+        check_free_space,
+        extract_entry,
+        find_tree,
+        open_zip,
+        validate_entries,
+    )
     from cardd.data.layout import staged_folder
 
     with open_zip(zip_path) as archive:
@@ -62,10 +67,7 @@ def _extract(zip_path: Path, target: Path, force: bool) -> None:
                     relative = name[len(root) :]
                     if relative.split("/", 1)[0] not in _SPLITS.values():
                         continue
-                    out = staging / relative
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    with archive.open(info) as src, open(out, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+                    extract_entry(archive, info, staging, relative)
                 data = {"path": "."}
                 for split, folder in _SPLITS.items():
                     if (staging / folder / "images").is_dir():

@@ -71,6 +71,19 @@ def check_free_space(needed: int, dest: Path) -> None:
         )
 
 
+def extract_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path,
+                  relative: str) -> None:  # fmt: skip
+    """One entry's bytes to `dest/relative`, streamed. `dest` is a staging folder this
+    run made (`staged_folder`: moved into place whole), and the name must stay inside
+    it (`cardd.files.safe_relative`), whatever `validate_entries` let through."""
+    from cardd.files import inside
+
+    out = inside(dest, relative)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(info) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
 def _extract_tree(
     archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo], prefix: str, dest: Path
 ) -> int:
@@ -79,10 +92,7 @@ def _extract_tree(
         name = info.filename.replace("\\", "/")
         if not name.startswith(prefix) or info.is_dir():
             continue
-        out = dest / name[len(prefix) :]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(info) as src, open(out, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        extract_entry(archive, info, dest, name[len(prefix) :])
         count += 1
     return count
 
