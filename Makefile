@@ -2,18 +2,18 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup onnx-env browser demo test lint pytest bench clean
+.PHONY: setup onnx-env browser demo test test-fast lint pytest docs bench clean
 
 setup:
-	@bash scripts/setup_env.sh
+	@bash scripts/setup/setup_env.sh
 
 # cardd for .onnx models without PyTorch (.venv-onnx): infer, serve, assess.
 onnx-env:
-	@bash scripts/setup_onnx_env.sh
+	@bash scripts/setup/setup_onnx_env.sh
 
 # The web-page test drives a real browser (Debian's chromium).
 browser:
-	@bash scripts/install_browser.sh
+	@bash scripts/setup/install_browser.sh
 
 demo: setup
 	$(BIN)/cardd demo
@@ -24,10 +24,19 @@ lint: setup
 pytest: setup browser
 	$(BIN)/pytest
 
-test: setup browser lint pytest
+test: setup browser lint pytest docs
+
+# The inner loop (about 3 minutes on 2 cores): no training, no trained model, no
+# browser, no cluster. docs/development/tests.md says what each tier covers.
+test-fast: setup lint
+	$(BIN)/pytest -m "not slow and not model and not browser and not cluster"
+
+# The docs site into site/ (warnings are errors: a broken link or reference fails).
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet
 
 bench: setup
-	$(BIN)/python scripts/bench_infer.py
+	$(BIN)/python scripts/bench/bench_infer.py
 
 clean:
-	rm -rf $(VENV) .venv-onnx .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-onnx .pytest_cache .ruff_cache site

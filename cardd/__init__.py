@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["DamageDetector", "Detection", "__version__"]
 
 if TYPE_CHECKING:
-    from cardd.detector import DamageDetector, Detection
+    from cardd.detector.predictor import DamageDetector, Detection
 
 
 def __getattr__(name: str):
     if name in ("DamageDetector", "Detection"):
-        from cardd import detector
+        from cardd.detector import predictor as detector
 
         return getattr(detector, name)
     raise AttributeError(f"module 'cardd' has no attribute {name!r}")

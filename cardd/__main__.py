@@ -1,3 +1,3 @@
-from cardd.cli import main
+from cardd.cli.main import main
 
 main()

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cardd import logs
-from cardd.runs import next_run_dir
+from cardd.core import logs
+from cardd.core.runs import next_run_dir
 
 #: The toy model learns little in 12 epochs on 24 synthetic photos: its scores stay below
 #: about 0.25 (focal loss), so the demo draws what scores 0.1 or more; a real model's
@@ -40,9 +40,9 @@ def run_demo(
 ) -> DemoResult:
     """Run the pipeline end to end; returns where everything went."""
     from cardd.data.synth import synthesize
-    from cardd.evaluate import EvalOptions, evaluate, print_metrics
-    from cardd.infer import InferOptions, run_inference
-    from cardd.train import TrainOptions, train
+    from cardd.evaluate.runner import EvalOptions, evaluate, print_metrics
+    from cardd.infer.local import InferOptions, run_inference
+    from cardd.train.runner import TrainOptions, train
 
     run_dir = out if out is not None else next_run_dir(Path("runs"), stem="demo")
     data_root = run_dir / "data" / "CarDD_COCO"

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardd.weights import DEFAULT_DEST, PRETRAINED_FILENAME
+from cardd.models.pretrained import DEFAULT_DEST, PRETRAINED_FILENAME
 
 
 @dataclass
@@ -36,7 +36,7 @@ def _onnxruntime_row() -> str:
         import onnxruntime
     except ImportError:
         return "missing (optional: ONNX models need it, pip install 'cardd[onnx-export]')"
-    from cardd.onnx_engine import MIN_ONNXRUNTIME
+    from cardd.detector.onnx_backend import MIN_ONNXRUNTIME
 
     version = onnxruntime.__version__
     providers = ", ".join(p.replace("ExecutionProvider", "") for p in
@@ -86,7 +86,7 @@ def diagnose(
         ops = "yes"
         if ext.__file__.endswith(".py"):
             kernels = (
-                "torchvision (cardd/torchvision_ops.py); `CARDD_OPS=compiled make setup` "
+                "torchvision (cardd/openmmlab/kernels.py); `CARDD_OPS=compiled make setup` "
                 "builds mmcv's own (~15 min; worth it only for models that need other mmcv "
                 "ops: DCN_plus runs faster on CPU with these)"
             )

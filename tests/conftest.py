@@ -1,6 +1,6 @@
 """Shared fixtures: tiny real datasets and a tiny real checkpoint, built once per session.
 
-The trust registry (`cardd.checkpoints`) lives in a fresh temporary folder.
+The trust registry (`cardd.models.checkpoints`) lives in a fresh temporary folder.
 Thread counts are capped before torch is imported: on a 2-core machine OpenMP
 threads that outnumber the cores make small CPU training steps ~100x slower.
 """
@@ -49,7 +49,7 @@ def dataset_copy(synthetic_data, tmp_path) -> Path:
 @pytest.fixture
 def release_zip(tmp_path, synthetic_root) -> Path:
     """A zip laid out like the CarDD release, holding the synthetic dataset."""
-    from tests.zips import release_zip_of
+    from tests.support.zips import release_zip_of
 
     return release_zip_of(tmp_path / "CarDD_release.zip", synthetic_root)
 
@@ -57,7 +57,7 @@ def release_zip(tmp_path, synthetic_root) -> Path:
 @pytest.fixture(scope="session")
 def trained_work_dir(tmp_path_factory, synthetic_root) -> Path:
     """`tiny_DCN_plus` trained for one epoch on the synthetic data (real mmdet, CPU)."""
-    from cardd.train import TrainOptions, train
+    from cardd.train.runner import TrainOptions, train
 
     work_dir = tmp_path_factory.mktemp("tiny_run") / "work_dir"
     train(
@@ -83,7 +83,7 @@ def tiny_checkpoint(trained_work_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
     """`cardd export` of `tiny_checkpoint`: weights, classes and the config as text."""
-    from cardd.export import ExportOptions, export_model
+    from cardd.export.run import ExportOptions, export_model
 
     out = tmp_path_factory.mktemp("tiny_export") / "tiny.pth"
     export_model(ExportOptions(out=out, checkpoint=str(tiny_checkpoint)))
@@ -100,7 +100,7 @@ def spool_dir(tmp_path_factory) -> Path:
 def service(tiny_checkpoint, tmp_path_factory, spool_dir):
     """`cardd serve` of the tiny checkpoint, running on loopback for the whole session
     (the API tests and the web-page test share it: one model load), with small limits."""
-    from tests import live_service
+    from tests.support import live_service
 
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with live_service.running(
@@ -143,7 +143,7 @@ def booby_trap(checkpoint: Path, out: Path, sentinel: Path) -> Path:
     """`checkpoint` (a real one) with a `Trap` hidden in its metadata, saved to `out`."""
     import torch
 
-    from cardd import checkpoints
+    from cardd.models import checkpoints
 
     with checkpoints.trusting(checkpoint):
         contents = checkpoints.load_file(checkpoint)
@@ -194,7 +194,7 @@ OWN_CLASSES = (("paint chip", 0), ("dent", 4), ("bumper misaligned", 7))
 @pytest.fixture(scope="session")
 def own_data(synthetic_root, tmp_path_factory) -> Path:
     """The description file of a 3-class dataset (`OWN_CLASSES`) without a test split."""
-    from tests.datasets import categories, relabel
+    from tests.support.datasets import categories, relabel
 
     names, ids = zip(*OWN_CLASSES, strict=True)
     folder = tmp_path_factory.mktemp("own") / "claims"
@@ -212,3 +212,20 @@ def own_run(own_data, tiny_export, tmp_path_factory):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return work_dir, result.stdout
+
+
+#: The session fixtures that train a model (or stand on one): a test that asks for
+#: any of them, however indirectly, is in the `model` tier.
+TRAINED = {"trained_work_dir", "tiny_checkpoint", "tiny_export", "service", "own_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Sort each test into its tier by what it uses (`make test-fast` leaves out the
+    `slow`, `model`, `browser` and `cluster` ones)."""
+    for item in items:
+        if TRAINED & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
+        if item.path.name == "test_web.py":
+            item.add_marker(pytest.mark.browser)
+        if item.path.name == "test_infer_ray.py":
+            item.add_marker(pytest.mark.cluster)

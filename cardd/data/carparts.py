@@ -20,8 +20,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from cardd.errors import CarddError
-from cardd.files import write_file
+from cardd.core.errors import CarddError
+from cardd.core.files import write_file
 
 CARPARTS_URL = "https://github.com/ultralytics/assets/releases/download/v0.0.0/carparts-seg.zip"
 CARPARTS_ZIP = "carparts-seg.zip"
@@ -94,9 +94,9 @@ def download_carparts(
     Returns:
         The `ConvertReport` of the conversion (bad label lines are left out and counted).
     """
+    from cardd.core.download import download
     from cardd.data.convert import convert_yolo
     from cardd.data.download import cache_dir
-    from cardd.download import download
 
     yolo, coco = dest / YOLO_DIR, dest / COCO_DIR
     force = force or redownload

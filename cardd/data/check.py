@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardd.classes import SPLITS, ClassSet, annotation_file, image_folder
+from cardd.core.errors import CarddError
 from cardd.data.layout import unsafe_file_name
 from cardd.data.spec import DatasetSpec, SplitFiles
-from cardd.errors import CarddError
+from cardd.structures.classes import SPLITS, ClassSet, annotation_file, image_folder
 
 #: How many examples of each kind of problem are listed; the rest are counted.
 SHOW_PER_KIND = 5
@@ -60,7 +60,7 @@ class CheckReport:
 
     def table(self):
         """A rich table: images and instances per class per split."""
-        from cardd.console import counts_table
+        from cardd.core.console import counts_table
 
         counts = {split: (stats.images, stats.instances) for split, stats in self.splits.items()}
         names = self.classes.names if self.classes is not None else ()

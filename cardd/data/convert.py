@@ -29,11 +29,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardd.classes import ClassSet
+from cardd.core.errors import CarddError
+from cardd.core.files import write_file
 from cardd.data.layout import staged_folder
 from cardd.data.spec import SPLIT_NAMES
-from cardd.errors import CarddError
-from cardd.files import write_file
+from cardd.structures.classes import ClassSet
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 #: Ultralytics' names for the validation split in data.yaml, besides `val`.

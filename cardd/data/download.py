@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cardd.core.download import download, partial_path
+from cardd.core.errors import CarddError, CarddUsageError
 from cardd.data.check import CheckReport, check_dataset
 from cardd.data.extract import extract_release
 from cardd.data.layout import DATASET_DIR
-from cardd.download import download, partial_path
-from cardd.errors import CarddError, CarddUsageError
 
 #: The official release: a Google Drive file of about 4,000 images.
 GDRIVE_FILE_ID = "1bbyqVCKZX5Ur5Zg-uKj0jD0maWAVeOLx"

@@ -14,8 +14,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from cardd.core.errors import CarddError
 from cardd.data.layout import DATASET_DIR, staged_folder
-from cardd.errors import CarddError
 
 SOD_DIR = "CarDD_SOD"
 
@@ -75,8 +75,8 @@ def extract_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path,
                   relative: str) -> None:  # fmt: skip
     """One entry's bytes to `dest/relative`, streamed. `dest` is a staging folder this
     run made (`staged_folder`: moved into place whole), and the name must stay inside
-    it (`cardd.files.safe_relative`), whatever `validate_entries` let through."""
-    from cardd.files import inside
+    it (`cardd.core.files.safe_relative`), whatever `validate_entries` let through."""
+    from cardd.core.files import inside
 
     out = inside(dest, relative)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,10 @@ import json
 import re
 from pathlib import Path
 
+from cardd.core.errors import CarddError
+from cardd.core.files import write_file
 from cardd.data.layout import unsafe_file_name
 from cardd.data.spec import SPLIT_NAMES, DatasetSpec, SplitFiles, load_data_file
-from cardd.errors import CarddError
-from cardd.files import write_file
 
 DEFAULT_NAME = "cardd-data.yaml"
 _SPLIT_WORDS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cardd.errors import CarddError
+from cardd.core.errors import CarddError
 
 #: The folder every dataset command writes inside its destination.
 DATASET_DIR = "CarDD_COCO"
@@ -18,10 +18,10 @@ DATASET_DIR = "CarDD_COCO"
 def unsafe_file_name(name: object) -> str | None:
     """Why an annotation file's `file_name` may not be joined to an image folder (it
     would name a file elsewhere: absolute, `.` or `..` parts, a drive or backslashes;
-    `cardd.files.safe_relative`'s rules), else None."""
+    `cardd.core.files.safe_relative`'s rules), else None."""
     from pathlib import PureWindowsPath
 
-    from cardd.files import UnsafeNameError, safe_relative
+    from cardd.core.files import UnsafeNameError, safe_relative
 
     if not isinstance(name, str) or not name.strip():
         return "is not a file name"

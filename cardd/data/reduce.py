@@ -9,10 +9,10 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from cardd.classes import CATEGORY_IDS, CLASSES, SPLITS, annotation_file, image_folder
+from cardd.core.errors import CarddError
+from cardd.core.files import write_file
 from cardd.data.layout import DATASET_DIR, staged_folder, unsafe_file_name
-from cardd.errors import CarddError
-from cardd.files import write_file
+from cardd.structures.classes import CATEGORY_IDS, CLASSES, SPLITS, annotation_file, image_folder
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
 

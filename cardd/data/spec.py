@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cardd.classes import SPLITS, ClassSet, annotation_file, image_folder
-from cardd.errors import CarddError
+from cardd.core.errors import CarddError
+from cardd.structures.classes import SPLITS, ClassSet, annotation_file, image_folder
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -213,7 +213,7 @@ def resolve_dataset(data: Path | None, data_root: Path | None, default_root: Pat
     Raises:
         CarddUsageError: both given.
     """
-    from cardd.errors import CarddUsageError
+    from cardd.core.errors import CarddUsageError
 
     if data is not None and data_root is not None:
         raise CarddUsageError("--data and --data-root both name the dataset: pass one")
@@ -263,7 +263,7 @@ def apply_dataset(
     dataloader stays, on the val split (else train): it also defines the model's
     inference pipeline, which every model file must carry.
     """
-    from cardd.configs import drop_split, set_classes, set_split_files
+    from cardd.models.configs import drop_split, set_classes, set_split_files
 
     for split in SPLIT_NAMES:
         if split in spec.splits:

@@ -13,10 +13,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from cardd.classes import CATEGORIES, annotation_file, image_folder
+from cardd.core.errors import CarddError
+from cardd.core.files import write_file
 from cardd.data.layout import DATASET_DIR, staged_folder
-from cardd.errors import CarddError
-from cardd.files import write_file
+from cardd.structures.classes import CATEGORIES, annotation_file, image_folder
 
 MIN_IMAGES = 6  # two per split, so each split holds all six classes
 #: `--parts`: the car's side, seen as four parts (a parts model for `cardd assess`).

@@ -1,13 +1,13 @@
 # What every CarDD config shares: the dataset, its six classes, the splits and
 # the COCO metric. This file is the single source of the class names and the
-# palette: `cardd.classes` reads `metainfo` from here.
+# palette: `cardd.structures.classes` reads `metainfo` from here.
 #
 # `data_root` is the CarDD_COCO folder (holding annotations/); `cardd train
 # --data-root DIR` replaces it everywhere it is used.
 dataset_type = 'CocoDataset'
 
 # Registers CarddCocoMetric (COCO AP in COCO's and the CarDD paper's size bins).
-custom_imports = dict(imports=['cardd.mmdet_plugins'],
+custom_imports = dict(imports=['cardd.openmmlab.plugins'],
                       allow_failed_imports=False)
 data_root = 'data/CarDD_COCO/'
 backend_args = None

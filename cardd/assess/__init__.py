@@ -1,0 +1,1 @@
+"""cardd assess: claim rules, photo checks, placement on parts, findings."""

@@ -1,0 +1,1 @@
+"""The command line: parses, calls one library function, maps errors to exit codes."""

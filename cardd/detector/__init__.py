@@ -1,0 +1,1 @@
+"""The inference front and its engines (PyTorch, onnxruntime)."""

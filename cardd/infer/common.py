@@ -1,0 +1,409 @@
+"""What both engines of `cardd infer` share: inputs, the output folder, the writers.
+
+Inputs and the output folder are local paths or URLs (`cardd.core.storage`). The model
+runs in this process (`cardd.infer.local`, `--engine local`) or on a Ray cluster
+(`cardd.infer.ray`, `--engine ray`); both write every file through the functions
+here, so their outputs are the same bytes.
+
+Output folder layout (see the README):
+    vis/<relative path>          annotated image
+    thumbs/<relative path>.jpg   its thumbnail, for index.html
+    preds/<relative path>.json   detections of one image (written last: its mark of done)
+    predictions.csv              one row per detection
+    summary.json                 counts, failures, timing
+    index.html                   every image, its detections, counts, failures
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from cardd.core import logs, storage
+from cardd.core.errors import CarddUsageError, one_line
+from cardd.core.options import SCORE_THR
+from cardd.core.runs import next_run_dir
+from cardd.detector.predictor import CSV_HEADER, ImageResult, csv_rows
+from cardd.structures.classes import ClassSet
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class InputImage:
+    """An image to process (a local path, or a URL as text) and where its outputs go,
+    relative to the output folder."""
+
+    path: Path | str
+    relative: PurePosixPath
+    #: why its name is refused (`cardd.core.files.safe_relative`): reported as failed, never read
+    refused: str | None = None
+
+
+@dataclass
+class InferOptions:
+    inputs: tuple[str, ...]
+    config: str | None = None  # None: the export's own config, else DCN_plus
+    checkpoint: str = "latest"
+    work_dir: Path | None = None
+    out_dir: Path | str | None = None  # a local folder or a URL
+    score_thr: float = SCORE_THR.default
+    device: str = "auto"
+    batch_size: int = 1
+    recursive: bool = False
+    visualize: bool = True
+    exist_ok: bool = False
+    resume: bool = False  # keep the images an earlier run of the same job finished
+    trust_checkpoint: bool = False
+    half: bool = False
+    workers: int | None = None  # local: threads decoding/writing (0: none); ray: model actors
+    engine: str = "local"
+    address: str | None = None  # ray: the cluster (`auto`, `ray://host:10001`); None: local
+    gpus_per_worker: float = 0.0  # ray: GPUs of each model actor (0: on CPU)
+
+
+@dataclass
+class ModelInfo:
+    """What the outputs say of the model: its file, config and classes."""
+
+    checkpoint: Path | str
+    config_source: str
+    classes: ClassSet
+
+
+@dataclass
+class InferSummary:
+    out_dir: Path | str
+    processed: int = 0  # images with results, from this run and resumed
+    resumed: int = 0  # of those, finished by an earlier run into the same folder
+    failed: list[dict] = field(default_factory=list)
+    per_class: Counter = field(default_factory=Counter)
+    seconds: float = 0.0  # wall time of the image loop: decode, model, outputs
+    config_source: str = ""
+    classes: ClassSet | None = None  # the model's
+
+    @property
+    def detections(self) -> int:
+        return sum(self.per_class.values())
+
+    def line(self) -> str:
+        """`4 images, 7 detections (5 crack, 2 dent), 1 failed, 3.2 img/s -> runs/infer/exp`"""
+        per_class = ", ".join(f"{n} {name}" for name, n in self.per_class.most_common())
+        detections = f"{self.detections} detections" + (f" ({per_class})" if per_class else "")
+        resumed = f" ({self.resumed} from an earlier run)" if self.resumed else ""
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        new = self.processed - self.resumed
+        rate = f", {new / self.seconds:.1f} img/s" if self.seconds and new else ""
+        return f"{self.processed} images{resumed}, {detections}{failed}{rate} -> {self.out_dir}"
+
+    def to_dict(self, options: InferOptions, checkpoint: Path | str) -> dict:
+        new = self.processed - self.resumed
+        return {
+            "config": self.config_source,
+            "checkpoint": str(checkpoint),
+            "score_thr": options.score_thr,
+            "half": options.half,
+            "batch_size": options.batch_size,
+            "images_processed": self.processed,
+            "images_resumed": self.resumed,
+            "images_failed": len(self.failed),
+            "failed": self.failed,
+            "detections": self.detections,
+            "detections_per_class": {
+                name: self.per_class.get(name, 0) for name in self.classes.names
+            },
+            "classes": self.classes.categories(),
+            "seconds_per_image": round(self.seconds / new, 4) if new else None,
+        }
+
+
+def _is_image_name(path: Path | PurePosixPath | str) -> bool:
+    return PurePosixPath(str(path)).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, str]]:
+    """The images one input names, each with its output name as found (before it is
+    checked and de-duplicated): an object key's text is kept as it is, never normalised."""
+    if storage.is_url(item) and storage.local_path(item) is None:
+        listed = storage.list_files(item, recursive)
+        if listed is not None:
+            name = storage.folder_name(item)
+            return [(url, f"{name}/{rel}") for url, rel in listed if _is_image_name(rel)]
+        if glob.has_magic(item.split("://", 1)[1]):
+            return [(url, storage.url_name(url)) for url in storage.glob(item)]
+        if storage.is_file(item):
+            return [(item, storage.url_name(item))]
+        raise CarddUsageError(f"input {item} does not exist")
+    path = storage.local_path(item)
+    if path.is_dir():
+        pattern = "**/*" if recursive else "*"
+        return [
+            (file, "/".join((path.resolve().name, *file.relative_to(path).parts)))
+            for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p))
+        ]
+    if path.is_file():
+        return [(path, path.name)]
+    if glob.has_magic(item):
+        matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
+        return [(m, m.name) for m in matches if m.is_file()]
+    raise CarddUsageError(f"input {item} does not exist")
+
+
+def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[InputImage]:
+    """Expand files, folders and glob patterns (local or URLs) into images with unique
+    relative outputs.
+
+    A folder's images keep their path under the folder, prefixed with the
+    folder's name; a file keeps its name. Where two inputs would still map to
+    the same output (same name in two places), the later one gets `_2`, `_3`...
+    A name that could leave the output folder (an object key `inbox/../../x.png`,
+    see `cardd.core.files.safe_relative`) is kept as a refused input: reported as failed,
+    never read or written.
+    """
+    from cardd.core.files import UnsafeNameError, safe_relative
+
+    found: list[tuple[Path | str, str]] = []
+    for item in inputs:
+        found.extend(_found_at(item, recursive))
+    if not found:
+        raise CarddUsageError(f"no images found in {', '.join(inputs)}")
+    taken: set[PurePosixPath] = set()
+    images = []
+    seen: set[Path | str] = set()
+    for path, name in found:
+        key = path.resolve() if isinstance(path, Path) else path
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            relative = safe_relative(name)
+        except UnsafeNameError as error:
+            images.append(InputImage(path, PurePosixPath(f"<refused {len(images)}>"),
+                                     refused=f"{path}: its name {error}"))  # fmt: skip
+            continue
+        unique, n = relative, 1
+        while unique in taken:
+            n += 1
+            unique = relative.with_name(f"{relative.stem}_{n}{relative.suffix}")
+        taken.add(unique)
+        images.append(InputImage(path, unique))
+    return images
+
+
+#: What a run writes into its output folder; `--exist-ok` replaces these as a whole.
+RUN_OUTPUTS = (
+    "vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html", "infer.log",
+)  # fmt: skip
+
+
+#: Files only a run of `cardd infer` leaves: `--exist-ok` replaces outputs only beside one.
+RUN_MARKS = {"summary.json", "infer.log"}
+
+
+def check_out_dir(out_dir: Path | str | None, exist_ok: bool, resume: bool = False) -> None:
+    """Refuse an output folder that cannot be used, before minutes of model loading.
+
+    Raises:
+        CarddUsageError: a file, or an earlier run's folder without `exist_ok` or `resume`.
+    """
+    if out_dir is None:
+        return
+    folder = storage.Folder(out_dir)
+    if folder.is_file():
+        raise CarddUsageError(f"--out-dir {out_dir} is a file")
+    if not folder.is_empty() and not (exist_ok or resume):
+        raise CarddUsageError(
+            f"{out_dir} is not empty: pass --resume to finish that run, --exist-ok to replace "
+            "its outputs, or another --out-dir"
+        )
+    if exist_ok and not folder.is_empty() and not (RUN_MARKS & folder.files()):
+        raise CarddUsageError(
+            f"--exist-ok: {out_dir} holds files but no run of `cardd infer` (no summary.json "
+            "or infer.log); its vis/ and preds/ are not cardd's to replace: choose another "
+            "--out-dir"
+        )
+    folder.probe()
+
+
+def prepare_out_dir(
+    out_dir: Path | str | None, exist_ok: bool, resume: bool = False
+) -> storage.Folder:
+    """The run's output folder: new under `runs/infer`, or the given one if it is free.
+
+    With `exist_ok` an earlier run's outputs there are removed first (other files
+    are left alone), so no earlier picture or JSON mixes with this run's; with
+    `resume` they stay, for `finished_images` to pick up.
+    """
+    check_out_dir(out_dir, exist_ok, resume)
+    folder = storage.Folder(out_dir if out_dir is not None else next_run_dir(Path("runs/infer")))
+    if exist_ok and not resume and not folder.is_empty():
+        for name in RUN_OUTPUTS:
+            folder.remove(name)
+    folder.make()
+    return folder
+
+
+def image_files(item: InputImage, visualize: bool) -> dict:
+    """The files of one image in the output folder (None where not written)."""
+    return {
+        "json": f"preds/{item.relative}.json",
+        "picture": f"vis/{item.relative}" if visualize else None,
+        "thumb": f"thumbs/{item.relative}.jpg" if visualize else None,
+    }
+
+
+def index_entry(item: InputImage, document: dict, visualize: bool) -> dict:
+    """What index.html, the CSV and the counts need of one image, from its JSON document."""
+    return {
+        "image": document["image"],
+        "detections": [
+            {k: v for k, v in d.items() if k != "mask"} for d in document["detections"]
+        ],
+        **image_files(item, visualize),
+    }
+
+
+def write_image(folder: storage.Folder, item: InputImage, array, result: ImageResult,
+                visualize: bool) -> dict:  # fmt: skip
+    """One image's picture and thumbnail (unless not `visualize`), then its JSON (last, so
+    a JSON that is there means the image is done); its `index_entry`."""
+    from cardd.visualize.draw import draw_detections, encode_image, thumbnail
+
+    files = image_files(item, visualize)
+    if visualize:
+        drawn = draw_detections(array, result.detections, result.classes)
+        folder.write_bytes(
+            files["picture"], encode_image(drawn, PurePosixPath(files["picture"]).suffix)
+        )
+        folder.write_bytes(files["thumb"], encode_image(thumbnail(drawn), ".jpg", quality=80))
+    document = result.to_dict()
+    folder.write_text(files["json"], json.dumps(document, indent=1))
+    return index_entry(item, document, visualize)
+
+
+def finished_images(folder: storage.Folder, images: list[InputImage], model: ModelInfo,
+                    options: InferOptions) -> dict[PurePosixPath, dict]:  # fmt: skip
+    """The images an earlier run of this job into `folder` finished, with their
+    `index_entry`: the JSON is there and whole and, if pictures are asked for, so
+    are they. A JSON made by another model or threshold is refused: the folder
+    would mix two jobs.
+    """
+    present = folder.files()
+    candidates = []
+    for item in images:
+        if item.refused:
+            continue
+        files = image_files(item, options.visualize)
+        if files["json"] not in present:
+            continue
+        if options.visualize and not {files["picture"], files["thumb"]} <= present:
+            continue
+        candidates.append((item, files["json"]))
+    contents = folder.read_many([name for _, name in candidates])
+    done = {}
+    for item, name in candidates:
+        try:
+            document = json.loads(contents[name])
+            document["detections"]  # noqa: B018 - whole, or redone
+        except (ValueError, KeyError, TypeError):
+            continue
+        made_by = (document.get("checkpoint"), document.get("config"), document.get("score_thr"))
+        if made_by != (str(model.checkpoint), model.config_source, options.score_thr):
+            raise CarddUsageError(
+                f"--resume: {folder.location(name)} was made by another model or "
+                f"score threshold ({made_by[0]}, score_thr {made_by[2]}); pass --exist-ok to "
+                "replace that run, or another --out-dir"
+            )
+        done[item.relative] = index_entry(item, document, options.visualize)
+    return done
+
+
+def finish_run(folder: storage.Folder, images: list[InputImage], entries: dict, failed: dict,
+               model: ModelInfo, options: InferOptions, seconds: float,
+               resumed: int) -> InferSummary:  # fmt: skip
+    """predictions.csv, summary.json and index.html of the whole job, from the images'
+    entries in input order (whichever engine, run or earlier run made them)."""
+    from cardd.visualize.report import infer_index_html
+
+    summary = InferSummary(
+        out_dir=folder.local if folder.local is not None else folder.url,
+        config_source=model.config_source, classes=model.classes,
+        seconds=seconds, resumed=resumed,
+    )  # fmt: skip
+    ordered = [entries[item.relative] for item in images if item.relative in entries]
+    summary.processed = len(ordered)
+    summary.failed = [failed[item.relative] for item in images if item.relative in failed]
+    table = io.StringIO()
+    rows = csv.writer(table, lineterminator="\r\n")
+    rows.writerow(CSV_HEADER)
+    for entry in ordered:
+        rows.writerows(csv_rows(entry))
+        summary.per_class.update(d["label"] for d in entry["detections"])
+    folder.write_text("predictions.csv", table.getvalue())
+    document = summary.to_dict(options, model.checkpoint)
+    folder.write_text("summary.json", json.dumps(document, indent=1))
+    folder.write_text("index.html", infer_index_html(ordered, document, model.classes))
+    folder.remove_partials()  # a worker killed mid-write (Ray replaces it) leaves one
+    return summary
+
+
+def load_input(path: Path | str):
+    """The decoded image, or the `UnreadableImage` saying why not (raised in the caller)."""
+    from cardd.detector.predictor import UnreadableImage, decode_image_bytes, load_image
+
+    try:
+        if isinstance(path, str):
+            try:
+                data = storage.read_bytes(path)
+            except Exception as error:  # a missing object, a lost connection: this image
+                raise UnreadableImage(f"{path}: {one_line(error)}") from None
+            return decode_image_bytes(data, name=path)
+        return load_image(path)
+    except UnreadableImage as error:
+        return error
+
+
+class log_into:  # noqa: N801 - used as a context manager, like open()
+    """The run's log in its output folder: written there directly when local, else
+    locally while running and uploaded at the end."""
+
+    def __init__(self, run_log: logs.RunLog, folder: storage.Folder) -> None:
+        import tempfile
+
+        self.folder = folder
+        self.staging = None
+        if folder.local is not None:
+            self.path = run_log.write_to(folder.local)
+        else:
+            self.staging = tempfile.TemporaryDirectory(prefix="cardd-log-")
+            self.path = run_log.write_to(Path(self.staging.name))
+        self.run_log = run_log
+
+    def __enter__(self) -> log_into:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.staging is not None:
+            self.run_log.close()
+            try:
+                self.folder.upload(self.run_log.name, self.path)
+            finally:
+                self.staging.cleanup()
+
+
+def refused_inputs(images: list[InputImage]) -> dict[PurePosixPath, dict]:
+    """The failure entries of inputs whose names were refused, printed once each."""
+    from tqdm import tqdm
+
+    failed = {}
+    for item in images:
+        if item.refused:
+            failed[item.relative] = {"image": str(item.path), "reason": item.refused}
+            tqdm.write(f"skipped {item.refused}")
+    return failed

@@ -1,0 +1,1 @@
+"""What cardd registers into OpenMMLab: kernels for mmcv.ops, hooks, the size-bin metric."""

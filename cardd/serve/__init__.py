@@ -1,0 +1,1 @@
+"""cardd serve: the HTTP service, its limits, its web page and replicas."""

@@ -1,0 +1,1 @@
+"""What a result is, without torch: class sets and palettes, detections, images."""

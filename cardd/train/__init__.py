@@ -1,0 +1,1 @@
+"""cardd train: the runner, fine-tuning from a model of other classes."""

@@ -1,0 +1,1 @@
+"""Pictures: detections drawn on photos, plots of runs and datasets, HTML reports."""
