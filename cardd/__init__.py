@@ -1,7 +1,10 @@
-"""cardd: car-damage detection and segmentation on the CarDD dataset (MMDetection 3).
+"""cardd: car-damage detection, segmentation and claim assessment (MMDetection 3).
 
-`from cardd import DamageDetector` gives the inference engine; it is imported
-lazily so that `import cardd` (and `cardd --help`) stays free of torch.
+What a user needs, imported lazily so that `import cardd` (and `cardd --help`)
+stays free of torch:
+
+    from cardd import DamageDetector, ImageResult, Detection, ClassSet, load_image
+    from cardd import assess_images
 """
 
 from __future__ import annotations
@@ -9,15 +12,33 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["DamageDetector", "Detection", "__version__"]
+
+#: public name -> the module that defines it
+_PUBLIC = {
+    "DamageDetector": "cardd.detector.predictor",
+    "ImageResult": "cardd.detector.results",
+    "Detection": "cardd.structures.results",
+    "ClassSet": "cardd.structures.classes",
+    "load_image": "cardd.structures.images",
+    "assess_images": "cardd.assess.claim",
+}
+__all__ = [
+    "DamageDetector", "ImageResult", "Detection", "ClassSet", "load_image", "assess_images",
+    "__version__",
+]  # fmt: skip
 
 if TYPE_CHECKING:
-    from cardd.detector.predictor import DamageDetector, Detection
+    from cardd.assess.claim import assess_images
+    from cardd.detector.predictor import DamageDetector
+    from cardd.detector.results import ImageResult
+    from cardd.structures.classes import ClassSet
+    from cardd.structures.images import load_image
+    from cardd.structures.results import Detection
 
 
 def __getattr__(name: str):
-    if name in ("DamageDetector", "Detection"):
-        from cardd.detector import predictor as detector
+    if name in _PUBLIC:
+        import importlib
 
-        return getattr(detector, name)
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(f"module 'cardd' has no attribute {name!r}")

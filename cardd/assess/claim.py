@@ -35,7 +35,8 @@ from cardd.core.options import PARTS_SCORE_THR
 if TYPE_CHECKING:
     import numpy as np
 
-    from cardd.detector.predictor import Detection, ImageResult
+    from cardd.detector.results import ImageResult
+    from cardd.structures.results import Detection
 
 #: The version of claim.json's layout (README: "Claim assessment").
 CLAIM_FORMAT = 1
@@ -564,8 +565,8 @@ def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
     """One claim's photos through the models; its files written into `out`."""
     import json
 
-    from cardd.detector.predictor import UnreadableImage
-    from cardd.infer.common import collect_inputs, load_input
+    from cardd.detector.inputs import collect_inputs, load_input
+    from cardd.structures.images import UnreadableImage
     from cardd.visualize.report import ClaimPictures, write_claim_report
 
     damage_detector, parts_detector, rules, thresholds = models
@@ -606,7 +607,8 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path | str]:
     """
     from cardd.core import storage
     from cardd.core.runs import next_run_dir
-    from cardd.infer.common import check_out_dir, collect_inputs
+    from cardd.detector.inputs import collect_inputs
+    from cardd.infer.common import check_out_dir
 
     collect_inputs(opts.inputs)  # inputs and output folder checked before the models load
     check_out_dir(opts.out_dir, exist_ok=False)
@@ -629,7 +631,8 @@ def run_claims(
     """
     from cardd.core import storage
     from cardd.core.runs import next_run_dir
-    from cardd.infer.common import IMAGE_SUFFIXES, check_out_dir
+    from cardd.infer.common import check_out_dir
+    from cardd.structures.images import IMAGE_SUFFIXES
 
     if not claims_dir.is_dir():
         raise CarddError(f"--claims {claims_dir} is not a folder")

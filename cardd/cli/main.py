@@ -860,8 +860,8 @@ def serve(
     trust_parts_model,
 ) -> None:
     """The claims service: an HTTP API and a web page around one model (FastAPI)."""
+    from cardd.serve.run import serve as run
     from cardd.serve.service import ServeOptions
-    from cardd.serve.service import serve as run
 
     run(
         ServeOptions(

@@ -167,3 +167,20 @@ def is_partial(path: Path) -> bool:
     """Whether `path` is a temporary file of `write_file` (never a result): one a
     writer killed mid-write (SIGKILL, a lost machine) could leave behind."""
     return _PARTIAL_NAME.match(path.name) is not None
+
+
+def unsafe_file_name(name: object) -> str | None:
+    """Why an annotation file's `file_name` may not be joined to an image folder (it
+    would name a file elsewhere: absolute, `.` or `..` parts, a drive or backslashes;
+    `safe_relative`'s rules), else None."""
+    from pathlib import PureWindowsPath
+
+    if not isinstance(name, str) or not name.strip():
+        return "is not a file name"
+    if "\\" in name or PureWindowsPath(name).drive or "\0" in name:
+        return "is not a plain relative path"
+    try:
+        safe_relative(name)
+    except UnsafeNameError:
+        return "leads outside the image folder"
+    return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardd.core.errors import CarddError
-from cardd.data.layout import unsafe_file_name
+from cardd.core.files import unsafe_file_name
 from cardd.data.spec import DatasetSpec, SplitFiles
 from cardd.structures.classes import SPLITS, ClassSet, annotation_file, image_folder
 

@@ -34,8 +34,8 @@ from cardd.core.files import write_file
 from cardd.data.layout import staged_folder
 from cardd.data.spec import SPLIT_NAMES
 from cardd.structures.classes import ClassSet
+from cardd.structures.images import is_image_name
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 #: Ultralytics' names for the validation split in data.yaml, besides `val`.
 _SPLIT_KEYS = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}
 
@@ -122,7 +122,7 @@ def _split_images(base: Path, entry: object, where: str) -> list[Path]:
         path = _resolve(base, item)
         if path.is_dir():
             images += sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                p for p in path.rglob("*") if is_image_name(p) and p.is_file()
             )
         elif path.is_file() and path.suffix == ".txt":
             for line in path.read_text().splitlines():

@@ -20,8 +20,7 @@ import re
 from pathlib import Path
 
 from cardd.core.errors import CarddError
-from cardd.core.files import write_file
-from cardd.data.layout import unsafe_file_name
+from cardd.core.files import unsafe_file_name, write_file
 from cardd.data.spec import SPLIT_NAMES, DatasetSpec, SplitFiles, load_data_file
 
 DEFAULT_NAME = "cardd-data.yaml"

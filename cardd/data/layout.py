@@ -10,28 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cardd.core.errors import CarddError
+from cardd.core.files import unsafe_file_name
 
 #: The folder every dataset command writes inside its destination.
 DATASET_DIR = "CarDD_COCO"
-
-
-def unsafe_file_name(name: object) -> str | None:
-    """Why an annotation file's `file_name` may not be joined to an image folder (it
-    would name a file elsewhere: absolute, `.` or `..` parts, a drive or backslashes;
-    `cardd.core.files.safe_relative`'s rules), else None."""
-    from pathlib import PureWindowsPath
-
-    from cardd.core.files import UnsafeNameError, safe_relative
-
-    if not isinstance(name, str) or not name.strip():
-        return "is not a file name"
-    if "\\" in name or PureWindowsPath(name).drive or "\0" in name:
-        return "is not a plain relative path"
-    try:
-        safe_relative(name)
-    except UnsafeNameError:
-        return "leads outside the image folder"
-    return None
 
 
 def image_path(image_dir: Path, file_name: object, where: str) -> Path:

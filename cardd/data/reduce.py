@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 from cardd.core.errors import CarddError
-from cardd.core.files import write_file
-from cardd.data.layout import DATASET_DIR, staged_folder, unsafe_file_name
+from cardd.core.files import unsafe_file_name, write_file
+from cardd.data.layout import DATASET_DIR, staged_folder
 from cardd.structures.classes import CATEGORY_IDS, CLASSES, SPLITS, annotation_file, image_folder
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")

@@ -110,7 +110,7 @@ def read_categories(ann_file: Path, image_names: bool = False) -> ClassSet:
         raise CarddError(f"{ann_file} is not a COCO annotation file (a JSON object)")
     classes = ClassSet.from_categories(coco.get("categories"), str(ann_file))
     if image_names:
-        from cardd.data.layout import unsafe_file_name
+        from cardd.core.files import unsafe_file_name
 
         images = coco.get("images")
         if not isinstance(images, list):

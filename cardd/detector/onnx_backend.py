@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardd.core.errors import CarddError, CarddUsageError
+from cardd.models.formats import ONNX_FORMAT, ONNX_INPUTS, ONNX_METADATA_KEY, ONNX_OUTPUTS
 from cardd.structures.classes import ClassSet
 
-METADATA_KEY = "cardd"
-ONNX_FORMAT = 1
 #: onnxruntime 1.25.0 is the first release that implements `DeformConv` (opset 19).
 MIN_ONNXRUNTIME = "1.25.0"
 
@@ -216,10 +215,10 @@ class OnnxModel:
         """As `ModelFile.release`: nothing to drop (the file's bytes are not kept)."""
 
     def _metadata(self) -> dict:
-        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        text = self.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
         if text is None:
             raise CarddError(
-                f"{self.path} is an ONNX model but not a cardd export (no '{METADATA_KEY}' "
+                f"{self.path} is an ONNX model but not a cardd export (no '{ONNX_METADATA_KEY}' "
                 "metadata): make one with cardd export --format onnx"
             )
         try:
@@ -249,12 +248,14 @@ class OnnxModel:
         limit = self.max_per_img
         if max_detections is not None:
             limit = min(limit, max_detections)
-        boxes, scores, labels, masks = self.session.run(None, {
-            "image": tensor,
-            "image_size": np.array([height, width], dtype=np.float32),
-            "score_thr": np.array(score_thr, dtype=np.float32),
-            "max_detections": np.array(limit, dtype=np.int64),
-        }, self._run_options)
+        feeds = dict(zip(ONNX_INPUTS, (
+            tensor,
+            np.array([height, width], dtype=np.float32),
+            np.array(score_thr, dtype=np.float32),
+            np.array(limit, dtype=np.int64),
+        ), strict=True))  # fmt: skip
+        boxes, scores, labels, masks = self.session.run(list(ONNX_OUTPUTS), feeds,
+                                                        self._run_options)  # fmt: skip
         check_outputs(boxes, scores, labels, masks, len(self.classes), limit, str(self.path))
         boxes = boxes / np.array([w_factor, h_factor, w_factor, h_factor], dtype=np.float32)
         return RawDetections(
@@ -370,3 +371,23 @@ def check_options(config, half: bool) -> None:
 def is_onnx_model(checkpoint) -> bool:
     """Whether `--checkpoint` names an ONNX model (by its name: `.onnx`)."""
     return isinstance(checkpoint, (str, Path)) and str(checkpoint).lower().endswith(".onnx")
+
+
+class OnnxBackend(OnnxModel):
+    """The onnxruntime engine of `DamageDetector` for `.onnx` exports (no PyTorch)."""
+
+    #: the same margin below the threshold as `TorchBackend.MARGIN` (mmdet's heads keep
+    #: scores strictly above theirs; the graph does as they do)
+    MARGIN = 1e-3
+
+    def __init__(self, config, checkpoint, device: str = "auto", half: bool = False,
+                 trust_checkpoint: bool = False, work_dir=None) -> None:  # fmt: skip
+        check_options(config, half)
+        super().__init__(Path(checkpoint), device)
+        self.half = False
+        self.model_file = self  # path, sha256, classes, as a `ModelFile` has them
+        self.model = None
+
+    def run_batch(self, arrays: list, score_thr: float, max_detections: int | None) -> list:
+        """Raw detections of BGR arrays, one photo at a time (the graph takes one)."""
+        return [self.run(array, score_thr - self.MARGIN, max_detections) for array in arrays]

@@ -1,324 +1,61 @@
-"""The inference engine: `DamageDetector` loads a model once and predicts per image;
-`ImageResult` is what cardd says about one image, and every output (`cardd infer`'s
-JSON and CSV, `cardd serve`'s answers) is made from it.
+"""`DamageDetector`: load a model once, then ask it about photos.
 
-It runs MMDetection's own inference path (the config's test pipeline and the
-model's `test_step`, as `mmdet.apis.inference_detector` does), or for a `.onnx`
-export the onnxruntime engine (`cardd.detector.onnx_backend`, no PyTorch), and adds what a
-service needs: images from paths, numpy arrays or PIL images (EXIF orientation
-respected, grayscale and RGBA accepted), one score threshold for every output,
-the model's own class names and dataset category ids (`ModelFile.classes`),
-mask areas and RLE masks, and a refusal of a config and checkpoint for
-different classes (mmdet only warns and labels with COCO's 80 classes).
+    detector = DamageDetector(checkpoint="dcn_plus.pth")
+    result = detector("claim.jpg")                 # one photo -> ImageResult
+    results = detector(["a.jpg", "b.jpg"])         # a list -> one batch
+    for result in detector.stream("claims/"):      # folders, globs, URLs: one at a time
+        result.save("out/")
+
+One front, one engine class per kind of model file (`BACKENDS`): `TorchBackend`
+runs mmdet's own inference path (the config's test pipeline and the model's
+`test_step`, as `mmdet.apis.inference_detector` does) and `OnnxBackend` a
+`.onnx` export with onnxruntime, no PyTorch. A new engine (TensorRT, say) is a
+new class with the same four attributes and `run_batch`. The front adds what a
+service needs: images from paths, URLs, numpy arrays or PIL images (EXIF
+orientation respected, grayscale and RGBA accepted), one score threshold for
+every output, the model's own class names and dataset category ids, mask areas,
+and a refusal of a config and checkpoint for different classes (mmdet only warns
+and labels with COCO's 80 classes).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cardd.core.devices import resolve_device
+from cardd.core import storage
 from cardd.core.errors import CarddError
+from cardd.detector.inputs import InputImage, collect_inputs, load_input
 from cardd.detector.onnx_backend import is_onnx_model
+from cardd.detector.results import ImageResult
 from cardd.structures.classes import ClassSet
+from cardd.structures.images import UnreadableImage, load_image
+from cardd.structures.results import Detection
 
 if TYPE_CHECKING:
-    import numpy as np
-    from PIL.Image import Image as PILImage
-
-    ImageInput = str | Path | np.ndarray | PILImage
+    from cardd.structures.images import ImageInput
 
 
-@dataclass
-class Detection:
-    """One damaged region: what, how sure, where (original-image pixels)."""
+def backend_for(checkpoint) -> type:
+    """The engine class of a model file: onnxruntime for `.onnx`, else PyTorch."""
+    if is_onnx_model(checkpoint):
+        from cardd.detector.onnx_backend import OnnxBackend
 
-    label: str
-    category_id: int
-    score: float
-    bbox_xyxy: list[float]
-    area: float  # mask pixels, or box area when the model predicts no mask
-    area_fraction: float  # area / (width * height)
-    mask: Any = field(default=None, repr=False)  # bool array (H, W) or None
+        return OnnxBackend
+    from cardd.detector.torch_backend import TorchBackend
 
-    def to_dict(self, with_mask: bool = True) -> dict:
-        """JSON-ready dict; the mask as COCO RLE (`{"size": [h, w], "counts": str}`)."""
-        out = {
-            "label": self.label,
-            "category_id": self.category_id,
-            "score": self.score,
-            "bbox_xyxy": [round(v, 2) for v in self.bbox_xyxy],
-            "area": round(self.area, 2),
-            "area_fraction": round(self.area_fraction, 6),
-        }
-        if with_mask and self.mask is not None:
-            out["mask"] = encode_mask(self.mask)
-        return out
-
-
-CSV_HEADER = (
-    "image",
-    "label",
-    "category_id",
-    "score",
-    "x1",
-    "y1",
-    "x2",
-    "y2",
-    "area",
-    "area_fraction",
-)
-
-
-@dataclass
-class ImageResult:
-    """One image's detections and where they came from: the single source of the
-    per-image JSON (`to_dict`), the CSV rows (`csv_rows`) and the service's answers."""
-
-    image: str
-    width: int
-    height: int
-    detections: list[Detection]
-    config: str
-    checkpoint: str
-    score_thr: float
-    classes: ClassSet = field(repr=False)  # the model's: names, ids and colours to draw with
-
-    def to_dict(self, with_masks: bool = True) -> dict:
-        """The JSON document of `cardd infer`'s preds/*.json and `POST /v1/detect`."""
-        return {
-            "image": self.image,
-            "width": self.width,
-            "height": self.height,
-            "config": self.config,
-            "checkpoint": self.checkpoint,
-            "score_thr": self.score_thr,
-            "detections": [d.to_dict(with_mask=with_masks) for d in self.detections],
-        }
-
-    def csv_rows(self) -> list[list]:
-        """One row per detection, in `CSV_HEADER`'s columns."""
-        return csv_rows(self.to_dict(with_masks=False))
-
-
-def csv_rows(document: dict) -> list[list]:
-    """The CSV rows of one image's JSON document (`ImageResult.to_dict`, or a preds/*.json
-    read back): the same text either way, as the JSON keeps what the CSV shows."""
-    return [
-        [
-            document["image"],
-            d["label"],
-            d["category_id"],
-            d["score"],
-            *(f"{v:.2f}" for v in d["bbox_xyxy"]),
-            f"{d['area']:.2f}",
-            f"{d['area_fraction']:.6f}",
-        ]
-        for d in document["detections"]
-    ]
-
-
-def encode_mask(mask) -> dict:
-    """A boolean mask as COCO run-length encoding with a text `counts`.
-
-    pycocotools encodes column by column and needs the whole image in column-major
-    order: a transposed copy and a scan of every pixel, 4 ms per mask of a 3-megapixel
-    photo, 0.4 s for the 100 masks DCN_plus may keep. A detection's mask fills a
-    small part of the photo, so the runs are found in the smallest rectangle that
-    holds it, placed in the image, and compressed by pycocotools (1 ms): the same
-    bytes as `pycocotools.mask.encode` (tested)."""
-    import numpy as np
-    from pycocotools import mask as mask_utils
-
-    height, width = mask.shape
-    counts = _run_lengths(np.asarray(mask, dtype=bool))
-    rle = mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
-    return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
-
-
-def _run_lengths(mask) -> list[int]:
-    """COCO's uncompressed counts of a boolean mask: alternating runs of 0s and 1s in
-    column-major order, starting with 0s (a count of 0 if the first pixel is set)."""
-    import numpy as np
-
-    height, width = mask.shape
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return [height * width]
-    top, left = int(rows[0]), int(cols[0])
-    crop = mask[top : rows[-1] + 1, left : cols[-1] + 1]
-    # each crop column between two 0s: +1 where a run of 1s starts, -1 after it ends
-    padded = np.zeros((crop.shape[1], crop.shape[0] + 2), dtype=np.int8)
-    padded[:, 1:-1] = crop.T
-    steps = np.diff(padded, axis=1)
-    start_col, start_row = np.nonzero(steps == 1)
-    end_col, end_row = np.nonzero(steps == -1)  # row-major: pairs with the starts
-    starts = (left + start_col).astype(np.int64) * height + top + start_row
-    ends = (left + end_col).astype(np.int64) * height + top + end_row
-    # a run reaching the bottom of the image continues at the top of the next column
-    split = starts[1:] != ends[:-1]
-    starts = np.concatenate([starts[:1], starts[1:][split]])
-    ends = np.concatenate([ends[:-1][split], ends[-1:]])
-    edges = np.empty(2 * len(starts) + 2, dtype=np.int64)
-    edges[0], edges[-1] = 0, height * width
-    edges[1:-1:2], edges[2:-1:2] = starts, ends
-    counts = np.diff(edges)
-    return (counts[:-1] if counts[-1] == 0 else counts).tolist()
-
-
-class UnreadableImage(CarddError):
-    """An input that is not a decodable image (`too_large`: more pixels than allowed)."""
-
-    def __init__(self, message: str, too_large: bool = False) -> None:
-        super().__init__(message)
-        self.too_large = too_large
-
-
-#: Pixels above which an image is refused from its header, before decoding: a
-#: decompression bomb (a few KB of PNG that decode to gigabytes) stops here.
-MAX_PIXELS = 178_956_970  # PIL's own error threshold (2 x Image.MAX_IMAGE_PIXELS)
-
-
-def _decode(opened, name: str, max_pixels: int):
-    """A PIL image opened lazily -> RGB PIL image, refusing too many pixels first."""
-    from PIL import ImageOps
-
-    _check_pixels(opened, name, max_pixels)
-    opened.load()  # raises on truncated files
-    return ImageOps.exif_transpose(opened).convert("RGB")
-
-
-def _check_pixels(opened, name: str, max_pixels: int) -> None:
-    width, height = opened.size
-    if width * height > max_pixels:
-        raise UnreadableImage(
-            f"{name}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}",
-            too_large=True,
-        )
-
-
-def _orientation(opened) -> int:
-    try:
-        return int(opened.getexif().get(0x0112, 1))
-    except Exception:  # a broken EXIF block: PIL's exif_transpose ignores it too
-        return 1
-
-
-@contextlib.contextmanager
-def _image_errors(name: str, max_pixels: int):
-    """PIL's exceptions about a file -> `UnreadableImage` with a one-line reason."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        yield
-    except FileNotFoundError:
-        raise UnreadableImage(f"{name}: no such file") from None
-    except UnidentifiedImageError:
-        raise UnreadableImage(f"{name}: not an image file") from None
-    except Image.DecompressionBombError as error:
-        raise UnreadableImage(
-            f"{name}: over the limit of {max_pixels} pixels ({error})", too_large=True
-        ) from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise UnreadableImage(f"{name}: {error}") from None
-
-
-def decode_image_bytes(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image"):
-    """An image file's bytes -> a BGR uint8 array, EXIF orientation applied; the
-    pixel count is checked from the header before anything is decoded.
-
-    A photo is decoded once, into the array returned: an 8-bit JPEG or PNG (what
-    phones and browsers send) by OpenCV, straight to BGR, turned by its EXIF
-    orientation as PIL turns it. Anything else goes through PIL, which makes three
-    intermediate copies (144 MB each at 48 MP).
-
-    Raises:
-        UnreadableImage: empty, truncated, not an image, or too many pixels.
-    """
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    if not data:
-        raise UnreadableImage(f"{name}: empty file")
-    with _image_errors(name, max_pixels), Image.open(io.BytesIO(data)) as opened:
-        _check_pixels(opened, name, max_pixels)
-        if not _opencv_decodes_as_pil(opened):
-            return _pil_to_bgr(_decode(opened, name, max_pixels))
-    import cv2
-
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is not None:
-        return bgr
-    return decode_image_bytes_with_pil(data, max_pixels, name)  # truncated...: PIL says why
-
-
-def decode_image_bytes_with_pil(data: bytes, max_pixels: int = MAX_PIXELS, name: str = "image"):
-    """`decode_image_bytes` through PIL alone: the reference the OpenCV path matches."""
-    import io
-
-    from PIL import Image
-
-    with _image_errors(name, max_pixels), Image.open(io.BytesIO(data)) as opened:
-        return _pil_to_bgr(_decode(opened, name, max_pixels))
-
-
-def _pil_to_bgr(rgb):
-    import numpy as np
-
-    return np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
-
-
-def _opencv_decodes_as_pil(opened) -> bool:
-    """Whether OpenCV decodes this file to what PIL would: an 8-bit RGB or grayscale
-    JPEG (OpenCV applies the EXIF orientation of JPEGs), or such a PNG without an
-    orientation to apply."""
-    if opened.mode not in ("RGB", "L"):
-        return False
-    return opened.format == "JPEG" or (opened.format == "PNG" and _orientation(opened) == 1)
-
-
-def load_image(image: ImageInput):
-    """Any supported input -> a BGR uint8 array (H, W, 3), EXIF orientation applied.
-
-    Raises:
-        UnreadableImage: missing, truncated, empty or not an image.
-    """
-    import numpy as np
-    from PIL import Image, ImageOps
-
-    if isinstance(image, np.ndarray):
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        if image.ndim != 3 or image.shape[2] not in (3, 4) or image.size == 0:
-            raise UnreadableImage(f"array of shape {image.shape} is not an HxWx3 BGR image")
-        if image.dtype != np.uint8:
-            # a cast would make a [0, 1] float image black and wrap a uint16 one
-            raise UnreadableImage(
-                f"array of dtype {image.dtype}: pass 8-bit BGR pixels (uint8 0..255), e.g. "
-                "(image * 255).round().astype(np.uint8) for floats in [0, 1]"
-            )
-        return np.ascontiguousarray(image[:, :, :3])
-    if isinstance(image, (str, Path)):
-        with _image_errors(str(image), MAX_PIXELS), Image.open(image) as opened:
-            rgb = _decode(opened, str(image), MAX_PIXELS)
-    elif hasattr(image, "convert"):  # a PIL image
-        rgb = ImageOps.exif_transpose(image).convert("RGB")
-    else:
-        raise UnreadableImage(f"unsupported image input of type {type(image).__name__}")
-    return _pil_to_bgr(rgb)
+    return TorchBackend
 
 
 class DamageDetector:
-    """Load a cardd model once; call `predict` per image (or `predict_batch`).
+    """Load a cardd model once; call it on photos.
 
     Args:
-        config: config name (`DCN_plus`) or path; None: the one inside a
-            `cardd export` file, else DCN_plus.
+        config: config name (`DCN_plus`) or path; None: the one a model file's record
+            names, else DCN_plus.
         checkpoint: a checkpoint or export path, `latest` or `best` (of `work_dir`);
             a `.onnx` export runs with onnxruntime, without PyTorch.
         device: `auto`, `cpu`, `cuda` or `cuda:N` (for ONNX: onnxruntime's CUDA
@@ -335,7 +72,9 @@ class DamageDetector:
     Example:
         >>> detector = DamageDetector(checkpoint="model.pth")   # a `cardd export` file
         >>> detector = DamageDetector(checkpoint="model.onnx")  # ... or its ONNX form
-        >>> for d in detector.predict("claim.jpg"):
+        >>> result = detector("claim.jpg")
+        >>> print(result.summary())                            # 1024x768 2 dent
+        >>> for d in result.detections:
         ...     print(d.label, d.score, d.bbox_xyxy)
     """
 
@@ -349,72 +88,120 @@ class DamageDetector:
         work_dir: str | Path | None = None,
         half: bool = False,
     ) -> None:
-        if not 0.0 <= score_thr <= 1.0:
-            raise CarddError(f"score threshold must be within [0, 1], got {score_thr}")
+        _check_threshold(score_thr)
         self.score_thr = score_thr
         self.half = half
         self._lock = threading.Lock()  # one call at a time changes the test settings
-        self.onnx = None
-        if is_onnx_model(checkpoint):
-            self._open_onnx(config, Path(checkpoint), device, half)
-            return
-        from cardd.models.config_guard import lookup_only
-        from cardd.models.model_file import build_model, open_model
+        self.backend = backend_for(checkpoint)(
+            config, checkpoint, device, half, trust_checkpoint=trust_checkpoint,
+            work_dir=work_dir,
+        )  # fmt: skip
+        self.device: str = self.backend.device
+        self.checkpoint: Path = self.backend.path
+        self.classes: ClassSet = self.backend.classes
+        self.config_source: str = self.backend.config_source
+        self.model_file = self.backend.model_file  # path, sha256, classes
+        self.model = self.backend.model  # the torch module (None for ONNX)
 
-        self.device = resolve_device(device)
-        self.model_file = open_model(
-            config,
-            checkpoint,
-            work_dir=Path(work_dir) if work_dir is not None else None,
-            trust_checkpoint=trust_checkpoint,
-        )
-        self.checkpoint = self.model_file.path
-        self.classes: ClassSet = self.model_file.classes
-        self.config_source = self.model_file.config_source
-        self.model = build_model(self.model_file, self.device)
-        self._final_cfgs = self._final_test_cfgs()
-        self.model_file.release()
-        with lookup_only() if self.model_file.config_from_file else contextlib.nullcontext():
-            self._pipeline = self._build_pipeline(self.model.cfg)
+    def __call__(self, source, score_thr: float | None = None):
+        """One photo (a path, URL, BGR array or PIL image) -> its `ImageResult`; a list
+        of them -> a list of results, run as one batch. The results keep their photo
+        (`plot()`, `save()`).
 
-    def _open_onnx(self, config, path: Path, device: str, half: bool) -> None:
-        """An ONNX export, run by onnxruntime (`cardd.detector.onnx_backend`): no PyTorch needed."""
-        from cardd.detector.onnx_backend import OnnxModel, check_options
+        Raises:
+            UnreadableImage: a photo that is missing, truncated or not an image.
+        """
+        if isinstance(source, (list, tuple)):
+            return self._call_many(list(source), score_thr)
+        return self._call_many([source], score_thr)[0]
 
-        check_options(config, half)
-        self.onnx = OnnxModel(path, device)
-        self.model_file = self.onnx  # path, sha256, classes, as a `ModelFile` has them
-        self.model = None
-        self.device = self.onnx.device
-        self.checkpoint = self.onnx.path
-        self.classes = self.onnx.classes
-        self.config_source = self.onnx.config_source
+    def _call_many(self, sources: list, score_thr: float | None) -> list[ImageResult]:
+        arrays, names, paths = [], [], []
+        for source in sources:
+            began = time.perf_counter()
+            if isinstance(source, (str, Path)):
+                array = load_input(storage.local_path(str(source)) or str(source))
+                if isinstance(array, UnreadableImage):
+                    raise array
+                names.append(str(source))
+                paths.append(source)
+            else:
+                array = load_image(source)
+                names.append(f"image{len(names)}")
+                paths.append(None)
+            arrays.append((array, (time.perf_counter() - began) * 1000))
+        results = self.detect([a for a, _ in arrays], names, score_thr=score_thr)
+        for result, (array, decode_ms), path in zip(results, arrays, paths, strict=True):
+            result.pixels, result.path = array, path
+            result.timing_ms = {"decode": decode_ms, **result.timing_ms}
+        return results
 
-    @classmethod
-    def from_options(cls, options) -> DamageDetector:
-        """The detector a command's options describe (`InferOptions`, `ServeOptions`:
-        anything with config, checkpoint, device, score_thr, trust_checkpoint,
-        work_dir and half)."""
-        return cls(
-            options.config,
-            options.checkpoint,
-            options.device,
-            options.score_thr,
-            trust_checkpoint=options.trust_checkpoint,
-            work_dir=options.work_dir,
-            half=options.half,
-        )
+    def stream(
+        self,
+        source: str | Path | Iterable[str | Path | InputImage],
+        *,
+        recursive: bool = False,
+        batch_size: int = 1,
+        score_thr: float | None = None,
+        workers: int = 2,
+    ) -> Iterator[ImageResult]:
+        """Results one at a time, in input order, for files, folders, glob patterns
+        and URLs (any fsspec location), or for `InputImage`s already listed: photos
+        are decoded `workers` threads ahead of the model, which runs `batch_size` at
+        a time. A photo that cannot be read, or a batch the model fails on, gives a
+        result with `error` set (and no detections) instead of stopping the stream.
 
-    @staticmethod
-    def _build_pipeline(cfg):
-        from mmcv.transforms import Compose
-        from mmdet.utils import get_test_pipeline_cfg
+        Raises:
+            CarddUsageError: an input that does not exist, or no images at all.
+        """
+        if batch_size < 1:
+            raise CarddError(f"batch_size must be at least 1, got {batch_size}")
+        sources = [source] if isinstance(source, (str, Path)) else list(source)
+        listed = [s for s in sources if not isinstance(s, InputImage)]
+        images = [s for s in sources if isinstance(s, InputImage)]
+        if listed:
+            images += collect_inputs(tuple(str(s) for s in listed), recursive)
+        pending: list[tuple[InputImage, object, float]] = []  # failures wait their turn
+        for position, entry in enumerate(_decoded(images, workers), start=1):
+            pending.append(entry)
+            to_run = sum(not isinstance(array, str) for _, array, _ in pending)
+            if to_run == batch_size or position == len(images):
+                yield from self._run_batch(pending, score_thr)
+                pending = []
 
-        steps = [dict(step) for step in get_test_pipeline_cfg(cfg)]
-        steps[0]["type"] = "mmdet.LoadImageFromNDArray"  # images arrive decoded
-        # Inference has no ground truth to load.
-        steps = [s for s in steps if s["type"] not in ("LoadAnnotations", "mmdet.LoadAnnotations")]
-        return Compose(steps)
+    def _run_batch(self, pending: list, score_thr: float | None) -> list[ImageResult]:
+        """Results of decoded photos and failures, in their order; the photos run as one
+        batch (a model failure fails each of them)."""
+        from cardd.core.errors import one_line
+
+        batch = [(item, array, ms) for item, array, ms in pending if not isinstance(array, str)]
+        results: dict[int, ImageResult] = {}
+        if batch:
+            began = time.perf_counter()
+            try:
+                found = self.detect([a for _, a, _ in batch], [str(i.path) for i, _, _ in batch],
+                                    score_thr=score_thr)  # fmt: skip
+            except Exception as error:  # e.g. out of memory on a huge photo: go on
+                reason = f"the model failed on this batch: {one_line(error)}"
+                found = [self._failed(item, reason, score_thr) for item, _, _ in batch]
+            model_ms = (time.perf_counter() - began) * 1000 / len(batch)
+            for result, (item, array, decode_ms) in zip(found, batch, strict=True):
+                result.path, result.name = item.path, item.relative
+                if result.ok:
+                    result.pixels = array
+                    result.timing_ms = {"decode": decode_ms, "model": model_ms}
+                results[id(item)] = result
+        return [
+            results[id(item)] if id(item) in results else self._failed(item, array, score_thr)
+            for item, array, _ in pending
+        ]
+
+    def _failed(self, item: InputImage, reason: str, score_thr: float | None) -> ImageResult:
+        return ImageResult(
+            image=str(item.path), width=0, height=0, detections=[], config=self.config_source,
+            checkpoint=str(self.checkpoint), score_thr=self._threshold(score_thr),
+            classes=self.classes, path=item.path, name=item.relative, error=reason,
+        )  # fmt: skip
 
     def predict(self, image: ImageInput, score_thr: float | None = None) -> list[Detection]:
         """Detections in one image, sorted by score (highest first)."""
@@ -447,19 +234,12 @@ class DamageDetector:
             max_detections: at most this many detections per image (default: the
                 model's `max_per_img`; a larger number does not raise it).
         """
-        thr = self.score_thr if score_thr is None else score_thr
-        if not 0.0 <= thr <= 1.0:
-            raise CarddError(f"score threshold must be within [0, 1], got {thr}")
+        thr = self._threshold(score_thr)
         if max_detections is not None and max_detections < 1:
             raise CarddError(f"max_detections must be at least 1, got {max_detections}")
         names = names if names is not None else [f"image{i}" for i in range(len(arrays))]
         with self._lock:
-            if self.onnx is not None:
-                # mmdet keeps scores above its threshold: the same margin as `_test_settings`
-                found = [self.onnx.run(array, thr - 1e-3, max_detections) for array in arrays]
-            else:
-                with self._test_settings(thr, max_detections):
-                    found = [_SampleDetections(sample) for sample in self._forward(arrays)]
+            found = self.backend.run_batch(arrays, thr, max_detections)
         return [
             ImageResult(
                 image=name,
@@ -474,52 +254,14 @@ class DamageDetector:
             for name, array, raw in zip(names, arrays, found, strict=True)
         ]
 
-    def _final_test_cfgs(self) -> list:
-        """The test settings of the heads that give the final detections (those with
-        both `score_thr` and `max_per_img`: mmdet's RoI and single-stage heads; an RPN
-        has no `score_thr`, and its proposals are left alone)."""
-        found: dict[int, Any] = {}
-        for module in self.model.modules():
-            cfg = getattr(module, "test_cfg", None)
-            if hasattr(cfg, "keys") and "score_thr" in cfg and "max_per_img" in cfg:
-                found[id(cfg)] = cfg
-        return list(found.values())
-
-    @contextlib.contextmanager
-    def _test_settings(self, score_thr: float, max_detections: int | None):
-        cfgs = self._final_cfgs
-        saved = [(cfg["score_thr"], cfg["max_per_img"]) for cfg in cfgs]
-        try:
-            for cfg, (_, keep) in zip(cfgs, saved, strict=True):
-                # mmdet keeps scores strictly above its threshold, in the scores' own
-                # precision (float16 under --half); cardd keeps those at or above it:
-                # a margin below, then `_detections` cuts exactly.
-                cfg["score_thr"] = score_thr - 1e-3
-                if max_detections is not None:
-                    cfg["max_per_img"] = min(keep, max_detections)
-            yield
-        finally:
-            for cfg, (thr, keep) in zip(cfgs, saved, strict=True):
-                cfg["score_thr"], cfg["max_per_img"] = thr, keep
-
-    def _forward(self, arrays: list) -> list:
-        """Raw mmdet `DetDataSample`s for decoded BGR arrays (mmdet's test pipeline)."""
-        import torch
-        from mmengine.dataset import pseudo_collate
-
-        batch = pseudo_collate(
-            [self._pipeline({"img": array, "img_id": index}) for index, array in enumerate(arrays)]
-        )
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device.split(":")[0], dtype=torch.float16, enabled=self.half),
-        ):
-            return self.model.test_step(batch)
+    def _threshold(self, score_thr: float | None) -> float:
+        thr = self.score_thr if score_thr is None else score_thr
+        _check_threshold(thr)
+        return thr
 
     def _detections(self, raw, score_thr: float) -> list[Detection]:
-        """One image's raw detections (`_SampleDetections`, the ONNX engine's
-        `RawDetections`) -> its `Detection`s at or above `score_thr`, best first; only
-        their masks are made."""
+        """One image's raw detections (the backends' `run_batch`) -> its `Detection`s at
+        or above `score_thr`, best first; only their masks are made."""
         import numpy as np
 
         height, width = raw.height, raw.width
@@ -550,17 +292,36 @@ class DamageDetector:
         return detections
 
 
-class _SampleDetections:
-    """An mmdet `DetDataSample`'s predictions as numpy arrays, masks one at a time
-    (indexing all masks at once would copy every one of them)."""
+def _check_threshold(score_thr: float) -> None:
+    if not 0.0 <= score_thr <= 1.0:
+        raise CarddError(f"score threshold must be within [0, 1], got {score_thr}")
 
-    def __init__(self, sample) -> None:
-        self.height, self.width = sample.ori_shape[:2]
-        instances = sample.pred_instances
-        self.scores = instances.scores.float().cpu().numpy()  # float16 under --half
-        self.labels = instances.labels.cpu().numpy()
-        self.boxes = instances.bboxes.float().cpu().numpy()
-        self._masks = instances.masks.cpu() if "masks" in instances else None
 
-    def mask(self, index: int):
-        return self._masks[index].numpy() if self._masks is not None else None
+def _decoded(images: list[InputImage], workers: int) -> Iterator[tuple[InputImage, object, float]]:
+    """(image, BGR array or the reason it has none, decode ms), in input order, up to
+    2 x `workers` decoded ahead in threads (decoding releases the GIL in OpenCV and
+    PIL); with 0 workers, inline."""
+    from collections import deque
+
+    def decode(item: InputImage):
+        if item.refused:
+            return item, item.refused, 0.0
+        began = time.perf_counter()
+        array = load_input(item.path)
+        if isinstance(array, UnreadableImage):
+            return item, str(array), 0.0
+        return item, array, (time.perf_counter() - began) * 1000
+
+    if workers <= 0:
+        yield from (decode(item) for item in images)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, "cardd-decode") as pool:
+        ahead: deque = deque()
+        for item in images:
+            ahead.append(pool.submit(decode, item))
+            if len(ahead) > 2 * workers:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()

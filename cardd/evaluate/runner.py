@@ -358,10 +358,12 @@ def _evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
     outputs. Runs without PyTorch, mmcv and mmdet."""
     from tqdm import tqdm
 
-    from cardd.detector.predictor import DamageDetector, encode_mask, load_image
+    from cardd.detector.predictor import DamageDetector
+    from cardd.structures.images import load_image
+    from cardd.structures.results import encode_mask
 
     detector = DamageDetector(opts.config, opts.checkpoint, opts.device, score_thr=0.0)
-    threshold = detector.onnx.test_score_thr
+    threshold = detector.backend.test_score_thr
     ann, image_dir = _split_files(opts)
     where = f"the {opts.split} split of {opts.data or ann}"
     _check_model_fits(detector.classes, _ground_truth(ann), where)

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-EXPORT_FORMAT = 2
+from cardd.models.formats import EXPORT_FORMAT
+
 #: `--format`: PyTorch weights (the default) or an ONNX graph (`cardd.export.onnx`).
 FORMATS = ("pth", "onnx")
 

@@ -37,16 +37,13 @@ from typing import TYPE_CHECKING
 
 from cardd.core.errors import CarddError, CarddUsageError
 from cardd.detector.onnx_backend import MIN_ONNXRUNTIME
+from cardd.models.formats import ONNX_FORMAT, ONNX_INPUTS, ONNX_METADATA_KEY, ONNX_OUTPUTS
 
 if TYPE_CHECKING:
     from cardd.export.common import ExportResult
 
 #: ONNX opset: 19 is the first with `DeformConv` in the standard domain.
 OPSET = 19
-ONNX_FORMAT = 1
-METADATA_KEY = "cardd"
-INPUT_NAMES = ["image", "image_size", "score_thr", "max_detections"]
-OUTPUT_NAMES = ["boxes", "scores", "labels", "masks"]
 
 
 def _count_up(like):
@@ -371,8 +368,8 @@ def trace_to_onnx(model, path: Path, example_image, example_size, score_thr, max
             (example_image, example_size, score_thr, max_detections),
             str(path),
             opset_version=OPSET,
-            input_names=INPUT_NAMES,
-            output_names=OUTPUT_NAMES,
+            input_names=list(ONNX_INPUTS),
+            output_names=list(ONNX_OUTPUTS),
             dynamic_axes={
                 "image": {2: "height", 3: "width"},
                 "boxes": {0: "detections"},
@@ -391,7 +388,7 @@ def add_metadata(path: Path, metadata: dict) -> None:
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
+    entry.key, entry.value = ONNX_METADATA_KEY, json.dumps(metadata, sort_keys=True)
     proto.producer_name = "cardd"
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
@@ -492,7 +489,7 @@ def check_against_torch(model, path: Path, image, image_size) -> dict:
     with torch.no_grad():
         expected = [t.numpy() for t in graph(*inputs)]
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {name: t.numpy() for name, t in zip(INPUT_NAMES, inputs, strict=True)}
+    feeds = {name: t.numpy() for name, t in zip(ONNX_INPUTS, inputs, strict=True)}
     got = session.run(None, feeds)
     if len(got[0]) != len(expected[0]) or not np.array_equal(got[2], expected[2]):
         raise CarddError(

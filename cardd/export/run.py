@@ -48,7 +48,8 @@ def export_model(opts: ExportOptions) -> ExportResult:
         return export_onnx(opts)
     import torch
 
-    from cardd.models.model_file import EXPORT_KEY, build_model, open_model
+    from cardd.models.formats import EXPORT_KEY
+    from cardd.models.model_file import build_model, open_model
 
     model_file = open_model(opts.config, opts.checkpoint, opts.work_dir, opts.trust_checkpoint)
     model = build_model(model_file, "cpu")

@@ -17,33 +17,28 @@ Output folder layout (see the README):
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from cardd.core import logs, storage
-from cardd.core.errors import CarddUsageError, one_line
+from cardd.core.errors import CarddUsageError
 from cardd.core.options import SCORE_THR
 from cardd.core.runs import next_run_dir
-from cardd.detector.predictor import CSV_HEADER, ImageResult, csv_rows
+from cardd.detector.inputs import InputImage
+from cardd.detector.results import ImageResult
 from cardd.structures.classes import ClassSet
+from cardd.structures.results import CSV_HEADER, csv_rows
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+if TYPE_CHECKING:
+    from cardd.detector.predictor import DamageDetector
+
 ENGINES = ("local", "ray")
 
 
-@dataclass
-class InputImage:
-    """An image to process (a local path, or a URL as text) and where its outputs go,
-    relative to the output folder."""
-
-    path: Path | str
-    relative: PurePosixPath
-    #: why its name is refused (`cardd.core.files.safe_relative`): reported as failed, never read
-    refused: str | None = None
 
 
 @dataclass
@@ -123,77 +118,6 @@ class InferSummary:
         }
 
 
-def _is_image_name(path: Path | PurePosixPath | str) -> bool:
-    return PurePosixPath(str(path)).suffix.lower() in IMAGE_SUFFIXES
-
-
-def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, str]]:
-    """The images one input names, each with its output name as found (before it is
-    checked and de-duplicated): an object key's text is kept as it is, never normalised."""
-    if storage.is_url(item) and storage.local_path(item) is None:
-        listed = storage.list_files(item, recursive)
-        if listed is not None:
-            name = storage.folder_name(item)
-            return [(url, f"{name}/{rel}") for url, rel in listed if _is_image_name(rel)]
-        if glob.has_magic(item.split("://", 1)[1]):
-            return [(url, storage.url_name(url)) for url in storage.glob(item)]
-        if storage.is_file(item):
-            return [(item, storage.url_name(item))]
-        raise CarddUsageError(f"input {item} does not exist")
-    path = storage.local_path(item)
-    if path.is_dir():
-        pattern = "**/*" if recursive else "*"
-        return [
-            (file, "/".join((path.resolve().name, *file.relative_to(path).parts)))
-            for file in sorted(p for p in path.glob(pattern) if p.is_file() and _is_image_name(p))
-        ]
-    if path.is_file():
-        return [(path, path.name)]
-    if glob.has_magic(item):
-        matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive))
-        return [(m, m.name) for m in matches if m.is_file()]
-    raise CarddUsageError(f"input {item} does not exist")
-
-
-def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[InputImage]:
-    """Expand files, folders and glob patterns (local or URLs) into images with unique
-    relative outputs.
-
-    A folder's images keep their path under the folder, prefixed with the
-    folder's name; a file keeps its name. Where two inputs would still map to
-    the same output (same name in two places), the later one gets `_2`, `_3`...
-    A name that could leave the output folder (an object key `inbox/../../x.png`,
-    see `cardd.core.files.safe_relative`) is kept as a refused input: reported as failed,
-    never read or written.
-    """
-    from cardd.core.files import UnsafeNameError, safe_relative
-
-    found: list[tuple[Path | str, str]] = []
-    for item in inputs:
-        found.extend(_found_at(item, recursive))
-    if not found:
-        raise CarddUsageError(f"no images found in {', '.join(inputs)}")
-    taken: set[PurePosixPath] = set()
-    images = []
-    seen: set[Path | str] = set()
-    for path, name in found:
-        key = path.resolve() if isinstance(path, Path) else path
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            relative = safe_relative(name)
-        except UnsafeNameError as error:
-            images.append(InputImage(path, PurePosixPath(f"<refused {len(images)}>"),
-                                     refused=f"{path}: its name {error}"))  # fmt: skip
-            continue
-        unique, n = relative, 1
-        while unique in taken:
-            n += 1
-            unique = relative.with_name(f"{relative.stem}_{n}{relative.suffix}")
-        taken.add(unique)
-        images.append(InputImage(path, unique))
-    return images
 
 
 #: What a run writes into its output folder; `--exist-ok` replaces these as a whole.
@@ -204,6 +128,17 @@ RUN_OUTPUTS = (
 
 #: Files only a run of `cardd infer` leaves: `--exist-ok` replaces outputs only beside one.
 RUN_MARKS = {"summary.json", "infer.log"}
+
+
+def open_detector(options) -> DamageDetector:
+    """The detector a command's model options describe (`InferOptions`, `ServeOptions`:
+    config, checkpoint, device, score_thr, trust_checkpoint, work_dir, half)."""
+    from cardd.detector.predictor import DamageDetector
+
+    return DamageDetector(
+        options.config, options.checkpoint, options.device, options.score_thr,
+        trust_checkpoint=options.trust_checkpoint, work_dir=options.work_dir, half=options.half,
+    )  # fmt: skip
 
 
 def check_out_dir(out_dir: Path | str | None, exist_ok: bool, resume: bool = False) -> None:
@@ -271,19 +206,13 @@ def index_entry(item: InputImage, document: dict, visualize: bool) -> dict:
 
 def write_image(folder: storage.Folder, item: InputImage, array, result: ImageResult,
                 visualize: bool) -> dict:  # fmt: skip
-    """One image's picture and thumbnail (unless not `visualize`), then its JSON (last, so
-    a JSON that is there means the image is done); its `index_entry`."""
-    from cardd.visualize.draw import draw_detections, encode_image, thumbnail
-
-    files = image_files(item, visualize)
-    if visualize:
-        drawn = draw_detections(array, result.detections, result.classes)
-        folder.write_bytes(
-            files["picture"], encode_image(drawn, PurePosixPath(files["picture"]).suffix)
-        )
-        folder.write_bytes(files["thumb"], encode_image(thumbnail(drawn), ".jpg", quality=80))
+    """One image's files (`ImageResult.files`: picture and thumbnail unless not
+    `visualize`, then its JSON, last, so a JSON that is there means the image is done);
+    its `index_entry`."""
     document = result.to_dict()
-    folder.write_text(files["json"], json.dumps(document, indent=1))
+    result.name = item.relative
+    for relative, data in result.files(visualize, array, document).items():
+        folder.write_bytes(relative, data)
     return index_entry(item, document, visualize)
 
 
@@ -351,22 +280,6 @@ def finish_run(folder: storage.Folder, images: list[InputImage], entries: dict, 
     folder.write_text("index.html", infer_index_html(ordered, document, model.classes))
     folder.remove_partials()  # a worker killed mid-write (Ray replaces it) leaves one
     return summary
-
-
-def load_input(path: Path | str):
-    """The decoded image, or the `UnreadableImage` saying why not (raised in the caller)."""
-    from cardd.detector.predictor import UnreadableImage, decode_image_bytes, load_image
-
-    try:
-        if isinstance(path, str):
-            try:
-                data = storage.read_bytes(path)
-            except Exception as error:  # a missing object, a lost connection: this image
-                raise UnreadableImage(f"{path}: {one_line(error)}") from None
-            return decode_image_bytes(data, name=path)
-        return load_image(path)
-    except UnreadableImage as error:
-        return error
 
 
 class log_into:  # noqa: N801 - used as a context manager, like open()

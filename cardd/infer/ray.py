@@ -32,15 +32,14 @@ from pathlib import Path, PurePosixPath
 from cardd.core import logs, storage
 from cardd.core.errors import CarddError, CarddUsageError, one_line
 from cardd.core.files import write_file
+from cardd.detector.inputs import InputImage, load_input
 from cardd.detector.onnx_backend import is_onnx_model
 from cardd.infer.common import (
     InferOptions,
     InferSummary,
-    InputImage,
     ModelInfo,
     finish_run,
     finished_images,
-    load_input,
     log_into,
     prepare_out_dir,
     refused_inputs,
@@ -117,7 +116,7 @@ def decode_rows(batch: dict) -> dict:
     """A CPU task: each row's image decoded (BGR uint8), or why it could not be."""
     import numpy as np
 
-    from cardd.detector.predictor import UnreadableImage
+    from cardd.structures.images import UnreadableImage
 
     images, errors = [], []
     for source, name, is_url in zip(batch["source"], batch["name"], batch["is_url"], strict=True):

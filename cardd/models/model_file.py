@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from cardd.core.errors import CarddError
 from cardd.models import checkpoints
 from cardd.models.configs import config_from_text, load_config, resolve_config
+from cardd.models.formats import EXPORT_KEY
 from cardd.structures.classes import ClassSet
 
 if TYPE_CHECKING:
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 #: The config used when neither `--config` nor the model file names one.
 DEFAULT_CONFIG = "DCN_plus"
 #: The key of a `cardd export` file's self-description.
-EXPORT_KEY = "cardd_export"
 
 
 @dataclass
@@ -137,7 +137,8 @@ def file_record(path: Path, contents: dict) -> dict | None:
         CarddError: a config text that is not plain data, or whose model no shipped
             config rebuilds (then only `--config` of that file can load it).
     """
-    from cardd.models.record import RECORD_KEY, check_plain_model, record_of
+    from cardd.models.formats import RECORD_KEY
+    from cardd.models.record import check_plain_model, record_of
 
     exported = contents.get(EXPORT_KEY)
     exported = exported if isinstance(exported, dict) else {}

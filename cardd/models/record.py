@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 RECORD_FORMAT = 2
 #: The key of the record in an export (`cardd_export["model"]`) and a checkpoint's `meta`.
-RECORD_KEY = "cardd_model"
 FIELDS = (
     "format", "architecture", "classes", "category_ids", "palette", "test_cfg",
     "data_preprocessor", "test_resize",

@@ -365,7 +365,7 @@ def _recording_runner() -> type:
             # for the call, so the recorded hash is that of the bytes written.
             from mmengine.runner import runner as runner_module
 
-            from cardd.models.record import RECORD_KEY
+            from cardd.models.formats import RECORD_KEY
 
             # the model's record (`cardd.models.record`): what loading builds it from
             meta = {**(meta or {}), RECORD_KEY: self._model_record()}

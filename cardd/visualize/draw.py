@@ -19,12 +19,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cardd.structures.classes import text_colour
+from cardd.structures.images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from cardd.detector.predictor import Detection
     from cardd.structures.classes import ClassSet
+    from cardd.structures.results import Detection
 
 MASK_ALPHA = 0.45
 
@@ -169,7 +170,7 @@ def encode_image(image_bgr: np.ndarray, suffix: str = ".jpg", quality: int = 90)
     import cv2
 
     suffix = suffix.lower()
-    if suffix not in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
+    if suffix not in IMAGE_SUFFIXES:
         suffix = ".png"
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
     ok, encoded = cv2.imencode(suffix, image_bgr, params)

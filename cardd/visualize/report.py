@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from cardd.core.files import write_file
-from cardd.data.layout import unsafe_file_name
+from cardd.core.files import unsafe_file_name, write_file
 from cardd.structures.classes import ClassSet
 
 if TYPE_CHECKING:
@@ -113,7 +112,8 @@ def _draw_truth_and_predictions(
     import numpy as np
     from pycocotools import mask as mask_utils
 
-    from cardd.detector.predictor import Detection, UnreadableImage, load_image
+    from cardd.structures.images import UnreadableImage, load_image
+    from cardd.structures.results import Detection
     from cardd.visualize.draw import draw_detections, encode_jpeg
 
     try:

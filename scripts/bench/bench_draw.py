@@ -81,7 +81,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from cardd import DamageDetector
-    from cardd.detector.predictor import _SampleDetections, load_image
+    from cardd.detector.torch_backend import _SampleDetections
+    from cardd.structures.images import load_image
     from cardd.visualize.draw import draw_detections
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +109,7 @@ def main() -> None:
         old, new, counts = [], [], []
         for path in images:
             array = load_image(path)
-            sample = detector._forward([array])[0]
+            sample = detector.backend.forward([array])[0]
             detections = detector._detections(_SampleDetections(sample), args.score_thr)
             counts.append(len(detections))
             for _ in range(args.repeats):

@@ -32,7 +32,8 @@ from bench_serve_memory import memory_kb  # noqa: E402
 
 def worker(engine: str, model: str, config: str, image: str, rounds: int) -> None:
     """One engine in this process: seconds per photo, as JSON on stdout."""
-    from cardd.detector.predictor import DamageDetector, load_image
+    from cardd.detector.predictor import DamageDetector
+    from cardd.structures.images import load_image
 
     detector = DamageDetector(config if engine == "pth" else None, model, "cpu", score_thr=0.3)
     array = load_image(image)

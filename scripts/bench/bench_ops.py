@@ -153,7 +153,7 @@ def main() -> None:
     print(row("DCN train step 64ch 80x80 x2", seconds))
 
     from cardd import DamageDetector
-    from cardd.detector.predictor import load_image
+    from cardd.structures.images import load_image
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

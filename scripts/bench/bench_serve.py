@@ -86,7 +86,7 @@ def main() -> None:
         checkpoint = args.checkpoint or random_checkpoint(args.config, tmp / "random.pth")
 
         detector = DamageDetector(args.config, checkpoint, device="cpu", score_thr=args.score_thr)
-        from cardd.detector.predictor import load_image
+        from cardd.structures.images import load_image
 
         def in_process(i: int) -> float:
             started = time.perf_counter()

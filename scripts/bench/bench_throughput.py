@@ -60,7 +60,7 @@ def half_agreement(images, args, checkpoint) -> str:
     import numpy as np
 
     from cardd import DamageDetector
-    from cardd.detector.predictor import load_image
+    from cardd.structures.images import load_image
 
     arrays = [load_image(p) for p in images]
     common = dict(device=args.device, score_thr=0.0, trust_checkpoint=args.checkpoint is None)

@@ -14,8 +14,9 @@ from cardd.assess.claim import (
     thresholds_from_metrics,
 )
 from cardd.core.errors import CarddError
-from cardd.detector.predictor import Detection, ImageResult
+from cardd.detector.results import ImageResult
 from cardd.structures.classes import CARDD, ClassSet
+from cardd.structures.results import Detection
 from tests.conftest import broken_links, run_cardd
 
 H, W = 600, 800

@@ -19,11 +19,11 @@ PACKAGE = Path(cardd.__file__).resolve().parent
 #: import its own package and any package of a lower layer, nothing else.
 LAYERS = {
     "cardd.core": 0,  # no torch, no mmdet: errors, options, files, folders, logs
-    "cardd.structures": 1,  # classes, palettes
-    "cardd.models": 2,  # configs, checkpoints, trust, the model record
-    "cardd.detector": 3,  # the inference front and its engines
-    "cardd.data": 3,  # datasets
-    "cardd.visualize": 4,  # drawing, plots, reports
+    "cardd.structures": 1,  # classes and palettes, detections, images
+    "cardd.visualize": 2,  # drawing, plots, reports
+    "cardd.models": 3,  # configs, checkpoints, trust, the model record
+    "cardd.data": 4,  # datasets
+    "cardd.detector": 4,  # the inference front, its engines, inputs, ImageResult
     "cardd.openmmlab": 5,  # what cardd registers into OpenMMLab
     "cardd.train": 6,  # the commands' libraries: none imports another of its layer
     "cardd.evaluate": 6,
@@ -126,13 +126,13 @@ def test_the_layers_name_real_packages():
     assert packages == set(LAYERS)
 
 
-def test_the_core_imports_no_torch_or_openmmlab_when_imported():
-    """The core loads where PyTorch is not installed (the ONNX runtime): its modules
-    ask for torch or mmengine only inside the functions that use them when present
-    (which device, mmengine's logger)."""
+def test_the_core_and_structures_import_no_torch_or_openmmlab_when_imported():
+    """The core and the result types load where PyTorch is not installed (the ONNX
+    runtime): their modules ask for torch or mmengine only inside the functions that
+    use them when present (which device, mmengine's logger)."""
     heavy = {"torch", "torchvision", "mmcv", "mmdet", "mmengine", "onnxruntime", "ray"}
     found = set()
-    for path in (PACKAGE / "core").rglob("*.py"):
+    for path in [*(PACKAGE / "core").rglob("*.py"), *(PACKAGE / "structures").rglob("*.py")]:
         for node in ast.parse(path.read_text()).body:  # module level only
             names = (
                 [a.name for a in node.names] if isinstance(node, ast.Import)

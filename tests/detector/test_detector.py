@@ -9,8 +9,9 @@ from PIL import Image
 
 from cardd import DamageDetector, Detection
 from cardd.core.errors import CarddError
-from cardd.detector.predictor import UnreadableImage, encode_mask, load_image
 from cardd.structures.classes import CLASSES
+from cardd.structures.images import UnreadableImage, load_image
+from cardd.structures.results import encode_mask
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +152,7 @@ def test_rle_is_byte_for_byte_pycocotools_own():
 
 
 def test_image_result_is_the_one_source_of_json_and_csv(detector, test_image):
-    from cardd.detector.predictor import CSV_HEADER
+    from cardd.structures.results import CSV_HEADER
 
     result = detector.detect([load_image(test_image)], ["claims/car.jpg"], score_thr=0.1)[0]
     document = result.to_dict()
@@ -184,7 +185,7 @@ def _png_header_claiming(width: int, height: int) -> bytes:
 
 
 def test_decode_refuses_bombs_from_the_header_and_bad_bytes(test_image):
-    from cardd.detector.predictor import UnreadableImage, decode_image_bytes
+    from cardd.structures.images import UnreadableImage, decode_image_bytes
 
     with pytest.raises(UnreadableImage, match="over the limit") as error:
         decode_image_bytes(_png_header_claiming(100_000, 100_000), max_pixels=50_000_000)
@@ -235,7 +236,7 @@ def test_photos_decode_once_and_as_pil_decodes_them(tmp_path):
 
     from PIL import Image
 
-    from cardd.detector.predictor import decode_image_bytes, decode_image_bytes_with_pil
+    from cardd.structures.images import decode_image_bytes, decode_image_bytes_with_pil
 
     rng = np.random.default_rng(0)
     picture = Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8))
@@ -263,3 +264,63 @@ def test_the_loaded_file_is_dropped_once_the_model_holds_the_weights(tiny_checkp
     detector = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu")
     assert detector.model_file.contents == {}
     assert detector.model_file.sha256 == checkpoints.file_sha256(tiny_checkpoint)
+
+
+def test_calling_the_detector_gives_results_that_draw_save_and_say_themselves(
+    detector, test_image, tmp_path
+):
+    """`detector(photo)` -> one `ImageResult` that keeps its photo; a list -> a list, one
+    batch; `save` writes the files `cardd infer` writes for it, and no others."""
+    result = detector(test_image)
+    assert result.ok and result.path == test_image and result.pixels.shape[2] == 3
+    assert set(result.timing_ms) == {"decode"} and result.timing_ms["decode"] >= 0
+    same = detector.detect([load_image(test_image)], [str(test_image)], score_thr=0.0)[0]
+    assert result.to_dict() == same.to_dict()
+    counts = {}
+    for d in result.detections:
+        counts[d.label] = counts.get(d.label, 0) + 1
+    assert result.summary().startswith(f"{result.width}x{result.height} ")
+    assert all(f"{n} {label}" in result.summary() for label, n in counts.items())
+    drawn = result.plot()
+    assert drawn.shape == result.pixels.shape and (drawn != result.pixels).any()
+    written = result.save(tmp_path / "out")
+    name = test_image.name
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in written) == sorted(
+        [f"vis/{name}", f"thumbs/{name}.jpg", f"preds/{name}.json"]
+    )
+    assert json.loads((tmp_path / "out" / "preds" / f"{name}.json").read_text()) == json.loads(
+        json.dumps(result.to_dict())
+    )
+    both = detector([test_image, np.asarray(Image.open(test_image))[:, :, ::-1]])
+    assert [r.image for r in both] == [str(test_image), "image1"]
+    assert both[0].to_dict() == both[1].to_dict() | {"image": str(test_image)}
+    bare = detector.detect([load_image(test_image)])[0]  # no photo kept: say so
+    with pytest.raises(ValueError, match="pass it"):
+        bare.plot()
+
+
+def test_stream_reads_folders_and_globs_and_turns_failures_into_results(
+    detector, synthetic_root, tmp_path
+):
+    """`stream` lists folders and globs as `cardd infer` does, runs them in batches, and a
+    photo it cannot read is a result with `error` set, in its place in the order."""
+    photos = sorted((synthetic_root / "test2017").glob("*.jpg"))
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for photo in photos:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    (folder / "a_broken.jpg").write_bytes(b"not a photo")
+    results = list(detector.stream(folder, batch_size=2, workers=2))
+    names = [r.name.as_posix() for r in results]
+    assert names == sorted(f"claims/{p.name}" for p in [*photos, folder / "a_broken.jpg"])
+    (broken,) = [r for r in results if r.name.name == "a_broken.jpg"]
+    good = [r for r in results if r is not broken]
+    assert not broken.ok and "a_broken.jpg" in broken.error and broken.detections == []
+    assert all(r.ok and set(r.timing_ms) == {"decode", "model"} for r in good)
+    one_by_one = {r.image: r.to_dict() for r in detector.stream(folder) if r.ok}
+    single = {r.image: r.to_dict() for r in (detector(p) for p in folder.glob("0*.jpg"))}
+    assert one_by_one == single and set(one_by_one) == {r.image for r in good}
+    globbed = list(detector.stream(str(folder / "*.jpg"), workers=0))
+    assert [r.name.as_posix() for r in globbed] == sorted(p.name for p in folder.glob("*.jpg"))
+    with pytest.raises(CarddError, match="does not exist"):
+        list(detector.stream(tmp_path / "nowhere"))

@@ -10,7 +10,7 @@ from cardd import DamageDetector
 from cardd.cli.main import cli
 from cardd.core.errors import CarddError
 from cardd.models import checkpoints
-from cardd.models.model_file import EXPORT_KEY
+from cardd.models.formats import EXPORT_KEY
 from cardd.structures.classes import CLASSES
 from tests.conftest import Trap, run_cardd
 

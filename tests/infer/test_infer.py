@@ -10,8 +10,9 @@ from PIL import Image
 
 from cardd.cli.main import cli
 from cardd.core.errors import CarddUsageError
-from cardd.infer.common import collect_inputs, prepare_out_dir
-from cardd.infer.local import Overlap
+from cardd.detector.inputs import collect_inputs
+from cardd.infer.common import prepare_out_dir
+from cardd.infer.local import WriteBehind
 from cardd.structures.classes import CLASSES
 from tests.conftest import assert_real_picture, broken_links
 
@@ -416,7 +417,7 @@ def test_decoding_ahead_and_writing_behind_change_nothing(
     assert order == sorted(order, key=lambda n: int(n.split(".")[0])) and len(set(order)) == 6
 
 
-def test_overlap_keeps_order_and_raises_a_failed_write():
+def test_write_behind_keeps_order_and_raises_a_failed_write():
     import random
     import time
 
@@ -426,7 +427,7 @@ def test_overlap_keeps_order_and_raises_a_failed_write():
         time.sleep(random.random() / 200)
         written.append(n)
 
-    with Overlap(workers=3, window=2) as overlap:
+    with WriteBehind(workers=3, window=2) as overlap:
         for n in range(40):
             overlap.write(slow_write, n)
     assert written == list(range(40))
@@ -435,7 +436,7 @@ def test_overlap_keeps_order_and_raises_a_failed_write():
         if n == 5:
             raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"), Overlap(workers=2, window=2) as overlap:
+    with pytest.raises(OSError, match="disk full"), WriteBehind(workers=2, window=2) as overlap:
         for n in range(20):
             overlap.write(failing_write, n)
 
@@ -458,18 +459,20 @@ def test_half_runs_in_float16_and_finds_the_detections_of_float32(tiny_checkpoin
     import torch
     from mmengine.dataset import pseudo_collate
 
-    from cardd.detector.predictor import DamageDetector, _SampleDetections, load_image
+    from cardd.detector.predictor import DamageDetector
+    from cardd.detector.torch_backend import _SampleDetections
+    from cardd.structures.images import load_image
 
     arrays = [load_image(sorted((synthetic_root / "test2017").glob("*.jpg"))[0])]
     full = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu", score_thr=0.0)
     half = DamageDetector("tiny_DCN_plus", tiny_checkpoint, device="cpu", score_thr=0.0, half=True)
-    (exact_sample,) = full._forward(arrays)
-    (half_sample,) = half._forward(arrays)
+    (exact_sample,) = full.backend.forward(arrays)
+    (half_sample,) = half.backend.forward(arrays)
     assert exact_sample.pred_instances.bboxes.dtype == torch.float32
     assert half_sample.pred_instances.bboxes.dtype == torch.float16
     model = full.model
     inputs = model.data_preprocessor(
-        pseudo_collate([full._pipeline({"img": arrays[0], "img_id": 0})]), False
+        pseudo_collate([full.backend.pipeline({"img": arrays[0], "img_id": 0})]), False
     )["inputs"]
     with torch.no_grad():
         features = model.extract_feat(inputs)

@@ -22,7 +22,7 @@ def _weights_file(tiny_checkpoint, path, classes=None, drop=0):
 
 
 def test_a_training_checkpoint_brings_its_own_config(tiny_checkpoint):
-    from cardd.models.record import RECORD_KEY
+    from cardd.models.formats import RECORD_KEY
 
     meta = open_model(checkpoint=tiny_checkpoint).contents["meta"]
     record = meta[RECORD_KEY]  # written by cardd train with every checkpoint

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from cardd.core.errors import CarddError
-from cardd.models.model_file import EXPORT_KEY
+from cardd.models.formats import EXPORT_KEY
 from cardd.models.record import RecordError, config_from_record, record_of
 from tests.conftest import Trap
 from tests.support.http_server import FileServer

@@ -281,7 +281,9 @@ def test_a_taken_port_is_one_line_before_any_model_loads(tmp_path):
 def test_an_unexpected_error_is_a_json_500_and_the_log_has_it(caplog):
     from fastapi.testclient import TestClient
 
-    from cardd.serve.service import Admission, ServeOptions, create_app
+    from cardd.serve.app import create_app
+    from cardd.serve.limits import Admission
+    from cardd.serve.service import ServeOptions
 
     class FailingService:  # cardd's Service whose decoding fails in a way nobody foresaw
         options = ServeOptions()

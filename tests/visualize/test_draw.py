@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from cardd.detector.predictor import Detection
 from cardd.structures.classes import CARDD, PALETTE
+from cardd.structures.results import Detection
 from cardd.visualize.draw import draw_detections, encode_image, encode_jpeg, label_layout
 
 
