@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cardd.core import logs
-from cardd.core.runs import next_run_dir
+from cardd.core import logs, options
+from cardd.core.options import Option
+from cardd.core.runs import OPTIONS_FILE, RunKind, save_options
 
 #: The toy model learns little in 12 epochs on 24 synthetic photos: its scores stay below
 #: about 0.25 (focal loss), so the demo draws what scores 0.1 or more; a real model's
@@ -26,6 +27,30 @@ DISCLAIMER = (
 
 
 @dataclass
+class DemoOptions:
+    """Everything `cardd demo` takes, each option declared once (`cardd.core.options`)."""
+
+    out: Path | None = Option(
+        "--out", "Run folder. Default: runs/demo, runs/demo2, ...", "path"
+    ).field()
+    epochs: int = Option("--epochs", "Training epochs.", "int", 12, low=1).field()
+    images: int = Option("--images", "Synthetic photos to make.", "int", 24, low=6).field()
+    seed: int = Option("--seed", "Random seed of the data and the training.", "int", 0).field()
+    exist_ok: bool = options.EXIST_OK.field()
+
+
+#: `cardd demo`'s run folders (`cardd.core.runs`): runs/demo, runs/demo2, ...
+DEMO_RUN = RunKind(
+    command="demo",
+    flag="--out",
+    marks=frozenset({OPTIONS_FILE}),
+    outputs=("data", "work_dir", "eval", "infer", OPTIONS_FILE),
+    parent=Path("runs"),
+    stem="demo",
+)
+
+
+@dataclass
 class DemoResult:
     run_dir: Path
     work_dir: Path
@@ -35,16 +60,17 @@ class DemoResult:
     detections: int
 
 
-def run_demo(
-    out: Path | None = None, epochs: int = 12, images: int = 24, seed: int = 0
-) -> DemoResult:
+def run_demo(opts: DemoOptions | None = None) -> DemoResult:
     """Run the pipeline end to end; returns where everything went."""
     from cardd.data.synth import synthesize
     from cardd.evaluate.runner import EvalOptions, evaluate, print_metrics
     from cardd.infer.local import InferOptions, run_inference
     from cardd.train.runner import TrainOptions, train
 
-    run_dir = out if out is not None else next_run_dir(Path("runs"), stem="demo")
+    opts = opts or DemoOptions()
+    epochs, images, seed = opts.epochs, opts.images, opts.seed
+    run_dir = DEMO_RUN.open(opts.out, opts.exist_ok).local
+    save_options(run_dir, opts)
     data_root = run_dir / "data" / "CarDD_COCO"
     logs.say(f"[1/4] synthesizing {images} images into {data_root}")
     synthesize(run_dir / "data", images=images, seed=seed)

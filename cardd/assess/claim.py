@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cardd.core import options
 from cardd.core.errors import CarddError
 from cardd.core.files import write_file
-from cardd.core.options import PARTS_SCORE_THR
+from cardd.core.options import Option
+from cardd.core.runs import OPTIONS_FILE, RunKind, save_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -514,19 +516,46 @@ def claim_of(assessed: list[tuple[ClaimPhoto, list[Placement]]], rules: Rules,
 
 @dataclass
 class AssessOptions:
-    """`cardd assess`: the photos of one claim and the models that read them."""
+    """`cardd assess`: the photos of one claim and the models that read them, each option
+    declared once (`cardd.core.options`)."""
 
-    inputs: tuple[str, ...]
-    damage_model: str
-    parts_model: str | None = None
-    rules: Path | None = None
-    thresholds: Path | None = None  # a `cardd eval` metrics.json: best-F1 per class
-    out_dir: Path | str | None = None  # a folder or a URL
-    device: str = "auto"
-    score_thr: float = 0.1  # detections kept for assessment; statuses use the thresholds
-    parts_score_thr: float = PARTS_SCORE_THR.default  # part masks below it are not parts
-    trust_checkpoint: bool = False  # the damage model only
-    trust_parts_model: bool = False  # trust is per file
+    inputs: tuple[str, ...] = ()
+    claims: Path | None = Option(
+        "--claims",
+        "A folder with one subfolder of photos per claim, instead of INPUTS: OUT/<claim>/ "
+        "each, and OUT/claims.csv.",
+        "path",
+    ).field()
+    damage_model: str | None = Option(
+        "--damage-model", "The damage model (an export or checkpoint).", required=True
+    ).field()
+    parts_model: str | None = options.PARTS_MODEL.field()
+    parts_score_thr: float = options.PARTS_SCORE_THR.field()  # part masks below it are not parts
+    rules: Path | None = options.RULES.field()
+    thresholds: Path | None = options.THRESHOLDS.field()  # best-F1 per class
+    out_dir: Path | str | None = Option(
+        "--out-dir", "A folder or URL. Default: runs/assess/exp, exp2, ...", "location"
+    ).field()
+    device: str = options.DEVICE.field()
+    score_thr: float = options.SCORE_THR.but(
+        default=0.1,
+        help="Detections below this score are not assessed at all (statuses use the "
+        "thresholds).",
+    ).field()
+    exist_ok: bool = options.EXIST_OK.field()
+    trust_checkpoint: bool = options.TRUST.field()  # the damage model only
+    trust_parts_model: bool = options.TRUST_PARTS.field()  # trust is per file
+
+
+#: `cardd assess`'s run folders (`cardd.core.runs`): claim.json or claims.csv marks one;
+#: `--exist-ok` replaces a claim's files (and, with --claims, the claims' folders).
+ASSESS_RUN = RunKind(
+    command="assess",
+    flag="--out-dir",
+    marks=frozenset({"claim.json", "claims.csv"}),
+    outputs=("claim.json", "claim.csv", "claim.html", "photos", "evidence", "claims.csv",
+             OPTIONS_FILE),
+)  # fmt: skip
 
 
 def model_entry(detector) -> dict:
@@ -606,16 +635,15 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path | str]:
         The claim and its output folder.
     """
     from cardd.core import storage
-    from cardd.core.runs import next_run_dir
     from cardd.detector.inputs import collect_inputs
-    from cardd.infer.common import check_out_dir
 
     collect_inputs(opts.inputs)  # inputs and output folder checked before the models load
-    check_out_dir(opts.out_dir, exist_ok=False)
+    ASSESS_RUN.check(opts.out_dir, opts.exist_ok)
     models = _load_models(opts)
-    out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
+    out = str(ASSESS_RUN.open(opts.out_dir, opts.exist_ok))
     with storage.staged_output(out) as local:  # a URL: written here, uploaded when whole
         claim = _assess_into(local, opts.inputs, models)
+        save_options(local, opts)
     return claim, storage.shown(out, local)
 
 
@@ -630,8 +658,6 @@ def run_claims(
         (claim name, its Claim or why it failed) per claim, and the output folder.
     """
     from cardd.core import storage
-    from cardd.core.runs import next_run_dir
-    from cardd.infer.common import check_out_dir
     from cardd.structures.images import IMAGE_SUFFIXES
 
     if not claims_dir.is_dir():
@@ -642,9 +668,9 @@ def run_claims(
     ]  # fmt: skip
     if not folders:
         raise CarddError(f"--claims {claims_dir}: no subfolder with photos (one per claim)")
-    check_out_dir(opts.out_dir, exist_ok=False)
+    ASSESS_RUN.check(opts.out_dir, opts.exist_ok)
     models = _load_models(opts)
-    out = opts.out_dir if opts.out_dir is not None else next_run_dir(Path("runs") / "assess")
+    out = str(ASSESS_RUN.open(opts.out_dir, opts.exist_ok, also=tuple(f.name for f in folders)))
     results: list[tuple[str, Claim | str]] = []
     with storage.staged_output(out) as local:  # a URL: written here, uploaded at the end
         for folder in folders:
@@ -654,6 +680,7 @@ def run_claims(
             except CarddError as error:
                 results.append((folder.name, str(error)))
         write_file(local / "claims.csv", _claims_table(results))
+        save_options(local, opts)
     return results, storage.shown(out, local)
 
 

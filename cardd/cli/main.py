@@ -13,70 +13,23 @@ from pathlib import Path
 import click
 
 from cardd import __version__
+from cardd.assess.claim import AssessOptions
 from cardd.core import options
 from cardd.core.errors import CarddError, CarddUsageError
+from cardd.demo import DemoOptions
+from cardd.evaluate.runner import EvalOptions
+from cardd.export.common import ExportOptions
+from cardd.infer.common import InferOptions
+from cardd.serve.service import ServeOptions
 from cardd.train.runner import TrainOptions
 
 PathArg = click.Path(path_type=Path)
 ExistingFile = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 
-class _Location(click.ParamType):
-    """A local path (a `Path`; checked like `click.Path` with `exists`) or a URL (kept as
-    text, `cardd.core.storage` reads it)."""
-
-    name = "path|url"
-
-    def __init__(self, exists: bool = False) -> None:
-        self.path = click.Path(path_type=Path, exists=exists, dir_okay=not exists)
-
-    def convert(self, value, param, ctx):
-        from cardd.core.storage import is_url, local_path
-
-        if isinstance(value, str) and is_url(value):
-            local = local_path(value)
-            return value if local is None else self.path.convert(str(local), param, ctx)
-        return self.path.convert(value, param, ctx)
-
-
-FileOrURL = _Location(exists=True)
-FolderOrURL = _Location()
-
-
-# Options shared by several commands: one definition each, so defaults and help agree.
-config_option = click.option(
-    "--config", default="DCN_plus", show_default=True, help="Config name (configs/NAME.py) or path."
-)
-model_config_option = click.option(
-    "--config",
-    default=None,
-    help="Config name or path. Default: the config inside the model file "
-    "(an export's, or a training checkpoint's), else DCN_plus.",
-)
-checkpoint_option = click.option(
-    "--checkpoint",
-    default="latest",
-    show_default=True,
-    help="A checkpoint or `cardd export` file, or 'latest' / 'best' (the best_*.pth kept) "
-    "of the work dir.",
-)
-model_work_dir_option = click.option(
-    "--work-dir",
-    type=PathArg,
-    help="The training run 'latest'/'best' look in. Default: work_dirs/<config name>.",
-)
-data_root_option = options.DATA_ROOT.click()
+# Options of the data commands (the model commands' are declared in their options
+# dataclasses, through `cardd.core.options`).
 data_file_option = options.DATA.click()
-#: Every command that runs a model: checked by `cardd.core.devices.resolve_device`.
-device_option = options.DEVICE.click()
-trust_option = options.TRUST.click()
-
-half_option = click.option(
-    "--half",
-    is_flag=True,
-    help="Run the model in float16 (autocast) on a CUDA GPU: faster, half the memory; "
-    "boxes within a pixel or two of float32's.",
-)
 
 
 def force_option(what: str):
@@ -496,108 +449,20 @@ Examples:
 
 
 @cli.command("eval", epilog=EVAL_EPILOG)
-@model_config_option
-@checkpoint_option
-@model_work_dir_option
-@click.option(
-    "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
-)
-@data_root_option
-@data_file_option
-@click.option(
-    "--results",
-    type=FileOrURL,
-    help="Score this COCO results file of any model instead of running a checkpoint.",
-)
-@click.option(
-    "--ann", type=FileOrURL, help="With --results: the ground-truth COCO JSON to score against."
-)
-@click.option(
-    "--out", type=FolderOrURL, help="Output folder or URL. Default: runs/eval/exp, exp2, ..."
-)
-@device_option
-@click.option("--save-coco", is_flag=True, help="Also keep the COCO-format results JSON.")
-@options.SCORE_THR.click(
-    help="Score threshold of the confusion matrix and the report's gallery (AP uses all)."
-)
-@click.option(
-    "--iou-thr",
-    type=click.FloatRange(0.05, 0.95),
-    default=0.5,
-    show_default=True,
-    help="IoU at which the confusion matrix counts a match.",
-)
-@trust_option
-def eval_(
-    config,
-    checkpoint,
-    work_dir,
-    split,
-    data_root,
-    data,
-    results,
-    ann,
-    out,
-    device,
-    save_coco,
-    score_thr,
-    iou_thr,
-    trust_checkpoint,
-) -> None:
+@options.decorate(EvalOptions)
+def eval_(**params) -> None:
     """COCO box and mask AP, per class and in the CarDD paper's size bins, of a
     model or of any model's COCO results file."""
-    from cardd.evaluate.runner import (
-        EvalOptions,
-        ResultsEvalOptions,
-        evaluate,
-        evaluate_results,
-        print_metrics,
-    )
-
-    if sum(x is not None for x in (ann, data_root, data)) > 1:
-        raise click.UsageError("--ann, --data and --data-root all name the ground truth: pass one")
-    if results is not None:
-        metrics, out_dir = evaluate_results(
-            ResultsEvalOptions(
-                results=results,
-                ann=ann,
-                data=data,
-                data_root=data_root or Path("data/CarDD_COCO"),
-                split=split,
-                out=out,
-                score_thr=score_thr,
-                iou_thr=iou_thr,
-            )
-        )
-        if metrics["detections"] == 0:
-            click.echo(f"{results} holds no detections: every AP is 0", err=True)
-    else:
-        if ann is not None:
-            raise click.UsageError(
-                "--ann goes with --results; for a model, use --data or --data-root"
-            )
-        metrics, out_dir = evaluate(
-            EvalOptions(
-                config=config,
-                checkpoint=checkpoint,
-                work_dir=work_dir,
-                split=split,
-                data_root=data_root,
-                data=data,
-                out=out,
-                device=device,
-                save_coco=save_coco,
-                trust_checkpoint=trust_checkpoint,
-                score_thr=score_thr,
-                iou_thr=iou_thr,
-            )
-        )
     from cardd.core import logs
+    from cardd.core.storage import join
+    from cardd.evaluate.runner import print_metrics, run_eval
 
+    opts = options.from_params(EvalOptions, params)
+    metrics, out_dir = run_eval(opts)
+    if opts.results is not None and metrics["detections"] == 0:
+        click.echo(f"{opts.results} holds no detections: every AP is 0", err=True)
     if logs.verbosity() >= logs.NORMAL:
         print_metrics(metrics)
-    from cardd.core.storage import join
-
     metrics_file, report = join(out_dir, "metrics.json"), join(out_dir, "report.html")
     click.echo(f"metrics written to {metrics_file}; report: {report}")
 
@@ -612,43 +477,17 @@ Examples:
 
 @cli.command(epilog=ASSESS_EPILOG)
 @click.argument("inputs", nargs=-1)
-@click.option(
-    "--claims",
-    type=PathArg,
-    help="A folder with one subfolder of photos per claim, instead of INPUTS: "
-    "OUT/<claim>/ each, and OUT/claims.csv.",
-)
-@click.option("--damage-model", required=True, help="The damage model (an export or checkpoint).")
-@options.PARTS_MODEL.click()
-@options.PARTS_SCORE_THR.click()
-@options.RULES.click()
-@options.THRESHOLDS.click()
-@click.option(
-    "--out-dir", type=FolderOrURL, help="A folder or URL. Default: runs/assess/exp, exp2, ..."
-)
-@device_option
-@options.SCORE_THR.click(
-    default=0.1, help="Detections below this score are not assessed at all (statuses use the "
-    "thresholds).",
-)  # fmt: skip
-@trust_option
-@options.TRUST_PARTS.click()
-def assess(inputs, claims, damage_model, parts_model, parts_score_thr, rules, thresholds, out_dir,
-           device, score_thr, trust_checkpoint, trust_parts_model) -> None:  # fmt: skip
+@options.decorate(AssessOptions)
+def assess(inputs, **params) -> None:
     """The photos of one claim: which part is damaged, how badly, what to do, how sure;
     claim.json, claim.csv and claim.html in the output folder."""
-    from cardd.assess.claim import AssessOptions, claim_lines, run_assessment, run_claims
+    from cardd.assess.claim import claim_lines, run_assessment, run_claims
 
-    if bool(inputs) == bool(claims):
+    opts = options.from_params(AssessOptions, params, inputs=inputs)
+    if bool(opts.inputs) == bool(opts.claims):
         raise click.UsageError("pass the photos of one claim, or --claims DIR, not both")
-    opts = AssessOptions(
-        inputs=inputs, damage_model=damage_model, parts_model=parts_model,
-        parts_score_thr=parts_score_thr, rules=rules, thresholds=thresholds, out_dir=out_dir,
-        device=device, score_thr=score_thr, trust_checkpoint=trust_checkpoint,
-        trust_parts_model=trust_parts_model,
-    )  # fmt: skip
-    if claims is not None:
-        results, out = run_claims(opts, claims)
+    if opts.claims is not None:
+        results, out = run_claims(opts, opts.claims)
         failed = 0
         for name, claim in results:
             if isinstance(claim, str):
@@ -681,75 +520,12 @@ Examples:
 
 @cli.command(epilog=INFER_EPILOG)
 @click.argument("inputs", nargs=-1, required=True)
-@model_config_option
-@checkpoint_option
-@model_work_dir_option
-@click.option(
-    "--out-dir", help="A folder or a URL (s3://bucket/run/). Default: runs/infer/exp, exp2, ..."
-)
-@options.SCORE_THR.click()
-@device_option
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Images per model call (on a GPU, 4-8 keep it busy).",
-)
-@half_option
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Local engine: threads decoding ahead of the model and writing behind it (default: "
-    "cores, at most 4; 0: none). Ray engine: model actors (default: one per "
-    "--gpus-per-worker GPUs, or per CPU but one).",
-)
-@click.option("--recursive", is_flag=True, help="Descend into sub-folders of folder inputs.")
-@click.option("--no-vis", is_flag=True, help="Skip the annotated images.")
-@click.option("--exist-ok", is_flag=True, help="Replace an earlier run's outputs in --out-dir.")
-@click.option(
-    "--resume",
-    is_flag=True,
-    help="Finish an interrupted run into --out-dir: keep every image whose JSON is whole "
-    "(same model and threshold), run the rest.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "ray"]),
-    default="local",
-    show_default=True,
-    help="local: this process; ray: a Ray cluster (pip install 'cardd[ray]').",
-)
-@click.option(
-    "--address",
-    help="Ray engine: the cluster (auto, or ray://HOST:10001). Default: a private local one.",
-)
-@click.option(
-    "--gpus-per-worker",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    help="Ray engine: GPUs per model actor (0: the model on CPU; 0.5: two per GPU).",
-)
-@trust_option
-def infer(inputs, config, checkpoint, work_dir, out_dir, score_thr, device, batch_size, half,
-          workers, recursive, no_vis, exist_ok, resume, engine, address, gpus_per_worker,
-          trust_checkpoint) -> None:  # fmt: skip
+@options.decorate(InferOptions)
+def infer(inputs, **params) -> None:
     """Detect damage in images (files, folders, globs, URLs): annotated images, JSON, CSV."""
-    from cardd.infer.local import InferOptions, run_inference
+    from cardd.infer.local import run_inference
 
-    if engine == "local" and (address is not None or gpus_per_worker):
-        raise click.UsageError("--address and --gpus-per-worker go with --engine ray")
-    summary = run_inference(
-        InferOptions(
-            inputs=inputs, config=config, checkpoint=checkpoint, work_dir=work_dir,
-            out_dir=out_dir, score_thr=score_thr, device=device, batch_size=batch_size,
-            half=half, workers=workers, recursive=recursive, visualize=not no_vis,
-            exist_ok=exist_ok, resume=resume, trust_checkpoint=trust_checkpoint,
-            engine=engine, address=address, gpus_per_worker=gpus_per_worker,
-        )
-    )  # fmt: skip
+    summary = run_inference(options.from_params(InferOptions, params, inputs=inputs))
     click.echo(summary.line())
     if summary.failed:
         raise click.exceptions.Exit(1)
@@ -766,131 +542,12 @@ Examples:
 
 
 @cli.command(epilog=SERVE_EPILOG)
-@model_config_option
-@checkpoint_option
-@model_work_dir_option
-@device_option
-@half_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@options.SCORE_THR.click(help="Default threshold; a request may ask for another (?score_thr=).")
-@click.option(
-    "--api-key",
-    envvar="CARDD_API_KEY",
-    help="Require 'Authorization: Bearer KEY' on /v1/* (or set CARDD_API_KEY).",
-)
-@click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=20.0, show_default=True)
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=50_000_000,
-    show_default=True,
-    help="Refuse larger images from their header, before decoding.",
-)
-@click.option(
-    "--max-queue",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Photos at work at once (decoding, model, answer; a claim takes one per photo); "
-    "more requests wait in the waiting room.",
-)
-@click.option(
-    "--max-waiting",
-    type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Requests that may wait for a place, holding only their uploads; "
-    "one more is answered 503 with Retry-After.",
-)
-@click.option(
-    "--max-waiting-mb",
-    type=click.FloatRange(min=1),
-    default=256.0,
-    show_default=True,
-    help="Bytes of uploads the waiting requests may hold together.",
-)
-@click.option(
-    "--save-dir", type=PathArg, help="Keep every upload and its JSON here (default: keep none)."
-)
-@options.PARTS_MODEL.click(help="A car-parts model for POST /v1/assess (as cardd assess).")
-@options.PARTS_SCORE_THR.click()
-@options.RULES.click(help="Claim rules for /v1/assess (as cardd assess).")
-@options.THRESHOLDS.click(help="A `cardd eval` metrics.json for /v1/assess.")
-@click.option(
-    "--max-photos",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Photos one /v1/assess request may carry (each within --max-upload-mb).",
-)
-@click.option(
-    "--replicas",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Processes behind the one port, each with its own model (one per GPU: replica k "
-    "uses GPU k modulo the GPUs); a replica that dies is started again.",
-)
-@trust_option
-@options.TRUST_PARTS.click()
-def serve(
-    config,
-    checkpoint,
-    work_dir,
-    device,
-    half,
-    host,
-    port,
-    score_thr,
-    api_key,
-    max_upload_mb,
-    max_pixels,
-    max_queue,
-    max_waiting,
-    max_waiting_mb,
-    save_dir,
-    parts_model,
-    parts_score_thr,
-    rules,
-    thresholds,
-    max_photos,
-    replicas,
-    trust_checkpoint,
-    trust_parts_model,
-) -> None:
+@options.decorate(ServeOptions)
+def serve(**params) -> None:
     """The claims service: an HTTP API and a web page around one model (FastAPI)."""
     from cardd.serve.run import serve as run
-    from cardd.serve.service import ServeOptions
 
-    run(
-        ServeOptions(
-            config=config,
-            checkpoint=checkpoint,
-            work_dir=work_dir,
-            device=device,
-            half=half,
-            host=host,
-            port=port,
-            score_thr=score_thr,
-            api_key=api_key,
-            max_upload_mb=max_upload_mb,
-            max_pixels=max_pixels,
-            max_queue=max_queue,
-            max_waiting=max_waiting,
-            max_waiting_mb=max_waiting_mb,
-            save_dir=save_dir,
-            parts_model=parts_model,
-            parts_score_thr=parts_score_thr,
-            rules=rules,
-            thresholds=thresholds,
-            max_photos=max_photos,
-            replicas=replicas,
-            trust_checkpoint=trust_checkpoint,
-            trust_parts_model=trust_parts_model,
-        ),
-        announce=click.echo,
-    )
+    run(options.from_params(ServeOptions, params), announce=click.echo)
 
 
 @cli.command(epilog="Example: cardd plot work_dirs/DCN_plus")
@@ -912,38 +569,14 @@ Examples:
 
 
 @cli.command(epilog=EXPORT_EPILOG)
-@checkpoint_option
-@model_config_option
-@model_work_dir_option
-@click.option("--out", type=PathArg, required=True, help="The file to write (*.pth or *.onnx).")
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(["pth", "onnx"]),
-    help="pth: PyTorch weights; onnx: one ONNX graph for onnxruntime (cardd infer/serve run "
-    "it without PyTorch). Default: from --out's suffix.",
-)
-@click.option("--half", is_flag=True, help="Store the weights in fp16: half the size (pth).")
-@trust_option
-@force_option("--out file")
-def export(checkpoint, config, work_dir, out, format_, half, trust_checkpoint, force) -> None:
+@options.decorate(ExportOptions)
+def export(**params) -> None:
     """Write a model file to share: weights, config, classes, versions, metrics; it
     loads with torch.load(weights_only=True) and runs no code. With --format onnx,
     an ONNX graph checked against PyTorch before it is written."""
-    from cardd.export.run import ExportOptions, export_model
+    from cardd.export.run import export_model
 
-    result = export_model(
-        ExportOptions(
-            out=out,
-            checkpoint=checkpoint,
-            config=config,
-            work_dir=work_dir,
-            half=half,
-            trust_checkpoint=trust_checkpoint,
-            force=force,
-            format=format_,
-        )
-    )
+    result = export_model(options.from_params(ExportOptions, params))
     epoch = f", epoch {result.epoch}" if result.epoch is not None else ""
     if result.check:
         check = result.check
@@ -958,15 +591,13 @@ def export(checkpoint, config, work_dir, out, format_, half, trust_checkpoint, f
 
 
 @cli.command()
-@click.option("--out", type=PathArg, help="Run folder. Default: runs/demo, runs/demo2, ...")
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
-@click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
-def demo(out, epochs, images) -> None:
+@options.decorate(DemoOptions)
+def demo(**params) -> None:
     """The whole pipeline on toy data on CPU: synth-data, train, eval, infer."""
     from cardd.core import logs
     from cardd.demo import DISCLAIMER, run_demo
 
-    result = run_demo(out=out, epochs=epochs, images=images)
+    result = run_demo(options.from_params(DemoOptions, params))
     if logs.verbosity() == logs.QUIET:
         click.echo(f"demo finished in {result.run_dir}")
         return

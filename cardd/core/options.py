@@ -19,13 +19,42 @@ from typing import Any
 from cardd.core.errors import CarddUsageError
 
 
+def _location_type():
+    import click
+
+    class LocationType(click.ParamType):
+        """A local path (a `Path`; checked like `click.Path` with `exists`) or a URL (kept
+        as text, `cardd.core.storage` reads it)."""
+
+        name = "path|url"
+
+        def __init__(self, exists: bool = False) -> None:
+            self.path = click.Path(path_type=Path, exists=exists, dir_okay=not exists)
+
+        def convert(self, value, param, ctx):
+            from cardd.core.storage import is_url, local_path
+
+            if isinstance(value, str) and is_url(value):
+                local = local_path(value)
+                return value if local is None else self.path.convert(str(local), param, ctx)
+            return self.path.convert(value, param, ctx)
+
+    return LocationType
+
+
+def Location(exists: bool = False):  # noqa: N802 - a Click type, named as one
+    """The Click type of a local path or a URL (`exists`: an existing file, or a URL)."""
+    return _location_type()(exists)
+
+
 @dataclass(frozen=True)
 class Option:
     """One command-line option.
 
-    kind: `text`, `path`, `file` (an existing one), `int`, `float`, `flag`, `choice`
-    (of `choices`), or `pairs`
-    (repeatable KEY=VALUE, a dict in the dataclass).
+    kind: `text`, `path`, `file` (an existing one), `folder` (an existing one),
+    `location` (a path or a URL), `file_location` (an existing file or a URL), `int`,
+    `float`, `flag` (with default True: the flag turns it off, as `--no-vis`),
+    `choice` (of `choices`), or `pairs` (repeatable KEY=VALUE, a dict in the dataclass).
     """
 
     flag: str
@@ -38,10 +67,17 @@ class Option:
     flag_value: str | None = None  # a value option that may also stand alone (--resume)
     metavar: str | None = None
     dest: str | None = None  # the parameter's name when not the flag's (--from: from_model)
+    required: bool = False
+    envvar: str | None = None  # an environment variable that gives the value when not passed
 
     @property
     def name(self) -> str:
         return self.dest or self.flag.lstrip("-").replace("-", "_")
+
+    def but(self, **changes) -> Option:
+        """This option with some settings changed (another help text or default for one
+        command), still one declaration where it differs."""
+        return dataclasses.replace(self, **changes)
 
     def click(self, **overrides):
         """The Click decorator of this option (`overrides`: e.g. another help text)."""
@@ -54,10 +90,19 @@ class Option:
             "int": click.IntRange(min=self.low, max=self.high) if bounded else click.INT,
             "float": click.FloatRange(min=self.low, max=self.high) if bounded else click.FLOAT,
             "choice": click.Choice(list(self.choices)),
+            "folder": click.Path(path_type=Path, exists=True, file_okay=False),
+            "location": Location(),
+            "file_location": Location(exists=True),
         }
         settings: dict[str, Any] = {"help": self.help}
+        if self.required:
+            settings["required"] = True
+        if self.envvar:
+            settings["envvar"] = self.envvar
         if self.kind == "flag":
             settings["is_flag"] = True
+            if self.default is True:  # --no-vis: passing it turns the setting off
+                settings.update(flag_value=False, default=True)
         elif self.kind == "pairs":
             settings.update(multiple=True, metavar=self.metavar or "KEY=VALUE")
         else:
@@ -77,13 +122,14 @@ class Option:
         """A dataclass field holding this option's value, with the option's default."""
         if self.kind == "pairs":
             return dataclasses.field(default_factory=dict, metadata={"option": self})
-        default = False if self.kind == "flag" else self.default
+        # a required option's field defaults to None: Click asks for it on the command line
+        default = bool(self.default) if self.kind == "flag" else self.default
         return dataclasses.field(default=default, metadata={"option": self})
 
     def argv(self, value: Any) -> list[str]:
         """This option with `value` as words of a command line (nothing for the default)."""
         if self.kind == "flag":
-            return [self.flag] if value else []
+            return [self.flag] if value != bool(self.default) else []
         if self.kind == "pairs":
             return [word for k, v in value.items() for word in (self.flag, f"{k}={v!r}")]
         if value is None or value == self.default:
@@ -145,11 +191,36 @@ THRESHOLDS = Option(
 SCORE_THR = Option(
     "--score-thr", "Drop detections below this score in every output.", "float", 0.3, 0.0, 1.0
 )
+# What names a model, for every command that runs one.
+MODEL_CONFIG = Option(
+    "--config",
+    "Config name or path. Default: the config a model file's record names, else DCN_plus.",
+)
+CHECKPOINT = Option(
+    "--checkpoint",
+    "A checkpoint or `cardd export` file, or 'latest' / 'best' (the best_*.pth kept) of the "
+    "work dir.",
+    default="latest",
+)
+MODEL_WORK_DIR = Option(
+    "--work-dir",
+    "The training run 'latest'/'best' look in. Default: work_dirs/<config name>.",
+    "path",
+)
+HALF = Option(
+    "--half",
+    "Run the model in float16 (autocast) on a CUDA GPU: faster, half the memory; boxes "
+    "within a pixel or two of float32's.",
+    "flag",
+)
+FORCE = Option("--force", "Replace an existing output.", "flag")
+#: Every command that writes a run folder: `cardd.core.runs`.
+EXIST_OK = Option("--exist-ok", "Replace an earlier run's outputs in the output folder.", "flag")
 
 
-def from_params(cls, params: dict):
-    """An options dataclass from a Click command's parameters (the fields' options)."""
-    values = {}
+def from_params(cls, params: dict, **values):
+    """An options dataclass from a Click command's parameters (the fields' options), and
+    `values` for the fields that are not options (a command's arguments)."""
     for f in dataclasses.fields(cls):
         option = f.metadata.get("option")
         if option is None or option.name not in params:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from cardd.core import storage
 from cardd.core.errors import CarddError
+from cardd.core.options import CHECKPOINT, DEVICE, SCORE_THR
 from cardd.detector.inputs import InputImage, collect_inputs, load_input
 from cardd.detector.onnx_backend import is_onnx_model
 from cardd.detector.results import ImageResult
@@ -81,9 +82,9 @@ class DamageDetector:
     def __init__(
         self,
         config: str | Path | None = None,
-        checkpoint: str | Path = "latest",
-        device: str = "auto",
-        score_thr: float = 0.3,
+        checkpoint: str | Path = CHECKPOINT.default,
+        device: str = DEVICE.default,
+        score_thr: float = SCORE_THR.default,
         trust_checkpoint: bool = False,
         work_dir: str | Path | None = None,
         half: bool = False,

@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from cardd.core import logs, storage
+from cardd.core import logs, options, storage
 from cardd.core.devices import runner_device
 from cardd.core.errors import CarddError, CarddUsageError
 from cardd.core.files import write_file
-from cardd.core.runs import next_run_dir
+from cardd.core.options import Option
+from cardd.core.runs import OPTIONS_FILE, RunKind, save_options
 from cardd.data.layout import image_path
 from cardd.models.configs import set_data_root
 from cardd.openmmlab.metrics import IOU_TYPES, SUMMARY_KEYS
@@ -70,32 +71,59 @@ def paper_reference(metrics: dict) -> dict | None:
     return None
 
 
+SPLITS = ("train", "val", "test")
+
+
 @dataclass
 class EvalOptions:
-    config: str | None = None  # None: the export's own config, else DCN_plus
-    checkpoint: str = "latest"
-    work_dir: Path | None = None
-    split: str = "test"
-    data_root: Path | None = None
-    data: Path | None = None  # a dataset description file (`cardd.data.spec`)
-    out: Path | None = None
-    device: str = "auto"
-    save_coco: bool = False
-    trust_checkpoint: bool = False
-    score_thr: float = 0.3  # the confusion matrix's and the gallery's
-    iou_thr: float = 0.5  # the confusion matrix's
+    """Everything `cardd eval` takes, each option declared once (`cardd.core.options`):
+    a model (config, checkpoint, work dir) or any model's COCO results file (`results`),
+    scored on a split of a dataset (`data_root`, `data`) or a ground-truth file (`ann`)."""
+
+    config: str | None = options.MODEL_CONFIG.field()
+    checkpoint: str = options.CHECKPOINT.field()
+    work_dir: Path | None = options.MODEL_WORK_DIR.field()
+    split: str = Option("--split", "The split to score.", "choice", "test", choices=SPLITS).field()
+    data_root: Path | None = options.DATA_ROOT.field()
+    data: Path | None = options.DATA.field()  # a dataset description file (`cardd.data.spec`)
+    results: Path | str | None = Option(
+        "--results", "Score this COCO results file of any model instead of running a checkpoint.",
+        "file_location",
+    ).field()  # fmt: skip
+    ann: Path | str | None = Option(
+        "--ann", "With --results: the ground-truth COCO JSON to score against.", "file_location"
+    ).field()
+    out: Path | str | None = Option(
+        "--out", "Output folder or URL. Default: runs/eval/exp, exp2, ...", "location"
+    ).field()
+    device: str = options.DEVICE.field()
+    save_coco: bool = Option(
+        "--save-coco", "Also keep the COCO-format results JSON.", "flag"
+    ).field()
+    score_thr: float = options.SCORE_THR.but(
+        help="Score threshold of the confusion matrix and the report's gallery (AP uses all)."
+    ).field()
+    iou_thr: float = Option(
+        "--iou-thr", "IoU at which the confusion matrix counts a match.", "float", 0.5, 0.05, 0.95
+    ).field()
+    exist_ok: bool = options.EXIST_OK.field()
+    trust_checkpoint: bool = options.TRUST.field()
 
 
-@dataclass
-class ResultsEvalOptions:
-    results: Path | str  # a path or URL
-    ann: Path | str | None = None  # default: <data_root>/annotations/instances_<split>2017.json
-    data_root: Path = Path("data/CarDD_COCO")
-    data: Path | None = None  # a dataset description file, instead of data_root
-    split: str = "test"
-    out: Path | str | None = None  # a folder or URL
-    score_thr: float = 0.3
-    iou_thr: float = 0.5
+def run_eval(opts: EvalOptions) -> tuple[dict, Path | str]:
+    """`cardd eval`: a model's evaluation (`evaluate`) or a results file's
+    (`evaluate_results`), after checking that the options name one ground truth.
+
+    Returns:
+        The metrics and the output folder.
+    """
+    if sum(x is not None for x in (opts.ann, opts.data_root, opts.data)) > 1:
+        raise CarddUsageError("--ann, --data and --data-root all name the ground truth: pass one")
+    if opts.results is not None:
+        return evaluate_results(opts)
+    if opts.ann is not None:
+        raise CarddUsageError("--ann goes with --results; for a model, use --data or --data-root")
+    return evaluate(opts)
 
 
 def load_coco(path: Path):
@@ -132,17 +160,27 @@ def _check_model_fits(model: ClassSet, truth: ClassSet, where: str) -> None:
         )
 
 
+#: `cardd eval`'s run folders (`cardd.core.runs`): metrics.json marks one; `--exist-ok`
+#: replaces what a run writes (mmengine's log folder is named by its start time).
+EVAL_RUN = RunKind(
+    command="eval",
+    flag="--out",
+    marks=frozenset({"metrics.json"}),
+    outputs=("metrics.json", "report.html", "*.png", "coco_results.*.json", "gallery",
+             "[0-9]*_[0-9]*", OPTIONS_FILE),
+)  # fmt: skip
+
+
 @contextlib.contextmanager
-def _output(out: Path | str | None) -> Iterator[Path]:
-    """The run's output folder, new or empty: a local one, or (for a URL) a local one
-    uploaded file by file once the evaluation succeeded."""
-    folder = storage.Folder(out if out is not None else next_run_dir(Path("runs") / "eval"))
-    if folder.is_file() or not folder.is_empty():
-        raise CarddUsageError(f"{out} is not empty; choose another --out")
-    folder.probe()
+def _output(opts: EvalOptions) -> Iterator[Path]:
+    """The run's output folder (`EVAL_RUN`'s policy): a local one, or (for a URL) a
+    local one uploaded file by file once the evaluation succeeded; the options saved in
+    it beside the results."""
+    folder = EVAL_RUN.open(opts.out, opts.exist_ok)
     with storage.staged_output(str(folder)) as local:
         local.mkdir(parents=True, exist_ok=True)
         yield local
+        save_options(local, opts)
 
 
 def _write_metrics(out: Path, metrics: dict) -> None:
@@ -250,7 +288,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     Returns:
         The metrics and the output folder.
     """
-    if opts.split not in ("train", "val", "test"):
+    if opts.split not in SPLITS:
         raise CarddUsageError("--split must be train, val or test")
     if opts.data is not None and opts.data_root is not None:
         raise CarddUsageError("--data and --data-root both name the dataset: pass one")
@@ -274,7 +312,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     where = f"the {opts.split} split of {opts.data or gt_json}"
     _check_model_fits(model_file.classes, _ground_truth(gt_json), where)
     loader.dataset.metainfo = model_file.classes.meta()
-    with _output(opts.out) as out:
+    with _output(opts) as out:
 
         results_prefix = out / "coco_results"
         cfg.test_dataloader = loader
@@ -369,7 +407,7 @@ def _evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
     _check_model_fits(detector.classes, _ground_truth(ann), where)
     gt = load_coco(ann)
     image_ids = sorted(gt.getImgIds())
-    with _output(opts.out) as out:
+    with _output(opts) as out:
         boxes, masks = [], []
         shown = logs.verbosity() == logs.NORMAL
         for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not shown):
@@ -552,7 +590,7 @@ def _validated_results(path: Path, gt, shown: str | None = None) -> tuple[list[d
     return results, iou_types
 
 
-def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path | str]:
+def evaluate_results(opts: EvalOptions) -> tuple[dict, Path | str]:
     """Score a COCO results file of any model exactly as a checkpoint's evaluation is
     scored; write `metrics.json`. The results, the ground truth (`ann`) and the output
     folder may be URLs (`cardd.core.storage`).
@@ -568,7 +606,7 @@ def evaluate_results(opts: ResultsEvalOptions) -> tuple[dict, Path | str]:
         return _evaluate_results(opts, results, ann)
 
 
-def _evaluate_results(opts: ResultsEvalOptions, results_file: Path, ann_file: Path | None):
+def _evaluate_results(opts: EvalOptions, results_file: Path, ann_file: Path | None):
     image_dir = None
     if ann_file is not None:
         ann = ann_file
@@ -578,11 +616,11 @@ def _evaluate_results(opts: ResultsEvalOptions, results_file: Path, ann_file: Pa
         files = load_data_file(opts.data).split(opts.split)
         ann, image_dir = files.annotations, files.images
     else:
-        ann = opts.data_root / annotation_file(opts.split)
+        ann = (opts.data_root or Path("data/CarDD_COCO")) / annotation_file(opts.split)
     _ground_truth(ann)
     gt = load_coco(ann)
     results, iou_types = _validated_results(results_file, gt, str(opts.results))
-    with _output(opts.out) as out:
+    with _output(opts) as out:
         split = opts.split
         if opts.ann is not None and opts.data is None:
             name = PurePosixPath(str(opts.ann)).name

@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from cardd.core import logs, storage
+from cardd.core import logs, options, storage
 from cardd.core.errors import CarddUsageError
-from cardd.core.options import SCORE_THR
-from cardd.core.runs import next_run_dir
+from cardd.core.options import Option
+from cardd.core.runs import OPTIONS_FILE, RunKind
 from cardd.detector.inputs import InputImage
 from cardd.detector.results import ImageResult
 from cardd.structures.classes import ClassSet
 from cardd.structures.results import CSV_HEADER, csv_rows
 
 if TYPE_CHECKING:
-    from cardd.detector.predictor import DamageDetector
+    pass
 
 ENGINES = ("local", "ray")
 
@@ -43,24 +43,60 @@ ENGINES = ("local", "ray")
 
 @dataclass
 class InferOptions:
+    """Everything `cardd infer` takes: its inputs, then each option declared once
+    (`cardd.core.options`): the Click option, this field and its default."""
+
     inputs: tuple[str, ...]
-    config: str | None = None  # None: the export's own config, else DCN_plus
-    checkpoint: str = "latest"
-    work_dir: Path | None = None
-    out_dir: Path | str | None = None  # a local folder or a URL
-    score_thr: float = SCORE_THR.default
-    device: str = "auto"
-    batch_size: int = 1
-    recursive: bool = False
-    visualize: bool = True
-    exist_ok: bool = False
-    resume: bool = False  # keep the images an earlier run of the same job finished
-    trust_checkpoint: bool = False
-    half: bool = False
-    workers: int | None = None  # local: threads decoding/writing (0: none); ray: model actors
-    engine: str = "local"
-    address: str | None = None  # ray: the cluster (`auto`, `ray://host:10001`); None: local
-    gpus_per_worker: float = 0.0  # ray: GPUs of each model actor (0: on CPU)
+    config: str | None = options.MODEL_CONFIG.field()
+    checkpoint: str = options.CHECKPOINT.field()
+    work_dir: Path | None = options.MODEL_WORK_DIR.field()
+    out_dir: Path | str | None = Option(
+        "--out-dir", "A folder or a URL (s3://bucket/run/). Default: runs/infer/exp, exp2, ...",
+        "location",
+    ).field()  # fmt: skip
+    score_thr: float = options.SCORE_THR.field()
+    device: str = options.DEVICE.field()
+    batch_size: int = Option(
+        "--batch-size", "Images per model call (on a GPU, 4-8 keep it busy).", "int", 1, low=1
+    ).field()
+    half: bool = options.HALF.field()
+    workers: int | None = Option(
+        "--workers",
+        "Local engine: threads decoding ahead of the model and writing behind it (default: "
+        "cores, at most 4; 0: none). Ray engine: model actors (default: one per "
+        "--gpus-per-worker GPUs, or per CPU but one).",
+        "int",
+        low=0,
+    ).field()
+    recursive: bool = Option(
+        "--recursive", "Descend into sub-folders of folder inputs.", "flag"
+    ).field()
+    visualize: bool = Option(
+        "--no-vis", "Skip the annotated images.", "flag", True, dest="visualize"
+    ).field()
+    exist_ok: bool = options.EXIST_OK.field()
+    resume: bool = Option(
+        "--resume",
+        "Finish an interrupted run into --out-dir: keep every image whose JSON is whole "
+        "(same model and threshold), run the rest.",
+        "flag",
+    ).field()
+    engine: str = Option(
+        "--engine", "local: this process; ray: a Ray cluster (pip install 'cardd[ray]').",
+        "choice", "local", choices=ENGINES,
+    ).field()  # fmt: skip
+    address: str | None = Option(
+        "--address",
+        "Ray engine: the cluster (auto, or ray://HOST:10001). Default: a private local one.",
+    ).field()
+    gpus_per_worker: float = Option(
+        "--gpus-per-worker",
+        "Ray engine: GPUs per model actor (0: the model on CPU; 0.5: two per GPU).",
+        "float",
+        0.0,
+        low=0.0,
+    ).field()
+    trust_checkpoint: bool = options.TRUST.field()
 
 
 @dataclass
@@ -120,68 +156,15 @@ class InferSummary:
 
 
 
-#: What a run writes into its output folder; `--exist-ok` replaces these as a whole.
-RUN_OUTPUTS = (
-    "vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html", "infer.log",
+#: `cardd infer`'s run folders (`cardd.core.runs`): what a run writes, and `--exist-ok`
+#: replaces as a whole; a folder holding summary.json or infer.log is one of its runs.
+INFER_RUN = RunKind(
+    command="infer",
+    flag="--out-dir",
+    marks=frozenset({"summary.json", "infer.log"}),
+    outputs=("vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html",
+             "infer.log", OPTIONS_FILE),
 )  # fmt: skip
-
-
-#: Files only a run of `cardd infer` leaves: `--exist-ok` replaces outputs only beside one.
-RUN_MARKS = {"summary.json", "infer.log"}
-
-
-def open_detector(options) -> DamageDetector:
-    """The detector a command's model options describe (`InferOptions`, `ServeOptions`:
-    config, checkpoint, device, score_thr, trust_checkpoint, work_dir, half)."""
-    from cardd.detector.predictor import DamageDetector
-
-    return DamageDetector(
-        options.config, options.checkpoint, options.device, options.score_thr,
-        trust_checkpoint=options.trust_checkpoint, work_dir=options.work_dir, half=options.half,
-    )  # fmt: skip
-
-
-def check_out_dir(out_dir: Path | str | None, exist_ok: bool, resume: bool = False) -> None:
-    """Refuse an output folder that cannot be used, before minutes of model loading.
-
-    Raises:
-        CarddUsageError: a file, or an earlier run's folder without `exist_ok` or `resume`.
-    """
-    if out_dir is None:
-        return
-    folder = storage.Folder(out_dir)
-    if folder.is_file():
-        raise CarddUsageError(f"--out-dir {out_dir} is a file")
-    if not folder.is_empty() and not (exist_ok or resume):
-        raise CarddUsageError(
-            f"{out_dir} is not empty: pass --resume to finish that run, --exist-ok to replace "
-            "its outputs, or another --out-dir"
-        )
-    if exist_ok and not folder.is_empty() and not (RUN_MARKS & folder.files()):
-        raise CarddUsageError(
-            f"--exist-ok: {out_dir} holds files but no run of `cardd infer` (no summary.json "
-            "or infer.log); its vis/ and preds/ are not cardd's to replace: choose another "
-            "--out-dir"
-        )
-    folder.probe()
-
-
-def prepare_out_dir(
-    out_dir: Path | str | None, exist_ok: bool, resume: bool = False
-) -> storage.Folder:
-    """The run's output folder: new under `runs/infer`, or the given one if it is free.
-
-    With `exist_ok` an earlier run's outputs there are removed first (other files
-    are left alone), so no earlier picture or JSON mixes with this run's; with
-    `resume` they stay, for `finished_images` to pick up.
-    """
-    check_out_dir(out_dir, exist_ok, resume)
-    folder = storage.Folder(out_dir if out_dir is not None else next_run_dir(Path("runs/infer")))
-    if exist_ok and not resume and not folder.is_empty():
-        for name in RUN_OUTPUTS:
-            folder.remove(name)
-    folder.make()
-    return folder
 
 
 def image_files(item: InputImage, visualize: bool) -> dict:

@@ -16,19 +16,19 @@ from pathlib import PurePosixPath
 
 from cardd.core import logs, storage
 from cardd.core.errors import CarddUsageError
+from cardd.core.runs import save_options
 from cardd.detector.inputs import InputImage, collect_inputs
 from cardd.detector.results import ImageResult
 from cardd.infer.common import (
     ENGINES,
+    INFER_RUN,
     InferOptions,
     InferSummary,
     ModelInfo,
-    check_out_dir,
     finish_run,
     finished_images,
     log_into,
     open_detector,
-    prepare_out_dir,
     refused_inputs,
     write_image,
 )
@@ -90,14 +90,10 @@ def run_inference(options: InferOptions) -> InferSummary:
         raise CarddUsageError("--batch-size must be >= 1")
     if options.engine not in ENGINES:
         raise CarddUsageError(f"--engine must be one of {', '.join(ENGINES)}")
-    if options.resume and options.exist_ok:
-        raise CarddUsageError("--resume keeps an earlier run's outputs, --exist-ok replaces them")
-    if options.resume and options.out_dir is None:
-        raise CarddUsageError("--resume needs the --out-dir of the run to finish")
     if options.workers is not None and options.workers < 0:
         raise CarddUsageError("--workers must be >= 0")
     images = collect_inputs(options.inputs, options.recursive)
-    check_out_dir(options.out_dir, options.exist_ok, options.resume)
+    INFER_RUN.check(options.out_dir, options.exist_ok, options.resume)
     if options.engine == "ray":
         from cardd.infer.ray import run_on_ray
 
@@ -109,7 +105,8 @@ def run_inference(options: InferOptions) -> InferSummary:
         if options.half and not detector.device.startswith("cuda"):
             tqdm.write("warning: --half on CPU is slower than float32; it is meant for CUDA GPUs")
         model = ModelInfo(detector.checkpoint, detector.config_source, detector.classes)
-        folder = prepare_out_dir(options.out_dir, options.exist_ok, options.resume)
+        folder = INFER_RUN.open(options.out_dir, options.exist_ok, options.resume)
+        save_options(folder, options, checkpoint=str(detector.checkpoint), device=detector.device)
         done = finished_images(folder, images, model, options) if options.resume else {}
         with log_into(run_log, folder):
             return _run(options, images, detector, folder, workers, done)

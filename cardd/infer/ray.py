@@ -32,16 +32,17 @@ from pathlib import Path, PurePosixPath
 from cardd.core import logs, storage
 from cardd.core.errors import CarddError, CarddUsageError, one_line
 from cardd.core.files import write_file
+from cardd.core.runs import save_options
 from cardd.detector.inputs import InputImage, load_input
 from cardd.detector.onnx_backend import is_onnx_model
 from cardd.infer.common import (
+    INFER_RUN,
     InferOptions,
     InferSummary,
     ModelInfo,
     finish_run,
     finished_images,
     log_into,
-    prepare_out_dir,
     refused_inputs,
     write_image,
 )
@@ -243,7 +244,8 @@ def run_on_ray(options: InferOptions, images: list[InputImage]) -> InferSummary:
         model = ModelInfo(model_file.path, model_file.config_source, model_file.classes)
         sha256 = model_file.sha256
         model_file.release()
-        folder = prepare_out_dir(options.out_dir, options.exist_ok, options.resume)
+        folder = INFER_RUN.open(options.out_dir, options.exist_ok, options.resume)
+        save_options(folder, options, checkpoint=str(model.checkpoint))
         done = finished_images(folder, images, model, options) if options.resume else {}
         todo = [item for item in images if item.relative not in done and not item.refused]
         with log_into(run_log, folder) as log, native_stderr_into(log.path) as terminal:

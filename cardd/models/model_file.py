@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cardd.core.errors import CarddError
+from cardd.core.options import CHECKPOINT
 from cardd.models import checkpoints
 from cardd.models.configs import config_from_text, load_config, resolve_config
 from cardd.models.formats import EXPORT_KEY
@@ -76,7 +77,7 @@ def default_work_dir(config: str | Path | None) -> Path:
 
 def open_model(
     config: str | Path | None = None,
-    checkpoint: str | Path = "latest",
+    checkpoint: str | Path = CHECKPOINT.default,
     work_dir: Path | None = None,
     trust_checkpoint: bool = False,
 ) -> ModelFile:

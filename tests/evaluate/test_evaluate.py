@@ -307,3 +307,25 @@ def test_empty_results_score_zero_and_say_so(synthetic_root, tmp_path):
     result = _eval("--results", str(path), "--ann", str(_gt(synthetic_root)), "--out", str(out))
     assert result.exit_code == 0 and "every AP is 0" in result.output
     assert json.loads((out / "metrics.json").read_text())["bbox"]["AP"] == 0.0
+
+
+def test_an_output_folder_is_replaced_only_with_exist_ok_and_keeps_the_options(
+    synthetic_root, tmp_path
+):
+    """The one run-folder policy (`cardd.core.runs`): an earlier evaluation's folder is
+    refused, replaced with --exist-ok (its own files only), and options.json says how
+    the run was made."""
+    path = tmp_path / "preds.json"
+    path.write_text(json.dumps(_perfect_results(synthetic_root)))
+    out = tmp_path / "out"
+    args = ("--results", str(path), "--data-root", str(synthetic_root), "--out", str(out))
+    assert _eval(*args).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    refused = _eval(*args)
+    assert refused.exit_code == 2 and "--exist-ok" in refused.output
+    again = _eval(*args, "--exist-ok", "--iou-thr", "0.75")
+    assert again.exit_code == 0, again.output
+    saved = json.loads((out / "options.json").read_text())
+    assert saved["iou_thr"] == 0.75 and saved["results"] == str(path)
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "metrics.json").read_text())["confusion_matrix"]["iou_thr"] == 0.75

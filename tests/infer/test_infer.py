@@ -11,7 +11,7 @@ from PIL import Image
 from cardd.cli.main import cli
 from cardd.core.errors import CarddUsageError
 from cardd.detector.inputs import collect_inputs
-from cardd.infer.common import prepare_out_dir
+from cardd.infer.common import INFER_RUN
 from cardd.infer.local import WriteBehind
 from cardd.structures.classes import CLASSES
 from tests.conftest import assert_real_picture, broken_links
@@ -226,14 +226,14 @@ def test_no_checkpoint_says_how_to_get_one(tmp_path, two_folders):
 
 def test_output_folders_never_overwrite(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first = prepare_out_dir(None, exist_ok=False).local
+    first = INFER_RUN.open(None, exist_ok=False).local
     (first / "summary.json").write_text("{}")
-    second = prepare_out_dir(None, exist_ok=False).local
+    second = INFER_RUN.open(None, exist_ok=False).local
     assert (first.name, second.name) == ("exp", "exp2")
     with pytest.raises(CarddUsageError, match="--exist-ok"):
-        prepare_out_dir(first, exist_ok=False)
+        INFER_RUN.open(first, exist_ok=False)
     (first / "notes.txt").write_text("mine")
-    assert prepare_out_dir(first, exist_ok=True).local == first
+    assert INFER_RUN.open(first, exist_ok=True).local == first
     assert not (first / "summary.json").exists()  # the earlier run's outputs are gone
     assert (first / "notes.txt").read_text() == "mine"  # nothing else is touched
     # a folder cardd never wrote: its vis/ and preds/ are not cardd's to empty
@@ -241,7 +241,7 @@ def test_output_folders_never_overwrite(tmp_path, monkeypatch):
     (mine / "preds").mkdir(parents=True)
     (mine / "preds" / "labels.json").write_text("precious")
     with pytest.raises(CarddUsageError, match="no run of `cardd infer`"):
-        prepare_out_dir(mine, exist_ok=True)
+        INFER_RUN.open(mine, exist_ok=True)
     assert (mine / "preds" / "labels.json").read_text() == "precious"
 
 
