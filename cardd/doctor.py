@@ -8,7 +8,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardd.core.options import Option
 from cardd.models.pretrained import DEFAULT_DEST, PRETRAINED_FILENAME
+
+# `cardd doctor`'s options, each declared once.
+DATA_ROOT = Option(
+    "--data-root", "Where the CarDD dataset is expected.", "path", Path("data/CarDD_COCO")
+)
+WEIGHTS_DIR = Option(
+    "--weights-dir", "Where the pretrained checkpoint is expected.", "path", DEFAULT_DEST
+)
+OPTIONS = (DATA_ROOT, WEIGHTS_DIR)
 
 
 @dataclass
@@ -48,7 +58,7 @@ def _onnxruntime_row() -> str:
 
 
 def diagnose(
-    data_root: Path = Path("data/CarDD_COCO"), weights_dir: Path = DEFAULT_DEST
+    data_root: Path = DATA_ROOT.default, weights_dir: Path = WEIGHTS_DIR.default
 ) -> DoctorReport:
     """Collect what `cardd doctor` prints."""
     report = DoctorReport()

@@ -13,13 +13,21 @@ from pathlib import Path
 import click
 
 from cardd import __version__
+from cardd import doctor as doctor_options
 from cardd.assess.claim import AssessOptions
 from cardd.core import options
 from cardd.core.errors import CarddError, CarddUsageError
+from cardd.data import check as check_options
+from cardd.data import convert as convert_options
+from cardd.data import download as download_options
+from cardd.data import init_data as init_options
+from cardd.data import reduce as reduce_options
+from cardd.data import synth as synth_options
 from cardd.demo import DemoOptions
 from cardd.evaluate.runner import EvalOptions
 from cardd.export.common import ExportOptions
 from cardd.infer.common import InferOptions
+from cardd.models import pretrained as weights_options
 from cardd.serve.service import ServeOptions
 from cardd.train.runner import TrainOptions
 
@@ -154,13 +162,12 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--data-root", type=PathArg, default=Path("data/CarDD_COCO"), show_default=True)
-@click.option("--weights-dir", type=PathArg, default=Path("checkpoints"), show_default=True)
-def doctor(data_root: Path, weights_dir: Path) -> None:
+@options.apply(*doctor_options.OPTIONS)
+def doctor(**params) -> None:
     """Print versions and capabilities of the stack; exit 1 if it is broken."""
     from cardd.doctor import diagnose
 
-    report = diagnose(data_root, weights_dir)
+    report = diagnose(**params)
     width = max(len(name) for name, _ in report.rows)
     for name, value in report.rows:
         click.echo(f"{name:<{width}}  {value}")
@@ -174,80 +181,27 @@ def doctor(data_root: Path, weights_dir: Path) -> None:
 @cli.command(
     "download-data", epilog="Example: cardd download-data --zip ~/Downloads/CarDD_release.zip"
 )
-@click.option(
-    "--zip", "zip_path", type=ExistingFile, help="A release zip already on disk (offline)."
-)
-@click.option("--url", help="A mirror of the release zip, instead of Google Drive.")
-@click.option(
-    "--dest",
-    type=PathArg,
-    default=Path("data"),
-    show_default=True,
-    help="Folder to hold CarDD_COCO/.",
-)
-@click.option(
-    "--dataset",
-    type=click.Choice(["cardd", "carparts"]),
-    default="cardd",
-    show_default=True,
-    help="carparts: Ultralytics' Carparts-Seg (23 parts, for cardd assess --parts-model), "
-    "into DEST/carparts-seg (YOLO) and DEST/carparts (COCO).",
-)
-@click.option("--keep-sod", is_flag=True, help="Also extract CarDD_SOD/ (unused by cardd).")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace an existing <dest>/CarDD_COCO (from the zip downloaded earlier, if any).",
-)
-@click.option(
-    "--redownload", is_flag=True, help="Fetch the release zip again, then replace the dataset."
-)
-def download_data(
-    zip_path: Path | None,
-    url: str | None,
-    dest: Path,
-    dataset: str,
-    keep_sod: bool,
-    force: bool,
-    redownload: bool,
-) -> None:
+@options.apply(*download_options.OPTIONS)
+def download_data(dataset: str, **params) -> None:
     """Download (or take) the CarDD release zip, extract it safely, check it."""
     from cardd.data.download import download_data as run
 
     if dataset == "carparts":
         from cardd.data.carparts import download_carparts
 
-        if keep_sod:
+        if params.pop("keep_sod"):
             raise click.UsageError("--keep-sod is for the CarDD release")
-        report = download_carparts(dest, zip_path, url, force=force, redownload=redownload)
+        report = download_carparts(**params)
         if report.problems:
             click.echo(f"{len(report.problems)} bad label lines or files left out", err=True)
         click.echo(report.summary())
         click.echo(f"train a parts model: cardd train --data {report.out / 'data.yaml'}")
         return
-
-    _finish_check(
-        run(
-            dest=dest,
-            zip_path=zip_path,
-            url=url,
-            keep_sod=keep_sod,
-            force=force,
-            redownload=redownload,
-        )  # fmt: skip
-    )
+    _finish_check(run(**params))
 
 
 @cli.command("check-data", epilog="Example: cardd check-data --root small_data/CarDD_COCO --deep")
-@click.option(
-    "--root",
-    type=PathArg,
-    default=Path("data/CarDD_COCO"),
-    show_default=True,
-    help="A folder in the CarDD layout (holding annotations/).",
-)
-@data_file_option
-@click.option("--deep", is_flag=True, help="Also decode every image and compare its size.")
+@options.apply(*check_options.OPTIONS)
 def check_data(root: Path, data: Path | None, deep: bool) -> None:
     """Check a dataset (a CarDD-layout folder, or --data FILE); print images and
     instances per class per split."""
@@ -266,66 +220,24 @@ def check_data(root: Path, data: Path | None, deep: bool) -> None:
 @cli.command(
     "reduce-data", epilog="Example: cardd reduce-data --src data --dst small_data --every 10"
 )
-@click.option(
-    "--src",
-    type=PathArg,
-    default=Path("data"),
-    show_default=True,
-    help="Folder holding the source CarDD_COCO/ (only read).",
-)
-@click.option(
-    "--dst",
-    type=PathArg,
-    default=Path("small_data"),
-    show_default=True,
-    help="Folder to write the subset's CarDD_COCO/ into.",
-)
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Keep images whose numeric file-name stem divides by N.",
-)
-@force_option("<dst>/CarDD_COCO")
-def reduce_data(src: Path, dst: Path, every: int, force: bool) -> None:
+@options.apply(*reduce_options.OPTIONS)
+def reduce_data(**params) -> None:
     """Write a consistent 1-in-N subset of a dataset, for quick runs."""
     from cardd.data.reduce import reduce_dataset
 
-    summary = reduce_dataset(src=src, dst=dst, every=every, force=force)
-    _print_counts(f"kept in {dst / 'CarDD_COCO'} (1 in {every})", summary)
+    summary = reduce_dataset(**params)
+    _print_counts(f"kept in {params['dst'] / 'CarDD_COCO'} (1 in {params['every']})", summary)
 
 
 @cli.command("synth-data", epilog="Example: cardd synth-data --dest data/synthetic --images 24")
-@click.option(
-    "--dest",
-    type=PathArg,
-    default=Path("data/synthetic"),
-    show_default=True,
-    help="Folder to write CarDD_COCO/ into.",
-)
-@click.option("--images", type=click.IntRange(min=6), default=24, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--size",
-    callback=_parse_size,
-    metavar="WxH",
-    help="Make every image WxH pixels (default: small, 256-352 px).",
-)
-@click.option(
-    "--parts",
-    is_flag=True,
-    help="Annotate a car's parts (fender, front door, rear door, wheel) instead of the "
-    "damage drawn on them: data for a parts model (cardd assess --parts-model).",
-)
-@force_option("<dest>/CarDD_COCO")
-def synth_data(dest: Path, images: int, seed: int, size, parts: bool, force: bool) -> None:
+@options.apply(*synth_options.OPTIONS)
+def synth_data(**params) -> None:
     """Write a tiny deterministic dataset in the CarDD layout (for demos and tests)."""
     from cardd.data.synth import PART_CATEGORIES, synthesize
 
-    summary = synthesize(dest=dest, images=images, seed=seed, force=force, size=size, parts=parts)
-    names = [c["name"] for c in PART_CATEGORIES] if parts else None
-    _print_counts(f"synthetic dataset in {dest / 'CarDD_COCO'}", summary, names)
+    summary = synthesize(**params)
+    names = [c["name"] for c in PART_CATEGORIES] if params["parts"] else None
+    _print_counts(f"synthetic dataset in {params['dest'] / 'CarDD_COCO'}", summary, names)
 
 
 @cli.command(
@@ -333,14 +245,13 @@ def synth_data(dest: Path, images: int, seed: int, size, parts: bool, force: boo
     epilog="Example: cardd init-data ~/datasets/claims  # writes claims/cardd-data.yaml",
 )
 @click.argument("folder", type=PathArg)
-@click.option("--out", type=PathArg, help="Where to write it. Default: FOLDER/cardd-data.yaml")
-@force_option("description file")
-def init_data(folder: Path, out: Path | None, force: bool) -> None:
+@options.apply(*init_options.OPTIONS)
+def init_data(folder: Path, **params) -> None:
     """Write the dataset description (--data FILE) of a folder of COCO data: the
     CarDD layout, a Roboflow COCO export, or annotations/<split>.json + images/."""
     from cardd.data.init_data import init_data as run
 
-    spec = run(folder, out=out, force=force)
+    spec = run(folder, **params)
     for split, files in spec.splits.items():
         click.echo(f"{split:>5}: {files.annotations}  images {files.images}")
     click.echo(f"{spec.classes().describe()}; written to {spec.source}")
@@ -357,16 +268,15 @@ def convert() -> None:
 )
 @click.argument("source", type=click.Path(path_type=Path, exists=True))
 @click.argument("out", type=PathArg)
-@click.option("--skip-bad", is_flag=True, help="Leave out bad label lines (listed) and go on.")
-@force_option("OUT folder")
-def convert_yolo(source: Path, out: Path, skip_bad: bool, force: bool) -> None:
+@options.apply(*convert_options.OPTIONS)
+def convert_yolo(source: Path, out: Path, **params) -> None:
     """A YOLO segmentation or detection dataset (Ultralytics, Roboflow) -> COCO files
     and a dataset description in OUT; class ids kept as in its data.yaml."""
     from cardd.data.convert import ConversionFailed
     from cardd.data.convert import convert_yolo as run
 
     try:
-        report = run(source, out, skip_bad=skip_bad, force=force)
+        report = run(source, out, **params)
     except ConversionFailed as failed:
         _print_problems(failed.report.problems)
         raise
@@ -384,11 +294,7 @@ def _print_problems(problems: list[str], limit: int = 20) -> None:
 
 
 @cli.command("download-weights", epilog="Example: cardd download-weights --dest checkpoints")
-@click.option("--dest", type=PathArg, default=Path("checkpoints"), show_default=True)
-@click.option(
-    "--url", help="Another address for the checkpoint (its name should carry the sha256 prefix)."
-)
-@click.option("--force", is_flag=True, help="Download again even if a valid file is present.")
+@options.apply(*weights_options.OPTIONS)
 def download_weights(dest: Path, url: str | None, force: bool) -> None:
     """Fetch the COCO-pretrained Mask R-CNN R-101 DCN checkpoint DCN+ starts from."""
     from cardd.models.pretrained import PRETRAINED_URL

@@ -42,6 +42,26 @@ def _location_type():
     return LocationType
 
 
+def _size_type():
+    import click
+
+    class SizeType(click.ParamType):
+        """`WIDTHxHEIGHT`, each 64..8192 pixels, as (width, height)."""
+
+        name = "WxH"
+
+        def convert(self, value, param, ctx):
+            if isinstance(value, tuple):
+                return value
+            width, sep, height = str(value).lower().partition("x")
+            if not (sep and width.isdigit() and height.isdigit()
+                    and 64 <= int(width) <= 8192 and 64 <= int(height) <= 8192):  # fmt: skip
+                self.fail("expected WIDTHxHEIGHT, each 64..8192, e.g. 1024x768", param, ctx)
+            return int(width), int(height)
+
+    return SizeType()
+
+
 def Location(exists: bool = False):  # noqa: N802 - a Click type, named as one
     """The Click type of a local path or a URL (`exists`: an existing file, or a URL)."""
     return _location_type()(exists)
@@ -51,7 +71,8 @@ def Location(exists: bool = False):  # noqa: N802 - a Click type, named as one
 class Option:
     """One command-line option.
 
-    kind: `text`, `path`, `file` (an existing one), `folder` (an existing one),
+    kind: `text`, `path`, `file` (an existing one), `folder` (an existing one), `size`
+    (WIDTHxHEIGHT, a (width, height) tuple),
     `location` (a path or a URL), `file_location` (an existing file or a URL), `int`,
     `float`, `flag` (with default True: the flag turns it off, as `--no-vis`),
     `choice` (of `choices`), or `pairs` (repeatable KEY=VALUE, a dict in the dataclass).
@@ -93,6 +114,7 @@ class Option:
             "folder": click.Path(path_type=Path, exists=True, file_okay=False),
             "location": Location(),
             "file_location": Location(exists=True),
+            "size": _size_type(),
         }
         settings: dict[str, Any] = {"help": self.help}
         if self.required:
@@ -144,13 +166,19 @@ def options_of(cls) -> list[Option]:
 
 def decorate(cls):
     """A decorator adding every option of the dataclass `cls` to a Click command."""
+    return apply(*options_of(cls))
 
-    def apply(command):
-        for option in reversed(options_of(cls)):
+
+def apply(*declared: Option):
+    """A decorator adding these options to a Click command, in this order (for commands
+    whose library function takes them as keyword arguments of the same names)."""
+
+    def add(command):
+        for option in reversed(declared):
             command = option.click()(command)
         return command
 
-    return apply
+    return add
 
 
 # Options that several commands take.

@@ -301,7 +301,6 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
     from cardd.models import checkpoints
     from cardd.models.config_guard import lookup_only
     from cardd.models.model_file import load_weights, open_model
-    from cardd.openmmlab import metrics
     from cardd.openmmlab.runner import quiet_runner
 
     device = runner_device(opts.device)
@@ -346,7 +345,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
         )
         cfg.log_processor = dict(type="LogProcessor", window_size=50, by_epoch=True)
 
-        metrics.register()
+        import cardd.openmmlab.coco_metric  # noqa: F401 (registers CarddCocoMetric)
         checkpoints.install_loader()
         with lookup_only() if model_file.config_from_file else contextlib.nullcontext():
             runner = quiet_runner(Runner).from_cfg(cfg)

@@ -167,6 +167,17 @@ INFER_RUN = RunKind(
 )  # fmt: skip
 
 
+def open_detector(options) -> DamageDetector:
+    """The detector a command's model options describe (`InferOptions`, `ServeOptions`:
+    config, checkpoint, device, score_thr, trust_checkpoint, work_dir, half)."""
+    from cardd.detector.predictor import DamageDetector
+
+    return DamageDetector(
+        options.config, options.checkpoint, options.device, options.score_thr,
+        trust_checkpoint=options.trust_checkpoint, work_dir=options.work_dir, half=options.half,
+    )  # fmt: skip
+
+
 def image_files(item: InputImage, visualize: bool) -> dict:
     """The files of one image in the output folder (None where not written)."""
     return {

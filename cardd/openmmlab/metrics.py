@@ -318,16 +318,3 @@ def flat_scores(iou_type: str, scores: dict) -> dict[str, float]:
     for name, value in scores["per_class"].items():
         flat[f"{iou_type}_{name.replace(' ', '_')}_precision"] = fraction(value)
     return flat
-
-
-def register() -> type:
-    """Register `CarddCocoMetric` in mmdet's metric registry (idempotent); returns it.
-
-    The configs import `cardd.openmmlab.plugins`, which calls this, so that plain
-    MMDetection tools can run cardd's configs too. The class lives in
-    `cardd.openmmlab.coco_metric`: this module's scoring needs no mmdet (it scores
-    results files where only the ONNX runtime is installed).
-    """
-    from cardd.openmmlab.coco_metric import CarddCocoMetric
-
-    return CarddCocoMetric
