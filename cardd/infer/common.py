@@ -34,7 +34,7 @@ from cardd.structures.classes import ClassSet
 from cardd.structures.results import CSV_HEADER, csv_rows
 
 if TYPE_CHECKING:
-    pass
+    from cardd.detector.predictor import DamageDetector
 
 ENGINES = ("local", "ray")
 
