@@ -160,11 +160,13 @@ def _health_router():
     return router
 
 
-async def _detect_upload(request, ticket, score_thr: float, max_detections: int | None):
-    """One uploaded photo read, decoded (in a worker thread) and run (on the model's)."""
+async def _detect_upload(request, ticket, score_thr: float | None, max_detections: int | None):
+    """One uploaded photo read, decoded (in a worker thread) and run (on the model's), at
+    the request's threshold or the service's."""
     from starlette.concurrency import run_in_threadpool
 
     service = service_of(request)
+    score_thr = service.options.score_thr if score_thr is None else score_thr
     began = time.perf_counter()
     body = await read_body(request, service.options.max_upload_bytes, ticket=ticket)
     name, data = image_part(body, request.headers.get("content-type", ""))
@@ -180,10 +182,29 @@ async def _detect_upload(request, ticket, score_thr: float, max_detections: int 
     return began, data, name, array, result, timing, budget
 
 
+async def _answer_one_photo(request, score_thr, max_detections, respond):
+    """The path /v1/detect and /v1/annotate share: a place in the waiting room, the photo
+    read, decoded and run; then `respond(array, result, timing, budget, began)`, in a
+    worker thread, makes the answer (bytes, media type) and what `--save-dir` keeps."""
+    from fastapi.responses import Response
+    from starlette.concurrency import run_in_threadpool
+
+    service = service_of(request)
+    async with service.admission.enter() as ticket:
+        began, data, name, array, result, timing, budget = await _detect_upload(
+            request, ticket, score_thr, max_detections
+        )
+        body, media_type, saved = await run_in_threadpool(
+            respond, array, result, timing, budget, began
+        )
+        if service.options.save_dir is not None:
+            await run_in_threadpool(service.save, data, name, saved)
+    return Response(body, media_type=media_type)
+
+
 def _detect_router():
     from fastapi import APIRouter, Depends
     from fastapi.responses import Response
-    from starlette.concurrency import run_in_threadpool
 
     router = APIRouter(dependencies=[Depends(authorised)])
     threshold, most = _threshold_query(), _most_query()
@@ -195,24 +216,14 @@ def _detect_router():
         """Detections in one photo: the schema of `cardd infer`'s preds/*.json, plus timing."""
         import json
 
-        service = service_of(request)
-        thr = service.options.score_thr if score_thr is None else score_thr
-        async with service.admission.enter() as ticket:
-            began, data, name, _, result, timing, budget = await _detect_upload(
-                request, ticket, thr, max_detections
-            )
+        def respond(array, result, timing, budget, began):
+            payload = result.to_dict()  # masks to RLE: milliseconds each
+            payload["max_detections"] = budget
+            timing["total"] = (time.perf_counter() - began) * 1000
+            payload["timing_ms"] = {k: round(v, 2) for k, v in timing.items()}
+            return json.dumps(payload).encode(), "application/json", payload
 
-            def encode() -> tuple[dict, bytes]:
-                payload = result.to_dict()  # masks to RLE: milliseconds each
-                payload["max_detections"] = budget
-                timing["total"] = (time.perf_counter() - began) * 1000
-                payload["timing_ms"] = {k: round(v, 2) for k, v in timing.items()}
-                return payload, json.dumps(payload).encode()
-
-            payload, body = await run_in_threadpool(encode)
-            if service.options.save_dir is not None:
-                await run_in_threadpool(service.save, data, name, payload)
-        return Response(body, media_type="application/json")
+        return await _answer_one_photo(request, score_thr, max_detections, respond)
 
     @router.post(
         "/v1/annotate",
@@ -226,20 +237,11 @@ def _detect_router():
         """The photo with masks, boxes, class names and scores drawn, as JPEG."""
         from cardd.visualize.draw import draw_detections, encode_jpeg
 
-        service = service_of(request)
-        thr = service.options.score_thr if score_thr is None else score_thr
-        async with service.admission.enter() as ticket:
-            _, data, name, array, result, _, _ = await _detect_upload(
-                request, ticket, thr, max_detections
-            )
+        def respond(array, result, timing, budget, began):
+            jpeg = encode_jpeg(draw_detections(array, result.detections, result.classes))
+            return jpeg, "image/jpeg", result.to_dict()
 
-            def render() -> bytes:
-                return encode_jpeg(draw_detections(array, result.detections, result.classes))
-
-            jpeg = await run_in_threadpool(render)
-            if service.options.save_dir is not None:
-                await run_in_threadpool(service.save, data, name, result.to_dict())
-        return Response(jpeg, media_type="image/jpeg")
+        return await _answer_one_photo(request, score_thr, max_detections, respond)
 
     return router
 
