@@ -16,185 +16,31 @@ of a car-parts model (any cardd model trained on a parts dataset):
   car part) are flagged and not used for findings.
 
 Everything here is arithmetic on masks and numbers, so it is tested on hand-made
-cases; `assess_photos` runs the models.
+cases; `assess_images` runs the models. The rules are `cardd.assess.rules`; the command's
+run (models, output folders) is `cardd.assess.run`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cardd.core import options
-from cardd.core.errors import CarddError
-from cardd.core.files import write_file
-from cardd.core.options import Option
-from cardd.core.runs import OPTIONS_FILE, RunKind, save_options
+from cardd.assess.rules import (
+    CLAIM_FORMAT,
+    MIN_PART_SHARE,
+    SEVERITIES,
+    STATUSES,
+    Rules,
+    load_rules,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
     from cardd.detector.results import ImageResult
     from cardd.structures.results import Detection
-
-#: The version of claim.json's layout (README: "Claim assessment").
-CLAIM_FORMAT = 1
-SEVERITIES = ("minor", "moderate", "severe")
-STATUSES = ("confirmed", "needs_review", "rejected")
-#: A part a damage touches with less than this share of its pixels is not listed.
-MIN_PART_SHARE = 0.05
-DEFAULT_RULES = Path(__file__).resolve().parent / "claim_rules.yaml"
-
-
-@dataclass(frozen=True)
-class ClassRule:
-    moderate: float  # relative size where moderate starts
-    severe: float
-    operations: dict[str, str]  # severity -> operation
-
-    def severity(self, size: float) -> str:
-        if size >= self.severe:
-            return "severe"
-        return "moderate" if size >= self.moderate else "minor"
-
-
-@dataclass(frozen=True)
-class Rules:
-    """A validated rules file."""
-
-    classes: dict[str, ClassRule]
-    confirm: float
-    reject: float
-    photos: dict[str, float]
-    source: str
-
-    def for_model(self, names: tuple[str, ...], given: bool) -> Rules:
-        """These rules for a damage model of classes `names`: a file the user gave must
-        name only those (`check_classes`); cardd's default (CarDD's classes) is cut to
-        them, and a class it lacks gets no severity, said per finding."""
-        if given:
-            self.check_classes(names)
-            return self
-        kept = {k: v for k, v in self.classes.items() if k in names}
-        return Rules(kept, self.confirm, self.reject, self.photos, self.source)
-
-    def check_classes(self, names: tuple[str, ...]) -> None:
-        """Refuse rules for classes the damage model does not predict."""
-        unknown = sorted(set(self.classes) - set(names))
-        if unknown:
-            raise CarddError(
-                f"{self.source}: classes.{unknown[0]} is not a class of the damage model "
-                f"({', '.join(names)})"
-            )
-
-
-_PHOTO_KEYS = {"min_side": 480, "min_sharpness": 40.0, "min_brightness": 40, "max_brightness": 220}
-
-
-def _number(value, where: str, low: float = 0.0, high: float | None = None) -> float:
-    """A finite number in range (NaN compares false with every bound: refused first)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CarddError(f"{where} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise CarddError(f"{where} must be a finite number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bounds = f"{low}..{high}" if high is not None else f">= {low}"
-        raise CarddError(f"{where} = {value} is outside {bounds}")
-    return float(value)
-
-
-def load_rules(path: Path | None = None) -> Rules:
-    """The rules file at `path` (default: cardd's), validated.
-
-    Raises:
-        CarddError: bad YAML, an unknown key, thresholds out of order or range: one
-            line naming the key.
-    """
-    from cardd.data.spec import read_yaml
-
-    path = path or DEFAULT_RULES
-    source = str(path)
-    data = read_yaml(path, "rules file")
-    if not isinstance(data, dict):
-        raise CarddError(f"{path}: expected keys version, classes, scores, photos")
-    unknown = sorted(set(data) - {"version", "classes", "scores", "photos"})
-    if unknown:
-        raise CarddError(f"{path}: unknown key {unknown[0]!r}")
-    if data.get("version") != 1:
-        raise CarddError(f"{path}: version must be 1, got {data.get('version')!r}")
-    classes = {}
-    given_classes = data.get("classes") or {}
-    if not isinstance(given_classes, dict):
-        raise CarddError(f"{path}: classes maps a class name to its rule, got a list or value")
-    for name, rule in given_classes.items():
-        where = f"{path}: classes.{name}"
-        if not isinstance(rule, dict) or set(rule) - {"size", "operation"}:
-            raise CarddError(f"{where} takes `size` and `operation`")
-        size = rule.get("size") or {}
-        if not isinstance(size, dict) or set(size) != {"moderate", "severe"}:
-            raise CarddError(f"{where}.size needs `moderate` and `severe`")
-        moderate = _number(size["moderate"], f"{where}.size.moderate", 0.0, 1.0)
-        severe = _number(size["severe"], f"{where}.size.severe", 0.0, 1.0)
-        if moderate > severe:
-            raise CarddError(
-                f"{where}.size: moderate {moderate} is above severe {severe} (out of order)"
-            )
-        operation = rule.get("operation")
-        if isinstance(operation, str) and operation.strip():
-            operations = dict.fromkeys(SEVERITIES, operation)
-        elif (
-            isinstance(operation, dict)
-            and set(operation) == set(SEVERITIES)
-            and all(isinstance(v, str) and v.strip() for v in operation.values())
-        ):
-            operations = dict(operation)
-        else:
-            raise CarddError(f"{where}.operation: one word, or one per level {SEVERITIES}")
-        classes[str(name)] = ClassRule(moderate, severe, operations)
-    scores = data.get("scores") or {}
-    if not isinstance(scores, dict) or set(scores) - {"confirm", "reject"}:
-        raise CarddError(f"{path}: scores takes `confirm` and `reject`")
-    confirm = _number(scores.get("confirm", 0.5), f"{path}: scores.confirm", 0.0, 1.0)
-    reject = _number(scores.get("reject", 0.15), f"{path}: scores.reject", 0.0, 1.0)
-    if reject > confirm:
-        raise CarddError(f"{path}: scores.reject {reject} is above scores.confirm {confirm}")
-    photos = dict(_PHOTO_KEYS)
-    given = data.get("photos") or {}
-    if not isinstance(given, dict) or set(given) - set(_PHOTO_KEYS):
-        extra = sorted(set(given) - set(_PHOTO_KEYS)) if isinstance(given, dict) else ["?"]
-        raise CarddError(f"{path}: photos has unknown key {extra[0]!r}")
-    for key, value in given.items():
-        photos[key] = _number(value, f"{path}: photos.{key}", 0.0)
-    return Rules(classes, confirm, reject, photos, source)
-
-
-def thresholds_from_metrics(path: Path, names: tuple[str, ...] | None = None) -> dict[str, float]:
-    """Per class, the best-F1 score threshold of a `cardd eval` metrics.json (box AP's);
-    with `names` (the damage model's classes), a class outside them is refused."""
-    import json
-
-    try:
-        metrics = json.loads(Path(path).read_text())
-        best = (metrics.get("bbox") or metrics.get("segm") or {}).get("best_f1") or {}
-    except (OSError, ValueError, AttributeError) as error:
-        raise CarddError(f"--thresholds {path}: not a cardd eval metrics.json ({error})") from None
-    if not isinstance(best, dict) or not best:
-        raise CarddError(f"--thresholds {path}: no best_f1 thresholds (run `cardd eval`)")
-    unknown = sorted(set(best) - set(names)) if names is not None else []
-    if unknown:
-        raise CarddError(f"--thresholds {path}: {unknown[0]!r} is not a damage class")
-    thresholds = {}
-    for name, entry in best.items():
-        if not entry:
-            continue
-        if not isinstance(entry, dict) or "threshold" not in entry:
-            raise CarddError(f"--thresholds {path}: best_f1.{name} has no threshold")
-        where = f"--thresholds {path}: best_f1.{name}.threshold"
-        thresholds[name] = _number(entry["threshold"], where, 0.0, 1.0)
-    return thresholds
 
 
 @dataclass
@@ -514,50 +360,6 @@ def claim_of(assessed: list[tuple[ClaimPhoto, list[Placement]]], rules: Rules,
                  thresholds=dict(thresholds))  # fmt: skip
 
 
-@dataclass
-class AssessOptions:
-    """`cardd assess`: the photos of one claim and the models that read them, each option
-    declared once (`cardd.core.options`)."""
-
-    inputs: tuple[str, ...] = ()
-    claims: Path | None = Option(
-        "--claims",
-        "A folder with one subfolder of photos per claim, instead of INPUTS: OUT/<claim>/ "
-        "each, and OUT/claims.csv.",
-        "path",
-    ).field()
-    damage_model: str | None = Option(
-        "--damage-model", "The damage model (an export or checkpoint).", required=True
-    ).field()
-    parts_model: str | None = options.PARTS_MODEL.field()
-    parts_score_thr: float = options.PARTS_SCORE_THR.field()  # part masks below it are not parts
-    rules: Path | None = options.RULES.field()
-    thresholds: Path | None = options.THRESHOLDS.field()  # best-F1 per class
-    out_dir: Path | str | None = Option(
-        "--out-dir", "A folder or URL. Default: runs/assess/exp, exp2, ...", "location"
-    ).field()
-    device: str = options.DEVICE.field()
-    score_thr: float = options.SCORE_THR.but(
-        default=0.1,
-        help="Detections below this score are not assessed at all (statuses use the "
-        "thresholds).",
-    ).field()
-    exist_ok: bool = options.EXIST_OK.field()
-    trust_checkpoint: bool = options.TRUST.field()  # the damage model only
-    trust_parts_model: bool = options.TRUST_PARTS.field()  # trust is per file
-
-
-#: `cardd assess`'s run folders (`cardd.core.runs`): claim.json or claims.csv marks one;
-#: `--exist-ok` replaces a claim's files (and, with --claims, the claims' folders).
-ASSESS_RUN = RunKind(
-    command="assess",
-    flag="--out-dir",
-    marks=frozenset({"claim.json", "claims.csv"}),
-    outputs=("claim.json", "claim.csv", "claim.html", "photos", "evidence", "claims.csv",
-             OPTIONS_FILE),
-)  # fmt: skip
-
-
 def model_entry(detector) -> dict:
     """What claim.json says of a model: its file, that file's sha256, its classes."""
     return {
@@ -565,139 +367,6 @@ def model_entry(detector) -> dict:
         "sha256": detector.model_file.sha256,
         "classes": detector.classes.categories(),
     }
-
-
-def _load_models(opts: AssessOptions):
-    """The damage and parts detectors, the rules and thresholds, checked together."""
-    from cardd.detector.predictor import DamageDetector
-
-    rules = load_rules(opts.rules)
-
-    def detector(checkpoint: str, score_thr: float, trust: bool) -> DamageDetector:
-        return DamageDetector(
-            checkpoint=checkpoint, device=opts.device, score_thr=score_thr, trust_checkpoint=trust
-        )
-
-    damage_detector = detector(opts.damage_model, opts.score_thr, opts.trust_checkpoint)
-    names = damage_detector.classes.names
-    rules = rules.for_model(names, given=opts.rules is not None)
-    thresholds = thresholds_from_metrics(opts.thresholds, names) if opts.thresholds else {}
-    parts_detector = (
-        detector(opts.parts_model, opts.parts_score_thr, opts.trust_parts_model)
-        if opts.parts_model
-        else None
-    )
-    return damage_detector, parts_detector, rules, thresholds
-
-
-def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
-    """One claim's photos through the models; its files written into `out`."""
-    import json
-
-    from cardd.detector.inputs import collect_inputs, load_input
-    from cardd.structures.images import UnreadableImage
-    from cardd.visualize.report import ClaimPictures, write_claim_report
-
-    damage_detector, parts_detector, rules, thresholds = models
-    items = collect_inputs(inputs)
-    for item in items:
-        if item.refused:
-            raise CarddError(item.refused)
-
-    def decoder(item):
-        def decode():  # when its turn comes: one photo's pixels at a time
-            array = load_input(item.path)  # a path or a URL
-            if isinstance(array, UnreadableImage):
-                raise CarddError(str(array))
-            return array
-
-        return decode
-
-    pictures = ClaimPictures(damage_detector.classes)
-    claim = assess_images(
-        damage_detector, [decoder(item) for item in items], [str(i.relative) for i in items],
-        parts_detector, rules, thresholds, on_photo=pictures,
-    )  # fmt: skip
-    for name, text in (
-        ("claim.json", json.dumps(claim.to_dict(), indent=2, allow_nan=False)),
-        ("claim.csv", claim.csv_text()),
-    ):
-        write_file(out / name, text, root=out)
-    write_claim_report(out, claim, pictures)
-    return claim
-
-
-def run_assessment(opts: AssessOptions) -> tuple[Claim, Path | str]:
-    """Run the models over one claim's photos and write claim.json, claim.csv and
-    claim.html (with `photos/` annotated and `evidence/` crops).
-
-    Returns:
-        The claim and its output folder.
-    """
-    from cardd.core import storage
-    from cardd.detector.inputs import collect_inputs
-
-    collect_inputs(opts.inputs)  # inputs and output folder checked before the models load
-    ASSESS_RUN.check(opts.out_dir, opts.exist_ok)
-    models = _load_models(opts)
-    out = str(ASSESS_RUN.open(opts.out_dir, opts.exist_ok))
-    with storage.staged_output(out) as local:  # a URL: written here, uploaded when whole
-        claim = _assess_into(local, opts.inputs, models)
-        save_options(local, opts)
-    return claim, storage.shown(out, local)
-
-
-def run_claims(
-    opts: AssessOptions, claims_dir: Path
-) -> tuple[list[tuple[str, Claim | str]], Path | str]:
-    """Every subfolder of `claims_dir` as one claim (models loaded once): its files in
-    `<out>/<subfolder>/`, and `<out>/claims.csv` with a row per claim. A claim that
-    cannot be assessed (an unreadable photo) is listed with why, and the rest go on.
-
-    Returns:
-        (claim name, its Claim or why it failed) per claim, and the output folder.
-    """
-    from cardd.core import storage
-    from cardd.structures.images import IMAGE_SUFFIXES
-
-    if not claims_dir.is_dir():
-        raise CarddError(f"--claims {claims_dir} is not a folder")
-    folders = [
-        f for f in sorted(claims_dir.iterdir())
-        if f.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in f.iterdir())
-    ]  # fmt: skip
-    if not folders:
-        raise CarddError(f"--claims {claims_dir}: no subfolder with photos (one per claim)")
-    ASSESS_RUN.check(opts.out_dir, opts.exist_ok)
-    models = _load_models(opts)
-    out = str(ASSESS_RUN.open(opts.out_dir, opts.exist_ok, also=tuple(f.name for f in folders)))
-    results: list[tuple[str, Claim | str]] = []
-    with storage.staged_output(out) as local:  # a URL: written here, uploaded at the end
-        for folder in folders:
-            try:
-                claim = _assess_into(local / folder.name, (str(folder),), models)
-                results.append((folder.name, claim))
-            except CarddError as error:
-                results.append((folder.name, str(error)))
-        write_file(local / "claims.csv", _claims_table(results))
-        save_options(local, opts)
-    return results, storage.shown(out, local)
-
-
-def _claims_table(results: list[tuple[str, Claim | str]]) -> str:
-    table = io.StringIO()
-    writer = csv.writer(table)
-    writer.writerow(["claim", "status", "findings", "confirmed", "needs_review", "rejected",
-                     "photos_usable", "photos_total", "reasons"])  # fmt: skip
-    for name, claim in results:
-        if isinstance(claim, str):
-            writer.writerow([name, "failed", "", "", "", "", "", "", claim])
-            continue
-        counts = [sum(f.status == s for f in claim.findings) for s in STATUSES]
-        usable = sum(p.check.usable for p in claim.photos)
-        writer.writerow([name, claim.status, len(claim.findings), *counts, usable,
-                         len(claim.photos), "; ".join(claim.reasons)])  # fmt: skip
-    return table.getvalue()
 
 
 def assess_images(

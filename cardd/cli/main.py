@@ -14,7 +14,7 @@ import click
 
 from cardd import __version__
 from cardd import doctor as doctor_options
-from cardd.assess.claim import AssessOptions
+from cardd.assess.run import AssessOptions
 from cardd.core import options
 from cardd.core.errors import CarddError, CarddUsageError
 from cardd.data import check as check_options
@@ -387,7 +387,8 @@ Examples:
 def assess(inputs, **params) -> None:
     """The photos of one claim: which part is damaged, how badly, what to do, how sure;
     claim.json, claim.csv and claim.html in the output folder."""
-    from cardd.assess.claim import claim_lines, run_assessment, run_claims
+    from cardd.assess.claim import claim_lines
+    from cardd.assess.run import run_assessment, run_claims
 
     opts = options.from_params(AssessOptions, params, inputs=inputs)
     if bool(opts.inputs) == bool(opts.claims):

@@ -159,7 +159,7 @@ def check_models(options: ServeOptions) -> None:
     Raises:
         CarddError: the first problem, in one line.
     """
-    from cardd.assess.claim import load_rules, thresholds_from_metrics
+    from cardd.assess.rules import load_rules, thresholds_from_metrics
     from cardd.detector.onnx_backend import OnnxModel, check_options, is_onnx_model
 
     def classes_of(checkpoint, trust: bool, config=None):

@@ -154,7 +154,7 @@ class Service:
     def _claim_rules(self):
         """The rules and thresholds of /v1/assess, checked against the damage model as
         `cardd assess` checks them, before the service answers anything."""
-        from cardd.assess.claim import load_rules, thresholds_from_metrics
+        from cardd.assess.rules import load_rules, thresholds_from_metrics
 
         names = self.detector.classes.names
         rules = load_rules(self.options.rules).for_model(names, self.options.rules is not None)

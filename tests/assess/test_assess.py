@@ -6,13 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cardd.assess.claim import (
-    assess_claim,
-    check_photo,
-    load_rules,
-    place_damage,
-    thresholds_from_metrics,
-)
+from cardd.assess.claim import assess_claim, check_photo, place_damage
+from cardd.assess.rules import load_rules, thresholds_from_metrics
 from cardd.core.errors import CarddError
 from cardd.detector.results import ImageResult
 from cardd.structures.classes import CARDD, ClassSet

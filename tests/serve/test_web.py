@@ -111,7 +111,8 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
 
 def test_the_claim_report_opens_with_every_picture(browser, tmp_path):
     """claim.html from disk in Chromium: every evidence crop and photo loads, links resolve."""
-    from cardd.assess.claim import assess_claim, assess_photo, load_rules
+    from cardd.assess.claim import assess_claim, assess_photo
+    from cardd.assess.rules import load_rules
     from cardd.structures.classes import CARDD
     from cardd.visualize.report import ClaimPictures, write_claim_report
     from tests.assess.test_assess import _detection, _parts, _photo, _result
