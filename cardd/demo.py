@@ -63,7 +63,8 @@ class DemoResult:
 def run_demo(opts: DemoOptions | None = None) -> DemoResult:
     """Run the pipeline end to end; returns where everything went."""
     from cardd.data.synth import synthesize
-    from cardd.evaluate.runner import EvalOptions, evaluate, print_metrics
+    from cardd.evaluate.common import EvalOptions, print_metrics
+    from cardd.evaluate.runner import evaluate
     from cardd.infer.local import InferOptions, run_inference
     from cardd.train.runner import TrainOptions, train
 

@@ -24,7 +24,7 @@ from cardd.data import init_data as init_options
 from cardd.data import reduce as reduce_options
 from cardd.data import synth as synth_options
 from cardd.demo import DemoOptions
-from cardd.evaluate.runner import EvalOptions
+from cardd.evaluate.common import EvalOptions
 from cardd.export.common import ExportOptions
 from cardd.infer.common import InferOptions
 from cardd.models import pretrained as weights_options
@@ -361,7 +361,8 @@ def eval_(**params) -> None:
     model or of any model's COCO results file."""
     from cardd.core import logs
     from cardd.core.storage import join
-    from cardd.evaluate.runner import print_metrics, run_eval
+    from cardd.evaluate.common import print_metrics
+    from cardd.evaluate.runner import run_eval
 
     opts = options.from_params(EvalOptions, params)
     metrics, out_dir = run_eval(opts)

@@ -168,7 +168,7 @@ def test_eval_errors(tmp_path, synthetic_root):
 
 
 def test_paper_numbers_beside_dcn_plus_on_test_only(capsys):
-    from cardd.evaluate.runner import PAPER_DCN_PLUS, paper_reference, print_metrics
+    from cardd.evaluate.common import PAPER_DCN_PLUS, paper_reference, print_metrics
 
     scores = {
         "AP": 1.0,

@@ -155,7 +155,8 @@ def test_resuming_on_another_dataset_is_refused(own_run, synthetic_root):
 )
 def test_any_number_of_classes_trains_predicts_and_scores(synthetic_root, tmp_path, names, ids):
     from cardd import DamageDetector
-    from cardd.evaluate.runner import EvalOptions, evaluate
+    from cardd.evaluate.common import EvalOptions
+    from cardd.evaluate.runner import evaluate
     from cardd.train.runner import TrainOptions, train
 
     data = relabel(synthetic_root, tmp_path / "data", categories(names, ids))
