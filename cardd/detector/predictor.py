@@ -91,7 +91,6 @@ class DamageDetector:
     ) -> None:
         _check_threshold(score_thr)
         self.score_thr = score_thr
-        self.half = half
         self._lock = threading.Lock()  # one call at a time changes the test settings
         self.backend = backend_for(checkpoint)(
             config, checkpoint, device, half, trust_checkpoint=trust_checkpoint,
@@ -103,6 +102,15 @@ class DamageDetector:
         self.config_source: str = self.backend.config_source
         self.model_file = self.backend.model_file  # path, sha256, classes
         self.model = self.backend.model  # the torch module (None for ONNX)
+
+    @property
+    def half(self) -> bool:
+        """Whether the model runs in float16 under autocast (settable between calls)."""
+        return self.backend.half
+
+    @half.setter
+    def half(self, value: bool) -> None:
+        self.backend.half = bool(value)
 
     def __call__(self, source, score_thr: float | None = None):
         """One photo (a path, URL, BGR array or PIL image) -> its `ImageResult`; a list

@@ -545,7 +545,8 @@ def test_a_model_runs_without_importing_the_torchvision_package(tiny_export):
 
     code = (
         "import sys, numpy as np, torch\n"
-        "from cardd import DamageDetector, torchvision_ops\n"
+        "from cardd import DamageDetector\n"
+        "from cardd.openmmlab import kernels as torchvision_ops\n"
         f"d = DamageDetector(checkpoint={str(tiny_export)!r}, device='cpu', score_thr=0)\n"
         "photo = np.full((200, 240, 3), 90, dtype=np.uint8)\n"
         "d.predict(photo)\n"
