@@ -88,7 +88,7 @@ def run_demo(opts: DemoOptions | None = None) -> DemoResult:
     )
     checkpoint = work_dir / f"epoch_{epochs}.pth"
     logs.say("[3/4] evaluating on the test split")
-    metrics, eval_dir = evaluate(
+    evaluation = evaluate(
         EvalOptions(
             config="tiny_DCN_plus",
             checkpoint=str(checkpoint),
@@ -98,6 +98,7 @@ def run_demo(opts: DemoOptions | None = None) -> DemoResult:
             device="cpu",
         )
     )
+    metrics, eval_dir = evaluation.metrics, evaluation.out
     if logs.verbosity() >= logs.NORMAL:
         print_metrics(metrics)
     logs.say(f"[4/4] inference on the test images (--score-thr {DEMO_SCORE_THR}: a toy model)")

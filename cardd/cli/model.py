@@ -76,7 +76,8 @@ def eval_(**params) -> None:
     from cardd.evaluate.runner import run_eval
 
     opts = options.from_params(EvalOptions, params)
-    metrics, out_dir = run_eval(opts)
+    result = run_eval(opts)
+    metrics, out_dir = result.metrics, result.out
     if opts.results is not None and metrics["detections"] == 0:
         click.echo(f"{opts.results} holds no detections: every AP is 0", err=True)
     if logs.verbosity() >= logs.NORMAL:

@@ -90,6 +90,32 @@ class EvalOptions:
     exist_ok: bool = options.EXIST_OK.field()
     trust_checkpoint: bool = options.TRUST.field()
 
+    def __post_init__(self) -> None:
+        # from Python, folders given as text (the command line gives paths)
+        for name in ("work_dir", "data_root", "data"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, Path(getattr(self, name)))
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation found and where it wrote it: `metrics` is `metrics.json`'s
+    document (AP values in percent, as the paper reports them; `None` where a size bin
+    holds no objects), `out` the run folder (a path, or the URL asked for)."""
+
+    metrics: dict
+    out: Path | str
+
+    def ap(self, iou_type: str = "segm", key: str = "AP") -> float | None:
+        """One number of the evaluation: `key` (AP, AP50, AP75, APs...) of `iou_type`
+        (bbox or segm); None where the model predicts no masks or the bin is empty."""
+        return (self.metrics.get(iou_type) or {}).get(key)
+
+    @property
+    def report(self) -> str:
+        """The report's location (`report.html` in the run folder)."""
+        return storage.join(self.out, "report.html")
+
 
 def load_coco(path: Path):
     """A pycocotools `COCO` of a JSON file, quietly (pycocotools prints a lot)."""

@@ -12,6 +12,7 @@ from cardd.core.files import write_file
 from cardd.data.layout import image_path
 from cardd.evaluate.common import (
     EvalOptions,
+    EvalResult,
     check_model_fits,
     ground_truth,
     load_coco,
@@ -33,7 +34,7 @@ def _split_files(opts: EvalOptions) -> tuple[Path, Path]:
     return root / annotation_file(opts.split), root / image_folder(opts.split)
 
 
-def evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
+def evaluate_onnx(opts: EvalOptions) -> EvalResult:
     """An ONNX export on a split, through the onnxruntime engine (`DamageDetector`), at
     the model's own test threshold and limit as mmdet's test loop runs a checkpoint;
     its detections scored as `--results` files are (boxes and RLE masks), with the same
@@ -88,6 +89,6 @@ def evaluate_onnx(opts: EvalOptions) -> tuple[dict, Path]:
             for iou_type, results in by_type.items():
                 write_file(out / f"coco_results.{iou_type}.json", json.dumps(results))
         score(out, metrics, gt, by_type, image_dir, opts.score_thr, opts.iou_thr)
-    return metrics, storage.shown(opts.out, out)
+    return EvalResult(metrics, storage.shown(opts.out, out))
 
 

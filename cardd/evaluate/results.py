@@ -11,6 +11,7 @@ from cardd.core import storage
 from cardd.core.errors import CarddError
 from cardd.evaluate.common import (
     EvalOptions,
+    EvalResult,
     ground_truth,
     load_coco,
     run_folder,
@@ -130,13 +131,13 @@ def _validated_results(path: Path, gt, shown: str | None = None) -> tuple[list[d
     return results, iou_types
 
 
-def evaluate_results(opts: EvalOptions) -> tuple[dict, Path | str]:
+def evaluate_results(opts: EvalOptions) -> EvalResult:
     """Score a COCO results file of any model exactly as a checkpoint's evaluation is
     scored; write `metrics.json`. The results, the ground truth (`ann`) and the output
     folder may be URLs (`cardd.core.storage`).
 
     Returns:
-        The metrics and the output folder.
+        The metrics and the run folder.
     """
     import tempfile
 
@@ -178,4 +179,4 @@ def _evaluate_results(opts: EvalOptions, results_file: Path, ann_file: Path | No
             image_dir = ann.parent.parent / f"{split}2017"
         by_type = {iou_type: results for iou_type in iou_types}
         score(out, metrics, gt, by_type, image_dir, opts.score_thr, opts.iou_thr)
-    return metrics, storage.shown(opts.out, out)
+    return EvalResult(metrics, storage.shown(opts.out, out))

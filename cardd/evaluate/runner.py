@@ -21,6 +21,7 @@ from cardd.core.errors import CarddError, CarddUsageError
 from cardd.evaluate.common import (
     SPLITS,
     EvalOptions,
+    EvalResult,
     analyse,
     check_model_fits,
     ground_truth,
@@ -37,12 +38,12 @@ EVAL_HOOKS = {
 }
 
 
-def run_eval(opts: EvalOptions) -> tuple[dict, Path | str]:
+def run_eval(opts: EvalOptions) -> EvalResult:
     """`cardd eval`: a model's evaluation (`evaluate`) or a results file's
     (`evaluate_results`), after checking that the options name one ground truth.
 
     Returns:
-        The metrics and the output folder.
+        The metrics and the run folder.
     """
     if sum(x is not None for x in (opts.ann, opts.data_root, opts.data)) > 1:
         raise CarddUsageError("--ann, --data and --data-root all name the ground truth: pass one")
@@ -53,12 +54,12 @@ def run_eval(opts: EvalOptions) -> tuple[dict, Path | str]:
     return evaluate(opts)
 
 
-def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
+def evaluate(opts: EvalOptions) -> EvalResult:
     """Evaluate a checkpoint or export on a split; write `metrics.json` (and the COCO
     results with `save_coco`).
 
     Returns:
-        The metrics and the output folder.
+        The metrics and the run folder.
     """
     if opts.split not in SPLITS:
         raise CarddUsageError("--split must be train, val or test")
@@ -145,7 +146,7 @@ def evaluate(opts: EvalOptions) -> tuple[dict, Path]:
         if not opts.save_coco:
             for iou_type in IOU_TYPES:
                 Path(f"{results_prefix}.{iou_type}.json").unlink(missing_ok=True)
-    return result, storage.shown(opts.out, out)
+    return EvalResult(result, storage.shown(opts.out, out))
 
 
 def _test_loader(cfg, opts: EvalOptions):

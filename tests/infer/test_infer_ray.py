@@ -60,11 +60,14 @@ def ray_cluster():
             time.sleep(0.5)
         yield address
     finally:
+        # Ray's head takes about 30 s to stop on SIGTERM (it drains its workers, which
+        # the tests are done with); its whole process group is killed after 5
         os.killpg(head.pid, signal.SIGTERM)
         try:
-            head.wait(60)
+            head.wait(5)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+            head.wait(30)
         log.close()
         shutil.rmtree(temp, ignore_errors=True)
 

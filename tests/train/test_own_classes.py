@@ -177,7 +177,7 @@ def test_any_number_of_classes_trains_predicts_and_scores(synthetic_root, tmp_pa
     found = detector.predict(photo)
     assert found and {d.category_id for d in found} <= set(ids)
     assert all(detector.classes.name_of(d.category_id) == d.label for d in found)
-    metrics, out = evaluate(
+    evaluation = evaluate(
         EvalOptions(
             checkpoint=str(work_dir / "epoch_1.pth"),
             data=data,
@@ -186,6 +186,9 @@ def test_any_number_of_classes_trains_predicts_and_scores(synthetic_root, tmp_pa
             out=tmp_path / "eval",
         )  # fmt: skip
     )
+    metrics, out = evaluation.metrics, evaluation.out
+    assert evaluation.ap("segm", "AP") == metrics["segm"]["AP"]
+    assert evaluation.report == str(out / "report.html")
     assert list(metrics["segm"]["per_class"]) == names
     assert len(metrics["confusion_matrix"]["matrix"]) == len(names) + 1
     assert (out / "confusion_matrix.png").is_file() and (out / "pr_curve_bbox.png").is_file()
