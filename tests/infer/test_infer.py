@@ -321,7 +321,8 @@ def test_exist_ok_leaves_nothing_of_the_earlier_run(tiny_checkpoint, two_folders
     assert second.exit_code == 0, second.output
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == [
-        "index.html", "infer.log", "predictions.csv", "preds/b/car.jpg.json", "summary.json"
+        "index.html", "infer.log", "options.json", "predictions.csv", "preds/b/car.jpg.json",
+        "summary.json",
     ]  # fmt: skip
 
 
@@ -364,13 +365,17 @@ def test_summary_json_contents(tiny_checkpoint, two_folders, tmp_path):
     index = (out / "index.html").read_text()
     assert "Failed" in index and "bad.jpg" in index and not broken_links(out / "index.html")
     assert pred["config"].endswith("tiny_DCN_plus.py") and summary["seconds_per_image"] > 0
+    saved = json.loads((out / "options.json").read_text())  # how the run was made
+    assert saved["checkpoint"] == str(tiny_checkpoint) and saved["device"] == "cpu"
+    assert saved["out_dir"] == str(out) and saved["visualize"] is False  # --no-vis
 
 
 def _run_files(out):
-    """Every file of a run's outputs with its bytes, but summary.json's timing and the
-    log (timestamped lines)."""
+    """Every file of a run's outputs with its bytes, but summary.json's timing, the log
+    (timestamped lines) and the options (the runs compared differ in them)."""
     files = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "infer.log"):
+    skipped = ("infer.log", "options.json")
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name not in skipped):
         data = path.read_bytes()
         if path.name == "summary.json":
             summary = json.loads(data)

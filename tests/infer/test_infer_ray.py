@@ -101,12 +101,12 @@ def local_run(photos, tiny_export, tmp_path_factory) -> Path:
 
 
 def assert_same_outputs(expected: Path, actual: Path) -> None:
-    """Every file the same bytes, but for the timing and resume count in summary.json and
-    the log of the run."""
+    """Every file the same bytes, but for the timing and resume count in summary.json, the
+    log of the run, and the options it was given (the engine, the workers)."""
     files = {p.relative_to(expected).as_posix() for p in expected.rglob("*") if p.is_file()}
     assert files == {p.relative_to(actual).as_posix() for p in actual.rglob("*") if p.is_file()}
     assert len([f for f in files if f.startswith("preds/")]) == 36
-    for name in sorted(files - {"summary.json", "infer.log"}):
+    for name in sorted(files - {"summary.json", "infer.log", "options.json"}):
         assert (expected / name).read_bytes() == (actual / name).read_bytes(), name
     varying = ("seconds_per_image", "images_resumed")
     a, b = read_json(expected / "summary.json"), read_json(actual / "summary.json")
