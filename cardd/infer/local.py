@@ -90,6 +90,8 @@ def run_inference(options: InferOptions) -> InferSummary:
         raise CarddUsageError("--batch-size must be >= 1")
     if options.engine not in ENGINES:
         raise CarddUsageError(f"--engine must be one of {', '.join(ENGINES)}")
+    if options.engine == "local" and (options.address is not None or options.gpus_per_worker):
+        raise CarddUsageError("--address and --gpus-per-worker go with --engine ray")
     if options.workers is not None and options.workers < 0:
         raise CarddUsageError("--workers must be >= 0")
     images = collect_inputs(options.inputs, options.recursive)
