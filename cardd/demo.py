@@ -63,10 +63,13 @@ class DemoResult:
 def run_demo(opts: DemoOptions | None = None) -> DemoResult:
     """Run the pipeline end to end; returns where everything went."""
     from cardd.data.synth import synthesize
-    from cardd.evaluate.common import EvalOptions, print_metrics
+    from cardd.evaluate.common import print_metrics
+    from cardd.evaluate.options import EvalOptions
     from cardd.evaluate.runner import evaluate
-    from cardd.infer.local import InferOptions, run_inference
-    from cardd.train.runner import TrainOptions, train
+    from cardd.infer.local import run_inference
+    from cardd.infer.options import InferOptions
+    from cardd.train.options import TrainOptions
+    from cardd.train.runner import train
 
     opts = opts or DemoOptions()
     epochs, images, seed = opts.epochs, opts.images, opts.seed

@@ -57,7 +57,8 @@ def release_zip(tmp_path, synthetic_root) -> Path:
 @pytest.fixture(scope="session")
 def trained_work_dir(tmp_path_factory, synthetic_root) -> Path:
     """`tiny_DCN_plus` trained for one epoch on the synthetic data (real mmdet, CPU)."""
-    from cardd.train.runner import TrainOptions, train
+    from cardd.train.options import TrainOptions
+    from cardd.train.runner import train
 
     work_dir = tmp_path_factory.mktemp("tiny_run") / "work_dir"
     train(
@@ -83,7 +84,8 @@ def tiny_checkpoint(trained_work_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
     """`cardd export` of `tiny_checkpoint`: weights, classes and the config as text."""
-    from cardd.export.run import ExportOptions, export_model
+    from cardd.export.options import ExportOptions
+    from cardd.export.run import export_model
 
     out = tmp_path_factory.mktemp("tiny_export") / "tiny.pth"
     export_model(ExportOptions(out=out, checkpoint=str(tiny_checkpoint)))

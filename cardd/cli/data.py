@@ -10,12 +10,7 @@ import click
 from cardd.cli.group import CarddGroup
 from cardd.core import options
 from cardd.core.errors import CarddError
-from cardd.data import check as check_options
-from cardd.data import convert as convert_options
-from cardd.data import download as download_options
-from cardd.data import init_data as init_options
-from cardd.data import reduce as reduce_options
-from cardd.data import synth as synth_options
+from cardd.data import options as data_options
 from cardd.models import pretrained as weights_options
 
 PathArg = click.Path(path_type=Path)
@@ -44,7 +39,7 @@ def _finish_check(report) -> None:
 @click.command(
     "download-data", epilog="Example: cardd download-data --zip ~/Downloads/CarDD_release.zip"
 )
-@options.apply(*download_options.OPTIONS)
+@options.apply(*data_options.DOWNLOAD_OPTIONS)
 def download_data(dataset: str, **params) -> None:
     """Download (or take) the CarDD release zip, extract it safely, check it."""
     from cardd.data.download import download_data as run
@@ -64,7 +59,7 @@ def download_data(dataset: str, **params) -> None:
 
 
 @click.command("check-data", epilog="Example: cardd check-data --root small_data/CarDD_COCO --deep")
-@options.apply(*check_options.OPTIONS)
+@options.apply(*data_options.CHECK_OPTIONS)
 def check_data(root: Path, data: Path | None, deep: bool) -> None:
     """Check a dataset (a CarDD-layout folder, or --data FILE); print images and
     instances per class per split."""
@@ -83,7 +78,7 @@ def check_data(root: Path, data: Path | None, deep: bool) -> None:
 @click.command(
     "reduce-data", epilog="Example: cardd reduce-data --src data --dst small_data --every 10"
 )
-@options.apply(*reduce_options.OPTIONS)
+@options.apply(*data_options.REDUCE_OPTIONS)
 def reduce_data(**params) -> None:
     """Write a consistent 1-in-N subset of a dataset, for quick runs."""
     from cardd.data.reduce import reduce_dataset
@@ -93,7 +88,7 @@ def reduce_data(**params) -> None:
 
 
 @click.command("synth-data", epilog="Example: cardd synth-data --dest data/synthetic --images 24")
-@options.apply(*synth_options.OPTIONS)
+@options.apply(*data_options.SYNTH_OPTIONS)
 def synth_data(**params) -> None:
     """Write a tiny deterministic dataset in the CarDD layout (for demos and tests)."""
     from cardd.data.synth import PART_CATEGORIES, synthesize
@@ -108,7 +103,7 @@ def synth_data(**params) -> None:
     epilog="Example: cardd init-data ~/datasets/claims  # writes claims/cardd-data.yaml",
 )
 @click.argument("folder", type=PathArg)
-@options.apply(*init_options.OPTIONS)
+@options.apply(*data_options.INIT_OPTIONS)
 def init_data(folder: Path, **params) -> None:
     """Write the dataset description (--data FILE) of a folder of COCO data: the
     CarDD layout, a Roboflow COCO export, or annotations/<split>.json + images/."""
@@ -131,7 +126,7 @@ def convert() -> None:
 )
 @click.argument("source", type=click.Path(path_type=Path, exists=True))
 @click.argument("out", type=PathArg)
-@options.apply(*convert_options.OPTIONS)
+@options.apply(*data_options.CONVERT_OPTIONS)
 def convert_yolo(source: Path, out: Path, **params) -> None:
     """A YOLO segmentation or detection dataset (Ultralytics, Roboflow) -> COCO files
     and a dataset description in OUT; class ids kept as in its data.yaml."""

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from cardd.core import options
-from cardd.evaluate.common import EvalOptions
-from cardd.export.common import ExportOptions
-from cardd.train.runner import TrainOptions
+from cardd.evaluate.options import EvalOptions
+from cardd.export.options import ExportOptions
+from cardd.train.options import TrainOptions
 
 PathArg = click.Path(path_type=Path)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from cardd.assess.run import AssessOptions
+from cardd.assess.options import AssessOptions
 from cardd.core import options
-from cardd.infer.common import InferOptions
-from cardd.serve.service import ServeOptions
+from cardd.infer.options import InferOptions
+from cardd.serve.options import ServeOptions
 
 ASSESS_EPILOG = """\b
 Examples:

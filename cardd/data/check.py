@@ -13,17 +13,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardd.core import options
 from cardd.core.errors import CarddError
 from cardd.core.files import unsafe_file_name
-from cardd.core.options import Option
 from cardd.data.spec import DatasetSpec, SplitFiles
 from cardd.structures.classes import SPLITS, ClassSet, annotation_file, image_folder
-
-# `cardd check-data`'s options, each declared once.
-ROOT = options.DATA_ROOT.but(flag="--root", default=Path("data/CarDD_COCO"), dest=None)
-DEEP = Option("--deep", "Also decode every image and compare its size.", "flag")
-OPTIONS = (ROOT, options.DATA, DEEP)
 
 #: How many examples of each kind of problem are listed; the rest are counted.
 SHOW_PER_KIND = 5

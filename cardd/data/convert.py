@@ -29,19 +29,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardd.core import options
 from cardd.core.errors import CarddError
 from cardd.core.files import write_file
-from cardd.core.options import Option
 from cardd.data.layout import staged_folder
 from cardd.data.spec import SPLIT_NAMES
 from cardd.structures.classes import ClassSet
 from cardd.structures.images import is_image_name
-
-# `cardd convert yolo`'s options (beside SOURCE and OUT), each declared once.
-SKIP_BAD = Option("--skip-bad", "Leave out bad label lines (listed) and go on.", "flag")
-FORCE = options.FORCE.but(help="Replace an existing OUT folder.")
-OPTIONS = (SKIP_BAD, FORCE)
 
 #: Ultralytics' names for the validation split in data.yaml, besides `val`.
 _SPLIT_KEYS = {"train": ("train",), "val": ("val", "valid"), "test": ("test",)}

@@ -5,34 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cardd.core import options
 from cardd.core.download import download, partial_path
 from cardd.core.errors import CarddError, CarddUsageError
-from cardd.core.options import Option
 from cardd.data.check import CheckReport, check_dataset
 from cardd.data.extract import extract_release
 from cardd.data.layout import DATASET_DIR
-
-# `cardd download-data`'s options, each declared once.
-ZIP = Option("--zip", "A release zip already on disk (offline).", "file", dest="zip_path")
-URL = Option("--url", "A mirror of the release zip, instead of Google Drive.")
-DEST = Option("--dest", "Folder to hold CarDD_COCO/.", "path", Path("data"))
-DATASET = Option(
-    "--dataset",
-    "carparts: Ultralytics' Carparts-Seg (23 parts, for cardd assess --parts-model), into "
-    "DEST/carparts-seg (YOLO) and DEST/carparts (COCO).",
-    "choice",
-    "cardd",
-    choices=("cardd", "carparts"),
-)
-KEEP_SOD = Option("--keep-sod", "Also extract CarDD_SOD/ (unused by cardd).", "flag")
-FORCE = options.FORCE.but(
-    help="Replace an existing <dest>/CarDD_COCO (from the zip downloaded earlier, if any)."
-)
-REDOWNLOAD = Option(
-    "--redownload", "Fetch the release zip again, then replace the dataset.", "flag"
-)
-OPTIONS = (ZIP, URL, DEST, DATASET, KEEP_SOD, FORCE, REDOWNLOAD)
+from cardd.data.options import DOWNLOAD_DEST
 
 #: The official release: a Google Drive file of about 4,000 images.
 GDRIVE_FILE_ID = "1bbyqVCKZX5Ur5Zg-uKj0jD0maWAVeOLx"
@@ -70,7 +48,7 @@ def _download_gdrive(file_id: str, target: Path) -> Path:
 
 
 def download_data(
-    dest: Path = DEST.default,
+    dest: Path = DOWNLOAD_DEST.default,
     zip_path: Path | None = None,
     url: str | None = None,
     keep_sod: bool = False,

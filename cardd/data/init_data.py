@@ -19,16 +19,9 @@ import json
 import re
 from pathlib import Path
 
-from cardd.core import options
 from cardd.core.errors import CarddError
 from cardd.core.files import unsafe_file_name, write_file
-from cardd.core.options import Option
 from cardd.data.spec import SPLIT_NAMES, DatasetSpec, SplitFiles, load_data_file
-
-# `cardd init-data`'s options (beside its FOLDER argument), each declared once.
-OUT = Option("--out", "Where to write it. Default: FOLDER/cardd-data.yaml", "path")
-FORCE = options.FORCE.but(help="Replace an existing description file.")
-OPTIONS = (OUT, FORCE)
 
 DEFAULT_NAME = "cardd-data.yaml"
 _SPLIT_WORDS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}

@@ -9,21 +9,11 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from cardd.core import options
 from cardd.core.errors import CarddError
 from cardd.core.files import unsafe_file_name, write_file
-from cardd.core.options import Option
 from cardd.data.layout import DATASET_DIR, staged_folder
+from cardd.data.options import REDUCE_DST, REDUCE_EVERY, REDUCE_SRC
 from cardd.structures.classes import CATEGORY_IDS, CLASSES, SPLITS, annotation_file, image_folder
-
-# `cardd reduce-data`'s options, each declared once.
-SRC = Option("--src", "Folder holding the source CarDD_COCO/ (only read).", "path", Path("data"))
-DST = Option("--dst", "Folder to write the subset's CarDD_COCO/ into.", "path", Path("small_data"))
-EVERY = Option(
-    "--every", "Keep images whose numeric file-name stem divides by N.", "int", 10, low=1
-)
-FORCE = options.FORCE.but(help="Replace an existing <dst>/CarDD_COCO.")
-OPTIONS = (SRC, DST, EVERY, FORCE)
 
 _TRAILING_DIGITS = re.compile(r"(\d+)$")
 
@@ -54,7 +44,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def reduce_dataset(
-    src: Path = SRC.default, dst: Path = DST.default, every: int = EVERY.default,
+    src: Path = REDUCE_SRC.default,
+    dst: Path = REDUCE_DST.default,
+    every: int = REDUCE_EVERY.default,
     force: bool = False,
 ) -> dict[str, tuple[int, Counter]]:
     """Write `<dst>/CarDD_COCO` holding every `every`-th image of `<src>/CarDD_COCO`.

@@ -13,28 +13,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from cardd.core import options
 from cardd.core.errors import CarddError
 from cardd.core.files import write_file
-from cardd.core.options import Option
 from cardd.data.layout import DATASET_DIR, staged_folder
+from cardd.data.options import SYNTH_DEST, SYNTH_IMAGES, SYNTH_SEED
 from cardd.structures.classes import CATEGORIES, annotation_file, image_folder
-
-# `cardd synth-data`'s options, each declared once (the command's and this module's defaults).
-DEST = Option("--dest", "Folder to write CarDD_COCO/ into.", "path", Path("data/synthetic"))
-IMAGES = Option("--images", "Photos to make (over train, val and test).", "int", 24, low=6)
-SEED = Option("--seed", "Random seed: the same seed makes the same dataset.", "int", 0)
-SIZE = Option(
-    "--size", "Make every image WxH pixels (default: small, 256-352 px).", "size", metavar="WxH"
-)
-PARTS = Option(
-    "--parts",
-    "Annotate a car's parts (fender, front door, rear door, wheel) instead of the damage "
-    "drawn on them: data for a parts model (cardd assess --parts-model).",
-    "flag",
-)
-FORCE = options.FORCE.but(help="Replace an existing <dest>/CarDD_COCO.")
-OPTIONS = (DEST, IMAGES, SEED, SIZE, PARTS, FORCE)
 
 MIN_IMAGES = 6  # two per split, so each split holds all six classes
 #: `--parts`: the car's side, seen as four parts (a parts model for `cardd assess`).
@@ -176,9 +159,9 @@ def _annotation(poly, ann_id: int, image_id: int, category_id: int) -> dict:
 
 
 def synthesize(
-    dest: Path = DEST.default,
-    images: int = IMAGES.default,
-    seed: int = SEED.default,
+    dest: Path = SYNTH_DEST.default,
+    images: int = SYNTH_IMAGES.default,
+    seed: int = SYNTH_SEED.default,
     force: bool = False,
     size: tuple[int, int] | None = None,
     parts: bool = False,

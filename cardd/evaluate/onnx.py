@@ -11,7 +11,6 @@ from cardd.core.errors import CarddError
 from cardd.core.files import write_file
 from cardd.data.layout import image_path
 from cardd.evaluate.common import (
-    EvalOptions,
     EvalResult,
     check_model_fits,
     ground_truth,
@@ -19,6 +18,7 @@ from cardd.evaluate.common import (
     run_folder,
     score,
 )
+from cardd.evaluate.options import EvalOptions
 from cardd.structures.classes import annotation_file, image_folder
 
 

@@ -10,13 +10,13 @@ from pathlib import Path, PurePosixPath
 from cardd.core import storage
 from cardd.core.errors import CarddError
 from cardd.evaluate.common import (
-    EvalOptions,
     EvalResult,
     ground_truth,
     load_coco,
     run_folder,
     score,
 )
+from cardd.evaluate.options import EvalOptions
 from cardd.openmmlab.metrics import IOU_TYPES
 from cardd.structures.classes import ClassSet, annotation_file
 

@@ -19,8 +19,6 @@ from cardd.core import logs, storage
 from cardd.core.devices import runner_device
 from cardd.core.errors import CarddError, CarddUsageError
 from cardd.evaluate.common import (
-    SPLITS,
-    EvalOptions,
     EvalResult,
     analyse,
     check_model_fits,
@@ -28,6 +26,7 @@ from cardd.evaluate.common import (
     run_folder,
 )
 from cardd.evaluate.onnx import evaluate_onnx
+from cardd.evaluate.options import SPLITS, EvalOptions
 from cardd.evaluate.results import evaluate_results
 from cardd.models.configs import set_data_root
 from cardd.openmmlab.metrics import IOU_TYPES

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from cardd.core.errors import CarddUsageError
 from cardd.core.files import write_file
-from cardd.export.common import FORMATS, ExportOptions, ExportResult, describe_export
+from cardd.export.common import ExportResult, describe_export
+from cardd.export.options import FORMATS, ExportOptions
 
 
 def export_model(opts: ExportOptions) -> ExportResult:

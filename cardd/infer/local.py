@@ -20,9 +20,7 @@ from cardd.core.runs import save_options
 from cardd.detector.inputs import InputImage, collect_inputs
 from cardd.detector.results import ImageResult
 from cardd.infer.common import (
-    ENGINES,
     INFER_RUN,
-    InferOptions,
     InferSummary,
     ModelInfo,
     finish_run,
@@ -32,6 +30,7 @@ from cardd.infer.common import (
     refused_inputs,
     write_image,
 )
+from cardd.infer.options import ENGINES, InferOptions
 
 
 class WriteBehind:

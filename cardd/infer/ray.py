@@ -37,7 +37,6 @@ from cardd.detector.inputs import InputImage, load_input
 from cardd.detector.onnx_backend import is_onnx_model
 from cardd.infer.common import (
     INFER_RUN,
-    InferOptions,
     InferSummary,
     ModelInfo,
     finish_run,
@@ -46,6 +45,7 @@ from cardd.infer.common import (
     refused_inputs,
     write_image,
 )
+from cardd.infer.options import InferOptions
 
 
 def import_ray():

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from cardd.core.errors import CarddError, CarddUsageError
 from cardd.core.files import write_file
 from cardd.serve.app import create_app
-from cardd.serve.service import ServeOptions, Service
+from cardd.serve.options import ServeOptions
+from cardd.serve.service import Service
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

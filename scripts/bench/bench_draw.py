@@ -51,7 +51,8 @@ def mmdet_drawing(detector):
 
 
 def time_infer(images, config, checkpoint, out: Path, visualize: bool, score_thr: float) -> float:
-    from cardd.infer.local import InferOptions, run_inference
+    from cardd.infer.local import run_inference
+    from cardd.infer.options import InferOptions
 
     summary = run_inference(
         InferOptions(

@@ -32,7 +32,8 @@ from bench_infer import make_images, random_checkpoint  # noqa: E402
 
 
 def images_per_second(images, args, checkpoint, out: Path, **options) -> float:
-    from cardd.infer.local import InferOptions, run_inference
+    from cardd.infer.local import run_inference
+    from cardd.infer.options import InferOptions
 
     summary = run_inference(
         InferOptions(

@@ -334,7 +334,8 @@ def test_several_claims_at_once_and_a_broken_one_does_not_stop_the_rest(
 @pytest.mark.slow
 def test_a_parts_model_trained_on_synthetic_parts_places_the_damage(tiny_export, tmp_path):
     from cardd.data.synth import synthesize
-    from cardd.train.runner import TrainOptions, train
+    from cardd.train.options import TrainOptions
+    from cardd.train.runner import train
 
     synthesize(tmp_path / "parts", images=12, seed=0, parts=True)
     root = tmp_path / "parts" / "CarDD_COCO"

@@ -14,7 +14,8 @@ import torch
 
 from cardd.core.errors import CarddError
 from cardd.openmmlab.step_profile import StepProfile, _short
-from cardd.train.runner import TrainOptions, train
+from cardd.train.options import TrainOptions
+from cardd.train.runner import train
 
 
 def _iteration_spans(trace_path) -> dict[str, float]:

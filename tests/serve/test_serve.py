@@ -283,7 +283,7 @@ def test_an_unexpected_error_is_a_json_500_and_the_log_has_it(caplog):
 
     from cardd.serve.app import create_app
     from cardd.serve.limits import Admission
-    from cardd.serve.service import ServeOptions
+    from cardd.serve.options import ServeOptions
 
     class FailingService:  # cardd's Service whose decoding fails in a way nobody foresaw
         options = ServeOptions()

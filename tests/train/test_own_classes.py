@@ -155,9 +155,10 @@ def test_resuming_on_another_dataset_is_refused(own_run, synthetic_root):
 )
 def test_any_number_of_classes_trains_predicts_and_scores(synthetic_root, tmp_path, names, ids):
     from cardd import DamageDetector
-    from cardd.evaluate.common import EvalOptions
+    from cardd.evaluate.options import EvalOptions
     from cardd.evaluate.runner import evaluate
-    from cardd.train.runner import TrainOptions, train
+    from cardd.train.options import TrainOptions
+    from cardd.train.runner import train
 
     data = relabel(synthetic_root, tmp_path / "data", categories(names, ids))
     work_dir = train(

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from cardd.cli.main import cli
 from cardd.core.errors import CarddError
 from cardd.models import checkpoints
-from cardd.train.runner import TrainOptions, build_config, worker_argv
+from cardd.train.options import TrainOptions
+from cardd.train.runner import build_config, worker_argv
 from tests.openmmlab.test_startup import TRAIN_PHASES
 
 pytestmark = pytest.mark.slow
