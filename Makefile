@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 setup:
 	@bash scripts/setup/setup_env.sh
 
-# cardd for .onnx models without PyTorch (.venv-onnx): infer, serve, assess.
+# `pip install cardd` (editable) into .venv-onnx: .onnx models without PyTorch.
 onnx-env:
 	@bash scripts/setup/setup_onnx_env.sh
 

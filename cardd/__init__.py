@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cardd.openmmlab import ext_finder as _ext_finder
+
 __version__ = "0.1.0"
+
+# mmcv-lite (the `torch` extra) has no compiled kernels: mmcv.ops gets cardd's, in this
+# process, unless a compiled `mmcv._ext` is installed (it is found first).
+_ext_finder.install()
 
 #: public name -> the module that defines it
 _PUBLIC = {

@@ -45,7 +45,10 @@ def _onnxruntime_row() -> str:
     try:
         import onnxruntime
     except ImportError:
-        return "missing (optional: ONNX models need it, pip install 'cardd[onnx-export]')"
+        if sys.version_info < (3, 11):
+            return ("not available for Python 3.10 (its onnxruntime releases stop at 1.23; "
+                    "cardd's models need 1.25's DeformConv): .onnx models need Python 3.11+")
+        return "missing: ONNX models need it (pip install cardd installs it)"
     from cardd.detector.onnx_backend import MIN_ONNXRUNTIME
 
     version = onnxruntime.__version__
@@ -63,21 +66,18 @@ def diagnose(
     """Collect what `cardd doctor` prints."""
     report = DoctorReport()
     report.rows.append(("python", f"{platform.python_version()} ({sys.executable})"))
-    fixes = {
-        "torch": "run `make setup` (or set TORCH_SPEC for another build)",
-        "torchvision": "run `make setup`",
-        "mmcv": "run `make setup`: it builds mmcv 2.1.0 from source",
-        "mmengine": "run `make setup`",
-        "mmdet": "run `make setup`",
-    }
+    stack = "pip install \"cardd[torch]\" (or `make setup` in a checkout)"
+    fixes = {"torch": stack, "torchvision": stack, "mmcv": stack, "mmengine": stack,
+             "mmdet": stack}  # fmt: skip
     onnxruntime = _onnxruntime_row()
     if _version("torch") is None and onnxruntime.startswith(tuple("0123456789")):
-        # `make onnx-env`: the engine of .onnx models, deliberately without the PyTorch stack
+        # `pip install cardd`: the engine of .onnx models, deliberately without PyTorch
         for module in fixes:
-            report.rows.append((module, "not installed (ONNX-only install: make onnx-env)"))
+            report.rows.append((module, "not installed (the ONNX runtime: pip install cardd)"))
         report.rows.append(("onnxruntime", onnxruntime))
         report.rows.append(("models", ".onnx exports (cardd export --format onnx) in infer, "
-                                      "serve, assess and eval; `make setup` for the rest"))
+                                      "serve, assess and eval; pip install \"cardd[torch]\" "
+                                      "for .pth models, training and export"))
         return report
     for module, fix in fixes.items():
         version = _version(module)
@@ -92,28 +92,31 @@ def diagnose(
         from mmcv.ops import DeformConv2d, RoIAlign  # noqa: F401
         from mmcv.utils import ext_loader
 
+        from cardd.openmmlab.ext_finder import kernels_in_use
+
         ext = ext_loader.load_ext("_ext", ["get_compiling_cuda_version"])
         ops = "yes"
         if ext.__file__.endswith(".py"):
             kernels = (
-                "torchvision (cardd/openmmlab/kernels.py); `CARDD_OPS=compiled make setup` "
-                "builds mmcv's own (~15 min; worth it only for models that need other mmcv "
-                "ops: DCN_plus runs faster on CPU with these)"
+                f"{kernels_in_use()}; `CARDD_OPS=compiled make setup` builds mmcv's own "
+                "(~15 min; worth it only for models that need other mmcv ops: DCN_plus runs "
+                "faster on CPU with these)"
             )
             cuda_ops = (
                 f"yes (torchvision's, CUDA {torch.version.cuda})" if torch.version.cuda else "no"
             )
         else:
             kernels = (
-                "compiled (mmcv's C++ ops, patched by cardd); plain `make setup` "
-                "installs torchvision's instead"
+                f"{kernels_in_use()}, patched by cardd; plain `make setup` installs the "
+                "mmcv-lite wheel and cardd's kernels instead"
             )
             compiled_cuda = ext.get_compiling_cuda_version()
             cuda_ops = f"yes (CUDA {compiled_cuda})" if compiled_cuda != "not available" else "no"
     except Exception as error:
         report.problems.append(
-            f"mmcv's kernels do not load ({type(error).__name__}: {error}): "
-            "delete ~/.cache/cardd/wheels/mmcv-* and run `make setup` again"
+            f"mmcv's kernels do not load ({type(error).__name__}: {error}): reinstall "
+            "with pip install --force-reinstall \"cardd[torch]\" (in a checkout: `make setup`; "
+            "for the compiled ones delete ~/.cache/cardd/wheels/mmcv-* first)"
         )
     report.rows.append(("mmcv kernels", kernels))
     report.rows.append(("mmcv CUDA ops", cuda_ops))

@@ -37,6 +37,19 @@ from cardd.structures.classes import ClassSet
 MIN_ONNXRUNTIME = "1.25.0"
 
 
+def onnxruntime_module():
+    """onnxruntime, or a one-line error saying how to get it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        import sys
+
+        where = ("; its releases for Python 3.10 stop at 1.23: use Python 3.11+"
+                 if sys.version_info < (3, 11) else ": pip install cardd")  # fmt: skip
+        raise CarddError(f".onnx models need onnxruntime {MIN_ONNXRUNTIME}+{where}") from None
+    return onnxruntime
+
+
 def resized_size(height: int, width: int, scale: list[int]) -> tuple[int, int]:
     """mmcv's `rescale_size` with `keep_ratio`: the largest size whose long side is at
     most max(scale) and short side at most min(scale), rounded as mmcv rounds it."""
@@ -126,8 +139,7 @@ def onnx_providers(device: str) -> list:
         CarddUsageError: not one of auto, cpu, cuda, cuda:N.
         CarddError: CUDA asked for and this onnxruntime has no CUDA provider.
     """
-    import onnxruntime
-
+    onnxruntime = onnxruntime_module()
     if device != "auto" and device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
         raise CarddUsageError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
     available = onnxruntime.get_available_providers()
@@ -171,9 +183,9 @@ class OnnxModel:
     """
 
     def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
-        import onnxruntime
-
         from cardd.models.checkpoints import file_sha256
+
+        onnxruntime = onnxruntime_module()
 
         self.path = Path(path)
         try:

@@ -440,10 +440,12 @@ def export_onnx(opts) -> ExportResult:
 
 
 def _require_onnx_tools() -> None:
-    missing = [name for name in ("onnx", "onnxruntime") if _absent(name)]
-    if missing:
-        raise CarddError(f"exporting to ONNX needs {' and '.join(missing)}: "
-                         "pip install 'cardd[onnx-export]'")
+    """onnx writes the graph and onnxruntime checks it: a one-line error without them."""
+    from cardd.detector.onnx_backend import onnxruntime_module
+
+    if _absent("onnx"):
+        raise CarddError("exporting to ONNX needs onnx: pip install 'cardd[torch]'")
+    onnxruntime_module()
 
 
 def _absent(module: str) -> bool:

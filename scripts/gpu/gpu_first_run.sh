@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The first GPU run of cardd's default kernels (CARDD_OPS=torchvision): one device call.
 #
-# What `make setup` installs by default has no compiled mmcv ops: mmcv's kernel module is
-# cardd/openmmlab/kernels.py (torchvision's CUDA kernels on a GPU). This script installs
-# exactly that on the GPU machine (no mmcv build: seconds instead of ../shared/gpu's 260 s),
+# What `pip install "cardd[torch]"` installs has no compiled mmcv ops: the mmcv-lite wheel,
+# and `import cardd` registers cardd/openmmlab/kernels.py as its kernels (torchvision's
+# CUDA kernels on a GPU). This script installs exactly that on the GPU machine (no mmcv
+# build: seconds instead of ../shared/gpu's 260 s),
 # then, each step under a timeout, everything under $OUT:
 #   1. the CUDA test module and the kernel convention tests on the GPU
 #      (CARDD_TEST_DEVICE=cuda: tests/openmmlab/test_kernels_cuda.py, test_kernel_reference.py,
@@ -18,7 +19,7 @@
 # Here, before the call (the GPU machine has no network):
 #   bash ../shared/gpu/prepare.sh fastapi uvicorn python-multipart starlette pydantic \
 #        pydantic-core annotated-types typing-inspection anyio sniffio h11
-#   cp ~/.cache/cardd/wheels/mmcv-2.1.0-noops/mmcv-2.1.0-py2.py3-none-any.whl .gpu/whl/
+#   pip download --no-deps -d .gpu/whl/ mmcv-lite==2.1.0
 # Device call: carry [".gpu"], command: bash scripts/gpu/gpu_first_run.sh
 #
 # Dry run on a CPU machine, in the project's venv (the --amp run and the CUDA tests are
@@ -43,10 +44,6 @@ if [[ ${INSTALL:-1} == 1 ]]; then
     if [[ ! -f $site/.ok ]]; then
         $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
             .gpu/whl/*.whl > "$OUT/install.log" 2>&1 || { tail -20 "$OUT/install.log"; exit 1; }
-        # what scripts/setup/setup_env.sh writes for CARDD_OPS=torchvision
-        printf '%s\n' '"""mmcv kernels from torchvision (cardd/openmmlab/kernels.py)."""' \
-            'from cardd.openmmlab.kernels import *  # noqa: F401,F403' \
-            'from cardd.openmmlab.kernels import __getattr__  # noqa: F401' > "$site/mmcv/_ext.py"
         touch "$site/.ok"
     fi
     export PYTHONPATH=$site:$root

@@ -2,8 +2,9 @@
 
 OPS=compiled: mmcv's compiled extension, with CUDA ops if WANT_CUDA=1, built from
 source patched by scripts/setup/patch_mmcv.py at PATCH_LEVEL or later.
-OPS=torchvision: `mmcv/_ext.py` is cardd's module of torchvision kernels
-(cardd/openmmlab/kernels.py), and mmcv.ops imports with it.
+OPS=torchvision: mmcv has no compiled kernels (the mmcv-lite wheel) and `import cardd`
+registers cardd's (cardd/openmmlab/kernels.py, by cardd.openmmlab.ext_finder), and
+mmcv.ops imports with them.
 --report: also import mmdet's models with those kernels and print one line of versions
 (setup's final check, in the same interpreter so torch is imported once).
 
@@ -14,8 +15,12 @@ import sys
 
 
 def has_kernels(version: str, ops: str, want_cuda: bool, patch_level: int) -> bool:
+    from pathlib import Path
+
     import mmcv
     import mmcv.version
+
+    import cardd  # noqa: F401  (registers cardd's kernels where mmcv has none)
 
     if mmcv.__version__ != version:
         return False
@@ -24,7 +29,9 @@ def has_kernels(version: str, ops: str, want_cuda: bool, patch_level: int) -> bo
     if ops == "torchvision":
         import mmcv.ops  # noqa: F401  (checks that every kernel it names exists)
 
-        return ext.__file__.endswith("_ext.py") and "torchvision" in ext.get_compiler_version()
+        from cardd.openmmlab import kernels
+
+        return Path(ext.__file__) == Path(kernels.__file__)
     has_cuda = ext.get_compiling_cuda_version() != "not available"
     patched = getattr(mmcv.version, "cardd_patch", 0) >= patch_level
     compiled = not ext.__file__.endswith(".py")
@@ -38,6 +45,8 @@ def report(ops: str) -> None:
     import mmengine
     import torch
     from mmcv.ops import DeformConv2d, RoIAlign, nms  # noqa: F401
+
+    import cardd  # noqa: F401
 
     kernels = "compiled ops" if ops == "compiled" else "torchvision kernels"
     print(

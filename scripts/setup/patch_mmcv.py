@@ -16,15 +16,16 @@
    bit-identical at any thread count.
 4. `mmcv/version.py` records `cardd_patch = PATCH_LEVEL`, so that setup can
    tell a patched install from a stock one.
-5. With `--no-ops` (the torchvision-kernel install, CARDD_OPS=torchvision), the
-   package keeps its name: mmcv's setup.py calls a build without ops
-   `mmcv-lite`, which satisfies neither mmdet's nor cardd's `mmcv` requirement
-   (pip would then fetch and compile the full mmcv).
+5. The build with ops is named `mmcv-lite`, the distribution cardd requires (its
+   `torch` extra: the pure wheel from PyPI, with cardd's kernels registered in the
+   process): the compiled build then replaces it as the same package, and
+   `pip check` stays clean. (mmcv's setup.py would call it `mmcv`, a second
+   distribution owning the same files.)
 
 Every replacement must match exactly once; otherwise this fails loudly rather
 than build something half-patched.
 
-Usage: python patch_mmcv.py MMCV_SOURCE_DIR [--no-ops]
+Usage: python patch_mmcv.py MMCV_SOURCE_DIR
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PATCH_LEVEL = 3
+PATCH_LEVEL = 4
 
 IM2COL_HEAD = """    const int width_col, T *data_col) {
   for (int index = 0; index < n; index++) {
@@ -111,16 +112,15 @@ def patch(source: Path) -> None:
     print(f"[setup] patched mmcv source (cardd patch level {PATCH_LEVEL})")
 
 
-def keep_name(source: Path) -> None:
-    """A build without compiled ops is still the distribution `mmcv` (item 5 above)."""
+def name_as_lite(source: Path) -> None:
+    """The build with ops is the distribution `mmcv-lite` that cardd requires (item 5)."""
     replace_once(
         source / "setup.py",
         "name='mmcv' if os.getenv('MMCV_WITH_OPS', '1') == '1' else 'mmcv-lite',",
-        "name='mmcv',",
+        "name='mmcv-lite',",
     )
 
 
 if __name__ == "__main__":
     patch(Path(sys.argv[1]))
-    if "--no-ops" in sys.argv[2:]:
-        keep_name(Path(sys.argv[1]))
+    name_as_lite(Path(sys.argv[1]))

@@ -1,35 +1,32 @@
 #!/usr/bin/env bash
-# Set up .venv with a working MMDetection 3 stack on current PyTorch.
+# Set up .venv for working on cardd: an editable install with the test extras.
 #
-# Why this is a script and not a requirements file: OpenMMLab publishes no
-# mmcv wheels for PyTorch > 2.4, so mmcv 2.1.0 (the newest mmdet 3.3.0
-# accepts) is built here from its PyPI sdist, with three fixes:
-#   1. setuptools<82 in the venv (mmcv's setup.py and mmengine's `mmdet::`
-#      config lookup import pkg_resources, which setuptools 82 removed);
-#   2. --no-build-isolation (an isolated build has no torch, and mmcv then
-#      silently installs without its compiled ops);
-#   3. -std=c++17 -> -std=c++20 in setup.py (torch >= 2.10 headers need C++20);
-# plus one for speed: the deformable-convolution CPU kernel made multi-threaded
-# (scripts/setup/patch_mmcv.py says how and why).
-# The built wheel is cached outside the checkout, keyed by mmcv version,
-# Python tag, torch version and CPU/CUDA, so fresh clones (CI) skip the build.
-# Packages are installed with uv (bootstrapped into the venv by pip), which
-# links them from its cache of unpacked wheels: torch with its CUDA libraries
-# (5 GB) lands in a fresh clone's venv in about a second instead of pip's two
-# minutes. scripts/setup/uv_install.py hands uv pip's configuration (mirrors, wheel
-# folders, constraints, CA bundle), so it installs from where pip would.
+# For using cardd, one pip command is enough (docs/explanation/install.md):
+#   pip install "cardd[torch]"     everything;   pip install cardd     .onnx models only
+# This script is that install for a checkout: `uv pip install -e ".[test]"` with the
+# torch build below, into .venv, from wheels only (no compiler: mmcv is the pure
+# `mmcv-lite` wheel and cardd registers its kernels in the process,
+# cardd/openmmlab/ext_finder.py). Packages are installed with uv (bootstrapped into
+# the venv by pip), which links them from its cache of unpacked wheels: torch with its
+# CUDA libraries (5 GB) lands in a fresh clone's venv in about a second instead of
+# pip's two minutes. scripts/setup/uv_install.py hands uv pip's configuration
+# (mirrors, wheel folders, constraints, CA bundle), so it installs from where pip would.
 #
-# Two sets of mmcv kernels, one variable (both cached and stamped):
-#   CARDD_OPS=torchvision (default): mmcv built without compiled ops (seconds, no
-#       compiler) and its kernel module `mmcv/_ext.py` written by cardd, from
-#       torchvision (cardd/openmmlab/kernels.py); DCN_plus CPU inference ~1.15x slower.
-#   CARDD_OPS=compiled: mmcv's C++/CUDA ops built from source as described above
-#       (~15 min on 2 cores, once per machine; needs gcc with C++20 and OpenMP).
+# Two sets of mmcv kernels, one variable:
+#   CARDD_OPS=torchvision (default): mmcv-lite from PyPI and cardd's kernels
+#       (cardd/openmmlab/kernels.py: torchvision's, and a faster CPU deformable convolution).
+#   CARDD_OPS=compiled: mmcv's C++/CUDA ops built from its sdist (~15 min on 2 cores,
+#       once per machine; needs gcc with C++20 and OpenMP), patched by
+#       scripts/setup/patch_mmcv.py: setuptools<82 for the build, --no-build-isolation
+#       (an isolated build has no torch and silently drops the ops), -std=c++20 (torch
+#       >= 2.10 headers), multi-threaded CPU DCN and RoIAlign, and the distribution named
+#       mmcv-lite so that it replaces the wheel. The built wheel is cached outside the
+#       checkout, keyed by mmcv version, Python, torch and CPU/CUDA.
 #
 # Environment overrides:
 #   CARDD_OPS       torchvision (default) or compiled
 #   TORCH_SPEC      pip requirement(s) for torch/torchvision
-#                   (default: "torch==2.14.1 torchvision==0.29.1")
+#                   (default: "torch==2.14.1 torchvision==0.29.1", the tested ones)
 #   FORCE_CUDA=1    build mmcv's CUDA ops without a visible GPU (also set
 #                   TORCH_CUDA_ARCH_LIST, e.g. "9.0" for an H100)
 #   MAX_JOBS        parallel compile jobs (default: number of cores)
@@ -75,47 +72,36 @@ UV=("$PY" "$ROOT/scripts/setup/uv_install.py" -q)
 stamp_inputs=$(cat pyproject.toml scripts/setup/setup_env.sh scripts/setup/patch_mmcv.py scripts/setup/check_mmcv.py scripts/setup/uv_install.py; echo "$TORCH_SPEC $CARDD_OPS ${FORCE_CUDA:-} ${TORCH_CUDA_ARCH_LIST:-}")
 stamp_hash=$(printf '%s' "$stamp_inputs" | sha256sum | cut -c1-16)
 STAMP="$VENV/.cardd-setup-$stamp_hash"
-if [[ -f "$STAMP" ]] && "$PY" -c "import mmcv.ops, mmdet, cardd" >/dev/null 2>&1; then
+if [[ -f "$STAMP" ]] && "$PY" -c "import cardd, mmcv.ops, mmdet" >/dev/null 2>&1; then
     log "up to date ($("$PY" -c 'import sys; print(sys.executable)'))"
     exit 0
 fi
 
 # --- 2. uv ---------------------------------------------------------------------
 [[ -x "$VENV/bin/uv" ]] || "${PIP[@]}" install -q 'uv>=0.5' || die "could not install uv with pip"
-build_tools=('setuptools>=77.0.3,<82' wheel)
-[[ "$CARDD_OPS" == compiled ]] && build_tools+=(ninja)
+build_tools=()  # the default route builds nothing
+[[ "$CARDD_OPS" == compiled ]] && build_tools=('setuptools>=77.0.3,<82' wheel ninja)
 
-# --- 3. mmcv: cached wheel, else built from its sdist ----------------------------
+# --- 3. mmcv: the mmcv-lite wheel (default), or built from its sdist with ops --
 fetch_source() {  # mmcv's sdist, extracted and patched, into a fresh temporary folder
     work=$(mktemp -d "${TMPDIR:-/tmp}/cardd-mmcv.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     "$PY" "$ROOT/scripts/setup/fetch_sdist.py" mmcv "$MMCV_VERSION" "$work"
     tar -xzf "$work"/mmcv-"$MMCV_VERSION".tar.gz -C "$work"
     src="$work/mmcv-$MMCV_VERSION"
-    "$PY" "$ROOT/scripts/setup/patch_mmcv.py" "$src" "$@" || die "patching mmcv's source failed"
+    "$PY" "$ROOT/scripts/setup/patch_mmcv.py" "$src" || die "patching mmcv's source failed"
 }
 cache_wheel() {  # copy then rename, so a killed setup never leaves half a wheel in the cache
     mkdir -p "$wheel_dir"
-    built=$(ls "$work"/dist/mmcv-*.whl)
+    built=$(ls "$work"/dist/mmcv_lite-*.whl)
     cp "$built" "$wheel_dir/.partial.whl"
     mv "$wheel_dir/.partial.whl" "$wheel_dir/$(basename "$built")"
     wheel="$wheel_dir/$(basename "$built")"
 }
 patch_level=$("$PY" -c "import runpy; print(runpy.run_path('$ROOT/scripts/setup/patch_mmcv.py')['PATCH_LEVEL'])")
 want_cuda=0
-if [[ "$CARDD_OPS" == torchvision ]]; then
-    # Pure Python: one wheel for every torch, Python and machine.
-    wheel_dir="$CACHE/wheels/mmcv-$MMCV_VERSION-noops"
-    wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)
-    if [[ -z "$wheel" ]]; then
-        log "building mmcv $MMCV_VERSION without compiled ops (seconds, no compiler; the kernels come from torchvision)"
-        "${UV[@]}" "${build_tools[@]}" || die "installing build tools failed"
-        fetch_source --no-ops
-        (cd "$src" && MMCV_WITH_OPS=0 "${PIP[@]}" wheel -q --no-build-isolation --no-deps -w "$work/dist" .) \
-            || die "mmcv build failed"
-        cache_wheel
-    fi
-else
+wheel=()
+if [[ "$CARDD_OPS" == compiled ]]; then
     # Compiled against this torch: the wheel is keyed by torch, Python and CPU/CUDA.
     # shellcheck disable=SC2086
     "${UV[@]}" "${build_tools[@]}" $TORCH_SPEC || die "installing torch failed"
@@ -132,35 +118,29 @@ print(torch.__version__.split("+")[0], int(torch.cuda.is_available()), torch.ver
     key="mmcv-$MMCV_VERSION-$pytag-torch$torch_version-${variant// /_}-cardd$patch_level"
     export FORCE_CUDA=$want_cuda
     wheel_dir="$CACHE/wheels/$key"
-    wheel=$(ls "$wheel_dir"/mmcv-*.whl 2>/dev/null | head -n1 || true)
-    if [[ -z "$wheel" ]]; then
+    found=$(ls "$wheel_dir"/mmcv_lite-*.whl 2>/dev/null | head -n1 || true)
+    if [[ -z "$found" ]]; then
         log "no cached mmcv wheel for $key: building from source (CPU ops: ~17 min on 2 cores; CUDA ops: ~4 min on 16)"
         fetch_source
         export MAX_JOBS=${MAX_JOBS:-$(nproc)}
         (cd "$src" && MMCV_WITH_OPS=1 "${PIP[@]}" wheel --no-build-isolation --no-deps -w "$work/dist" .) \
             || die "mmcv build failed (see the compiler output above)"
         cache_wheel
+        found=$wheel
     else
-        log "using cached mmcv wheel $wheel"
+        log "using cached mmcv wheel $found"
     fi
+    wheel=("$found")
 fi
 
-# --- 4. everything in one resolution: torch, that mmcv, the stack, cardd -------
+# --- 4. everything in one resolution: torch, mmcv-lite, the stack, cardd -------
+# An `mmcv` distribution from an earlier setup owns the same files as mmcv-lite.
+"${PIP[@]}" uninstall -y -q mmcv >/dev/null 2>&1 || true
 # shellcheck disable=SC2086
-"${UV[@]}" "${build_tools[@]}" $TORCH_SPEC "$wheel" --reinstall-package mmcv -e ".[test]" \
-    || die "installing torch, mmcv and cardd's dependencies failed"
+"${UV[@]}" "${build_tools[@]}" $TORCH_SPEC "${wheel[@]}" --reinstall-package mmcv-lite -e ".[test]" \
+    || die "installing torch, mmcv-lite and cardd's dependencies failed"
 mmcv_dir=$("$PY" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("mmcv").origin))')
-if [[ "$CARDD_OPS" == torchvision ]]; then
-    # mmcv.ops loads its kernels from `mmcv._ext`: cardd's torchvision module.
-    cat > "$mmcv_dir/_ext.py" <<'PYEOF'
-"""mmcv's kernels from torchvision, written by cardd's setup (CARDD_OPS=torchvision)
-in place of the compiled extension: see cardd/openmmlab/kernels.py."""
-from cardd.openmmlab.kernels import *  # noqa: F401,F403
-from cardd.openmmlab.kernels import __getattr__  # noqa: F401
-PYEOF
-else
-    rm -f "$mmcv_dir/_ext.py"  # a torchvision-kernel module left from CARDD_OPS=torchvision
-fi
+rm -f "$mmcv_dir/_ext.py"  # a kernel module an earlier setup wrote into mmcv: cardd registers its own
 
 # --- 5. verify: the kernels asked for, and mmdet's models import with them -----
 "$PY" "$ROOT/scripts/setup/check_mmcv.py" "$MMCV_VERSION" "$CARDD_OPS" "$want_cuda" "$patch_level" --report \

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Set up .venv-onnx: cardd for .onnx models only, without PyTorch, mmcv, mmdet or mmengine.
 #
-# cardd's own package is installed without its dependencies (those are the PyTorch
-# stack), then the `onnx` extra of pyproject.toml: onnxruntime, numpy, OpenCV
-# (headless), Pillow, pycocotools, PyYAML and the command line's and service's
-# libraries. In it, `cardd infer`, `cardd serve`, `cardd assess` and
-# `cardd.DamageDetector` take a `cardd export --format onnx` model; the commands
-# that train, evaluate or export need the full install (`make setup`).
+# This is `pip install cardd` (cardd's base dependencies are exactly that runtime:
+# onnxruntime, numpy, OpenCV, Pillow, pycocotools, PyYAML and the command line's and
+# service's libraries), editable, into .venv-onnx. In it, `cardd infer`, `serve`,
+# `assess`, `eval` and `cardd.DamageDetector` take a `cardd export --format onnx`
+# model; the commands that train or export need `pip install "cardd[torch]"`.
 #
 # Environment overrides:
 #   ONNX_VENV   where (default: .venv-onnx)
-#   ORT_SPEC    the onnxruntime requirement (default: from pyproject's extra;
-#               onnxruntime-gpu for the CUDA/TensorRT providers)
+#   ORT_SPEC    another onnxruntime distribution (onnxruntime-gpu for the CUDA and
+#               TensorRT providers): installed instead of onnxruntime
+
 #   PYTHON      interpreter to create the venv with
 set -euo pipefail
 
@@ -28,18 +28,20 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PY="$VENV/bin/python"
 [[ -x "$VENV/bin/uv" ]] || "$PY" -m pip install -q --disable-pip-version-check 'uv>=0.5'
-# the `onnx` extra's requirements, read from pyproject.toml
-mapfile -t requirements < <("$PY" - <<'PYEOF'
+if [[ -z "${ORT_SPEC:-}" ]]; then
+    "$PY" "$ROOT/scripts/setup/uv_install.py" -q -e .
+else  # cardd's requirements with ORT_SPEC in onnxruntime's place (two would share files)
+    mapfile -t requirements < <("$PY" - <<'PYEOF'
 import os, tomllib
 with open("pyproject.toml", "rb") as f:
-    extra = tomllib.load(f)["project"]["optional-dependencies"]["onnx"]
-spec = os.environ.get("ORT_SPEC")
-for requirement in extra:
-    print(spec if spec and requirement.startswith("onnxruntime") else requirement)
+    base = tomllib.load(f)["project"]["dependencies"]
+for requirement in base:
+    print(os.environ["ORT_SPEC"] if requirement.startswith("onnxruntime") else requirement)
 PYEOF
 )
-"$PY" "$ROOT/scripts/setup/uv_install.py" -q "${requirements[@]}"
-"$PY" "$ROOT/scripts/setup/uv_install.py" -q --no-deps -e .
+    "$PY" "$ROOT/scripts/setup/uv_install.py" -q "${requirements[@]}"
+    "$PY" "$ROOT/scripts/setup/uv_install.py" -q --no-deps -e .
+fi
 # what must not be there, and what must work
 "$PY" - <<'PYEOF'
 import importlib.util, sys
