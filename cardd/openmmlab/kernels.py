@@ -18,8 +18,9 @@ The functions keep `mmcv._ext`'s calling convention: they fill the output and
 gradient tensors mmcv passes in. Backward passes run torchvision's own autograd.
 Every other kernel mmcv names resolves (mmcv checks that they exist at import)
 to a function that raises a one-line error naming the op and the way to the
-compiled build. `make setup` (CARDD_OPS=torchvision, the default) installs it as
-mmcv's kernel module: `mmcv/_ext.py` imports everything from here.
+compiled build. `import cardd` registers this module's functions as mmcv's kernel
+module `mmcv._ext` where mmcv has none (the mmcv-lite wheel): see
+`cardd.openmmlab.ext_finder`.
 """
 
 from __future__ import annotations
