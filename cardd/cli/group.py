@@ -31,6 +31,10 @@ def _verbosity_options() -> list[click.Option]:
     ]  # fmt: skip
 
 
+#: What `pip install cardd` (the ONNX runtime) leaves out and `cardd[torch]` adds.
+PYTORCH_STACK = {"torch", "torchvision", "mmcv", "mmdet", "mmengine"}
+
+
 class CarddGroup(click.Group):
     """Turns `CarddError` into Click's one-line errors with the right exit code, and any
     other exception into one line too (exit 1): its type and first line, and how to see
@@ -60,6 +64,12 @@ class CarddGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as error:
+            missing = getattr(error, "name", None) or ""
+            if isinstance(error, ModuleNotFoundError) and missing.split(".")[0] in PYTORCH_STACK:
+                raise click.ClickException(  # `pip install cardd` alone: the ONNX runtime
+                    f"this needs the PyTorch stack ({missing} is not installed): "
+                    'pip install "cardd[torch]"'
+                ) from None
             if os.environ.get("CARDD_DEBUG", "") not in ("", "0"):
                 raise
             from cardd.core.errors import one_line

@@ -36,3 +36,18 @@ def test_doctor_cli_exit_zero():
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "ok: the stack works" in result.output
+
+
+def test_a_command_of_the_full_install_says_how_to_get_it_in_the_onnx_one(tmp_path):
+    """Where PyTorch is not installed (`pip install cardd`), training is one line naming
+    the install that has it, not a traceback."""
+    import os
+    from pathlib import Path
+
+    from tests.conftest import run_cardd
+
+    blocked = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "support" / "no_torch")}
+    done = run_cardd("train", "--config", "tiny_DCN_plus", "--work-dir", tmp_path / "w",
+                     env=blocked)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert 'pip install "cardd[torch]"' in done.stderr and "not installed" in done.stderr
