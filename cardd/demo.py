@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cardd.core import logs, options
+from cardd.core import options
 from cardd.core.options import Option
-from cardd.core.runs import OPTIONS_FILE, RunKind, save_options
 
 #: The toy model learns little in 12 epochs on 24 synthetic photos: its scores stay below
 #: about 0.25 (focal loss), so the demo draws what scores 0.1 or more; a real model's
@@ -39,15 +38,19 @@ class DemoOptions:
     exist_ok: bool = options.EXIST_OK.field()
 
 
-#: `cardd demo`'s run folders (`cardd.core.runs`): runs/demo, runs/demo2, ...
-DEMO_RUN = RunKind(
-    command="demo",
-    flag="--out",
-    marks=frozenset({OPTIONS_FILE}),
-    outputs=("data", "work_dir", "eval", "infer", OPTIONS_FILE),
-    parent=Path("runs"),
-    stem="demo",
-)
+def demo_run():
+    """`cardd demo`'s run folders (`cardd.core.runs`): runs/demo, runs/demo2, ...; made
+    here, not at import: the command line imports this module for `--help`."""
+    from cardd.core.runs import OPTIONS_FILE, RunKind
+
+    return RunKind(
+        command="demo",
+        flag="--out",
+        marks=frozenset({OPTIONS_FILE}),
+        outputs=("data", "work_dir", "eval", "infer", OPTIONS_FILE),
+        parent=Path("runs"),
+        stem="demo",
+    )
 
 
 @dataclass
@@ -62,6 +65,8 @@ class DemoResult:
 
 def run_demo(opts: DemoOptions | None = None) -> DemoResult:
     """Run the pipeline end to end; returns where everything went."""
+    from cardd.core import logs
+    from cardd.core.runs import save_options
     from cardd.data.synth import synthesize
     from cardd.evaluate.common import print_metrics
     from cardd.evaluate.options import EvalOptions
@@ -73,7 +78,7 @@ def run_demo(opts: DemoOptions | None = None) -> DemoResult:
 
     opts = opts or DemoOptions()
     epochs, images, seed = opts.epochs, opts.images, opts.seed
-    run_dir = DEMO_RUN.open(opts.out, opts.exist_ok).local
+    run_dir = demo_run().open(opts.out, opts.exist_ok).local
     save_options(run_dir, opts)
     data_root = run_dir / "data" / "CarDD_COCO"
     logs.say(f"[1/4] synthesizing {images} images into {data_root}")

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardd.core.options import Option
-from cardd.models.pretrained import DEFAULT_DEST, PRETRAINED_FILENAME
+from cardd.models.options import WEIGHTS_DEST
 
 # `cardd doctor`'s options, each declared once.
 DATA_ROOT = Option(
     "--data-root", "Where the CarDD dataset is expected.", "path", Path("data/CarDD_COCO")
 )
 WEIGHTS_DIR = Option(
-    "--weights-dir", "Where the pretrained checkpoint is expected.", "path", DEFAULT_DEST
+    "--weights-dir", "Where the pretrained checkpoint is expected.", "path", WEIGHTS_DEST.default
 )
 OPTIONS = (DATA_ROOT, WEIGHTS_DIR)
 
@@ -64,6 +64,8 @@ def diagnose(
     data_root: Path = DATA_ROOT.default, weights_dir: Path = WEIGHTS_DIR.default
 ) -> DoctorReport:
     """Collect what `cardd doctor` prints."""
+    from cardd.models.pretrained import PRETRAINED_FILENAME
+
     report = DoctorReport()
     report.rows.append(("python", f"{platform.python_version()} ({sys.executable})"))
     stack = "pip install \"cardd[torch]\" (or `make setup` in a checkout)"

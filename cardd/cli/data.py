@@ -11,7 +11,7 @@ from cardd.cli.group import CarddGroup
 from cardd.core import options
 from cardd.core.errors import CarddError
 from cardd.data import options as data_options
-from cardd.models import pretrained as weights_options
+from cardd.models import options as weights_options
 
 PathArg = click.Path(path_type=Path)
 
@@ -152,7 +152,7 @@ def _print_problems(problems: list[str], limit: int = 20) -> None:
 
 
 @click.command("download-weights", epilog="Example: cardd download-weights --dest checkpoints")
-@options.apply(*weights_options.OPTIONS)
+@options.apply(*weights_options.WEIGHTS_OPTIONS)
 def download_weights(dest: Path, url: str | None, force: bool) -> None:
     """Fetch the COCO-pretrained Mask R-CNN R-101 DCN checkpoint DCN+ starts from."""
     from cardd.models.pretrained import PRETRAINED_URL

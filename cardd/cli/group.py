@@ -9,11 +9,11 @@ from cardd.core.errors import CarddError, CarddUsageError
 
 
 def _verbosity_options() -> list[click.Option]:
-    from cardd.core import logs
-
     def choose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
         if not value:
             return
+        from cardd.core import logs  # when a flag is given, not for every --help
+
         if ctx.meta.get("cardd.verbosity") not in (None, param.name):
             raise click.UsageError("pass -v/--verbose or -q/--quiet, not both")
         ctx.meta["cardd.verbosity"] = param.name

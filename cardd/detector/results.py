@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cardd.structures.classes import ClassSet
+from cardd.structures.images import is_image_name
 from cardd.structures.results import Detection, csv_rows
 
 
@@ -81,19 +82,20 @@ class ImageResult:
     def files(self, picture: bool = True, image=None, document: dict | None = None
               ) -> dict[str, bytes]:  # fmt: skip
         """The files `cardd infer` writes for this image, by their path in its output
-        folder: `vis/<name>` (the picture) and `thumbs/<name>.jpg` unless not `picture`,
-        then `preds/<name>.json` (last: a JSON that is there means the image is done).
+        folder (`output_names`): the picture and its thumbnail unless not `picture`,
+        then the JSON (last: a JSON that is there means the image is done).
         `document`: the `to_dict()` already made, if any."""
         from cardd.visualize.draw import encode_image, thumbnail
 
-        name = self.name or PurePosixPath(PurePosixPath(str(self.image)).name)
+        names = output_names(self.name or PurePosixPath(PurePosixPath(str(self.image)).name),
+                             picture)  # fmt: skip
         out: dict[str, bytes] = {}
         if picture:
             drawn = self.plot(image)
-            out[f"vis/{name}"] = encode_image(drawn, name.suffix)
-            out[f"thumbs/{name}.jpg"] = encode_image(thumbnail(drawn), ".jpg", quality=80)
+            out[names["picture"]] = encode_image(drawn, PurePosixPath(names["picture"]).suffix)
+            out[names["thumb"]] = encode_image(thumbnail(drawn), ".jpg", quality=80)
         document = self.to_dict() if document is None else document
-        out[f"preds/{name}.json"] = json.dumps(document, indent=1).encode()
+        out[names["json"]] = json.dumps(document, indent=1).encode()
         return out
 
     def save(self, folder: str | Path, picture: bool = True, image=None) -> list[Path]:
@@ -117,3 +119,16 @@ class ImageResult:
                 f"{self.image}: the photo was not kept with its result; pass it (image=...)"
             )
         return self.pixels
+
+
+def output_names(name: PurePosixPath, picture: bool = True) -> dict[str, str | None]:
+    """Where one image's files go in a `cardd infer` output folder (None where not
+    written): `preds/<name>.json`, and with `picture` `vis/<name>` (named as its photo;
+    one with no image suffix, an array's `image0`, is a PNG named so) and
+    `thumbs/<name>.jpg`. The one place this layout is written."""
+    shown = name if is_image_name(name) else name.with_name(f"{name.name}.png")
+    return {
+        "json": f"preds/{name}.json",
+        "picture": f"vis/{shown}" if picture else None,
+        "thumb": f"thumbs/{name}.jpg" if picture else None,
+    }

@@ -28,7 +28,7 @@ from cardd.core import logs, storage
 from cardd.core.errors import CarddUsageError
 from cardd.core.runs import OPTIONS_FILE, RunKind
 from cardd.detector.inputs import InputImage
-from cardd.detector.results import ImageResult
+from cardd.detector.results import ImageResult, output_names
 from cardd.infer.options import InferOptions
 from cardd.structures.classes import ClassSet
 from cardd.structures.results import CSV_HEADER, csv_rows
@@ -117,11 +117,7 @@ def open_detector(options) -> DamageDetector:
 
 def image_files(item: InputImage, visualize: bool) -> dict:
     """The files of one image in the output folder (None where not written)."""
-    return {
-        "json": f"preds/{item.relative}.json",
-        "picture": f"vis/{item.relative}" if visualize else None,
-        "thumb": f"thumbs/{item.relative}.jpg" if visualize else None,
-    }
+    return output_names(item.relative, visualize)
 
 
 def index_entry(item: InputImage, document: dict, visualize: bool) -> dict:

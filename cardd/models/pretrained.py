@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from urllib.parse import urlparse
 
-from cardd.core import options
 from cardd.core.download import download, partial_path, sha256_of
 from cardd.core.errors import CarddError
-from cardd.core.options import Option
+from cardd.models.options import WEIGHTS_DEST
 
 #: MMDetection's COCO Mask R-CNN R-101 DCN (c3-c5) model: box AP 43.5, mask AP 38.9.
 PRETRAINED_FILENAME = "mask_rcnn_r101_fpn_dconv_c3-c5_1x_coco_20200216-a71f5bce.pth"
@@ -17,16 +16,7 @@ PRETRAINED_URL = (
     "https://download.openmmlab.com/mmdetection/v2.0/dcn/"
     "mask_rcnn_r101_fpn_dconv_c3-c5_1x_coco/" + PRETRAINED_FILENAME
 )
-DEFAULT_DEST = Path("checkpoints")
-
-
-# `cardd download-weights`'s options, each declared once.
-DEST = Option("--dest", "Folder to put the checkpoint in.", "path", DEFAULT_DEST)
-URL = Option(
-    "--url", "Another address for the checkpoint (its name should carry the sha256 prefix)."
-)
-FORCE = options.FORCE.but(help="Download again even if a valid file is present.")
-OPTIONS = (DEST, URL, FORCE)
+DEFAULT_DEST = WEIGHTS_DEST.default
 
 # OpenMMLab names files `<name>-<first 8 hex digits of sha256>.pth`.
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.(?:pth|pt|ckpt)$")

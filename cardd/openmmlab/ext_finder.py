@@ -9,20 +9,20 @@ this finder answer, with a module holding `cardd.openmmlab.kernels`' functions (
 its `__getattr__`, which makes every other kernel mmcv names raise a one-line error
 naming the op). Nothing is written into mmcv's folder.
 
-This module imports nothing heavy: `import cardd` installs the finder, and torch is
-imported only when mmcv.ops actually asks for its kernels.
+This module imports nothing heavy (not even `importlib.abc`: the import system needs
+only the methods): `import cardd` installs the finder, and torch is imported only when
+mmcv.ops actually asks for its kernels.
 """
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 
 NAME = "mmcv._ext"
 
 
-class _KernelsLoader(importlib.abc.Loader):
+class _KernelsLoader:
     """Makes `mmcv._ext` a module of cardd's kernels (as `from kernels import *` would)."""
 
     def create_module(self, spec):
@@ -39,7 +39,7 @@ class _KernelsLoader(importlib.abc.Loader):
         module.__doc__ = "mmcv's kernels from cardd (cardd.openmmlab.kernels), in this process."
 
 
-class _LastResortFinder(importlib.abc.MetaPathFinder):
+class _LastResortFinder:
     """Finds `mmcv._ext` only when no other finder did (it sits last on sys.meta_path)."""
 
     def find_spec(self, fullname, path=None, target=None):

@@ -294,6 +294,11 @@ def test_calling_the_detector_gives_results_that_draw_save_and_say_themselves(
     both = detector([test_image, np.asarray(Image.open(test_image))[:, :, ::-1]])
     assert [r.image for r in both] == [str(test_image), "image1"]
     assert both[0].to_dict() == both[1].to_dict() | {"image": str(test_image)}
+    from_array = both[1].save(tmp_path / "array")  # no name of its own: a PNG named so
+    assert sorted(p.relative_to(tmp_path / "array").as_posix() for p in from_array) == [
+        "preds/image1.json", "thumbs/image1.jpg", "vis/image1.png"
+    ]  # fmt: skip
+    assert Image.open(tmp_path / "array" / "vis" / "image1.png").format == "PNG"
     bare = detector.detect([load_image(test_image)])[0]  # no photo kept: say so
     with pytest.raises(ValueError, match="pass it"):
         bare.plot()

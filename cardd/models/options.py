@@ -1,0 +1,16 @@
+"""`cardd download-weights`'s options, each declared once: light to import (the command
+line reads them for `--help`); `cardd.models.pretrained` takes its defaults from here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cardd.core import options
+from cardd.core.options import Option
+
+WEIGHTS_DEST = Option("--dest", "Folder to put the checkpoint in.", "path", Path("checkpoints"))
+WEIGHTS_URL = Option(
+    "--url", "Another address for the checkpoint (its name should carry the sha256 prefix)."
+)
+WEIGHTS_FORCE = options.FORCE.but(help="Download again even if a valid file is present.")
+WEIGHTS_OPTIONS = (WEIGHTS_DEST, WEIGHTS_URL, WEIGHTS_FORCE)
