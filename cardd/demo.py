@@ -79,7 +79,7 @@ def run_demo(opts: DemoOptions | None = None) -> DemoResult:
     opts = opts or DemoOptions()
     epochs, images, seed = opts.epochs, opts.images, opts.seed
     run_dir = demo_run().open(opts.out, opts.exist_ok).local
-    save_options(run_dir, opts)
+    save_options(run_dir, opts, out=str(run_dir))  # where it went, when not asked
     data_root = run_dir / "data" / "CarDD_COCO"
     logs.say(f"[1/4] synthesizing {images} images into {data_root}")
     synthesize(run_dir / "data", images=images, seed=seed)

@@ -56,6 +56,7 @@ class RunKind:
     outputs: tuple[str, ...]
     parent: Path | None = None  # default: runs/<command>
     stem: str = "exp"
+    resumable: bool = False  # whether the command takes --resume (its refusal says so)
 
     def check(self, out: Path | str | None, exist_ok: bool = False, resume: bool = False) -> None:
         """Refuse a folder that cannot be used, before minutes of model loading.
@@ -77,7 +78,7 @@ class RunKind:
             raise CarddUsageError(f"{self.flag} {out} is a file")
         if not folder.is_empty():
             if not (exist_ok or resume):
-                again = "pass --resume to finish that run, " if self._resumable else ""
+                again = "pass --resume to finish that run, " if self.resumable else ""
                 raise CarddUsageError(
                     f"{out} is not empty: {again}pass --exist-ok to replace its outputs, or "
                     f"another {self.flag}"
@@ -89,10 +90,6 @@ class RunKind:
                     f"{marks}); they are not cardd's to replace: choose another {self.flag}"
                 )
         folder.probe()
-
-    @property
-    def _resumable(self) -> bool:
-        return self.command == "infer"
 
     def open(self, out: Path | str | None, exist_ok: bool = False, resume: bool = False,
              also: tuple[str, ...] = ()) -> storage.Folder:  # fmt: skip

@@ -99,6 +99,7 @@ INFER_RUN = RunKind(
     command="infer",
     flag="--out-dir",
     marks=frozenset({"summary.json", "infer.log"}),
+    resumable=True,
     outputs=("vis", "thumbs", "preds", "predictions.csv", "summary.json", "index.html",
              "infer.log", OPTIONS_FILE),
 )  # fmt: skip

@@ -59,7 +59,8 @@ def kernels_in_use() -> str:
     import importlib
 
     ext = importlib.import_module(NAME)
-    if isinstance(getattr(ext, "__spec__", None) and ext.__spec__.loader, _KernelsLoader):
+    spec = getattr(ext, "__spec__", None)
+    if spec is not None and isinstance(spec.loader, _KernelsLoader):
         return "cardd's torchvision kernels, registered in this process (mmcv-lite has none)"
     if str(getattr(ext, "__file__", "")).endswith(".py"):
         return "cardd's torchvision kernels, from mmcv/_ext.py (written by an older setup)"
