@@ -64,7 +64,7 @@ def diagnose(
     data_root: Path = DATA_ROOT.default, weights_dir: Path = WEIGHTS_DIR.default
 ) -> DoctorReport:
     """Collect what `cardd doctor` prints."""
-    from cardd.models.pretrained import PRETRAINED_FILENAME
+    from cardd.models.families import START_POINTS
 
     report = DoctorReport()
     report.rows.append(("python", f"{platform.python_version()} ({sys.executable})"))
@@ -145,8 +145,12 @@ def diagnose(
     present = (data_root / "annotations").is_dir()
     fetch = "" if present else " (fetch it with `cardd download-data`)"
     report.rows.append(("dataset", f"{data_root}: {'present' if present else 'missing'}{fetch}"))
-    weights = weights_dir / PRETRAINED_FILENAME
-    fetch = "" if weights.is_file() else " (fetch it with `cardd download-weights`)"
-    state = "present" if weights.is_file() else "missing"
-    report.rows.append(("pretrained weights", f"{weights}: {state}{fetch}"))
+    for point in START_POINTS:  # the families, what each is for, and its start weights
+        weights = weights_dir / point.filename
+        state = "present" if weights.is_file() else (
+            f"missing (cardd download-weights --model {point.model})")
+        report.rows.append((
+            f"{point.config}",
+            f"{point.use}; COCO {point.coco}; {point.compute}; weights {state}",
+        ))  # fmt: skip
     return report

@@ -93,6 +93,27 @@ def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def photos(synthetic_root, tmp_path_factory):
+    """Real-sized photos from the synthetic test split: landscape and portrait at CarDD's
+    size, odd sizes, one smaller than the network's stride, a blank one."""
+    import cv2
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("photos")
+    sources = sorted((synthetic_root / "test2017").glob("*.jpg"))
+    sizes = {"landscape": (1024, 768), "portrait": (768, 1024), "odd": (1001, 333),
+             "tall_odd": (417, 1203), "tiny": (97, 131)}  # fmt: skip
+    for index, (name, size) in enumerate(sizes.items()):
+        image = cv2.imread(str(sources[index % len(sources)]))
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.resize(image, size))
+    # nearly blank: a flat grey is symmetric, and its exactly equal scores may be kept in
+    # either order by either engine; a little noise makes it a photo
+    noise = np.random.default_rng(0).normal(127, 4, (600, 800, 3))
+    cv2.imwrite(str(folder / "blank.png"), noise.clip(0, 255).astype(np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def spool_dir(tmp_path_factory) -> Path:
     """The shared service's TMPDIR: an upload spooled to disk would land here."""
     return tmp_path_factory.mktemp("spool")
@@ -216,9 +237,34 @@ def own_run(own_data, tiny_export, tmp_path_factory):
     return work_dir, result.stdout
 
 
+@pytest.fixture(scope="session")
+def rtmdet_checkpoint(synthetic_root, tmp_path_factory) -> Path:
+    """`tiny_RTMDet_ins` trained with its own recipe (20 epochs, about a minute) in a fresh
+    process, as a user runs `cardd train`: its last checkpoint."""
+    work_dir = tmp_path_factory.mktemp("rtmdet_run") / "work_dir"
+    result = run_cardd(
+        "train", "--config", "tiny_RTMDet_ins", "--data-root", synthetic_root, "--device",
+        "cpu", "--seed", "0", "--work-dir", work_dir, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    checkpoint = work_dir / "epoch_20.pth"
+    assert checkpoint.is_file(), sorted(p.name for p in work_dir.iterdir())
+    return checkpoint
+
+
+@pytest.fixture(scope="session")
+def rtmdet_onnx(rtmdet_checkpoint, tmp_path_factory) -> tuple[Path, str]:
+    """`cardd export --format onnx` of `rtmdet_checkpoint`: (the file, what it printed)."""
+    out = tmp_path_factory.mktemp("rtmdet_onnx") / "tiny_rtmdet.onnx"
+    done = run_cardd("export", "--checkpoint", rtmdet_checkpoint, "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
 #: The session fixtures that train a model (or stand on one): a test that asks for
 #: any of them, however indirectly, is in the `model` tier.
-TRAINED = {"trained_work_dir", "tiny_checkpoint", "tiny_export", "service", "own_run"}
+TRAINED = {"trained_work_dir", "tiny_checkpoint", "tiny_export", "service", "own_run",
+           "rtmdet_checkpoint", "rtmdet_onnx"}  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):

@@ -151,14 +151,15 @@ def _print_problems(problems: list[str], limit: int = 20) -> None:
         click.echo(f"  ... and {len(problems) - limit} more", err=True)
 
 
-@click.command("download-weights", epilog="Example: cardd download-weights --dest checkpoints")
+@click.command("download-weights", epilog="""Examples:
+  cardd download-weights                        # DCN_plus's start: Mask R-CNN R-101 DCN
+  cardd download-weights --model rtmdet-ins-s   # RTMDet_ins_s's start""")
 @options.apply(*weights_options.WEIGHTS_OPTIONS)
-def download_weights(dest: Path, url: str | None, force: bool) -> None:
-    """Fetch the COCO-pretrained Mask R-CNN R-101 DCN checkpoint DCN+ starts from."""
-    from cardd.models.pretrained import PRETRAINED_URL
+def download_weights(model: str, dest: Path, url: str | None, force: bool) -> None:
+    """Fetch the COCO weights a config fine-tunes from, checked by their sha256."""
     from cardd.models.pretrained import download_weights as run
 
-    run(dest=dest, url=url or PRETRAINED_URL, force=force)
+    run(dest=dest, url=url, force=force, model=model)
 
 
 COMMANDS = (download_data, check_data, reduce_data, synth_data, init_data, convert,

@@ -51,7 +51,13 @@ def quiet_terminal(logger: logging.Logger) -> logging.Logger:
 
 #: mmengine warnings about its own API that cardd's users cannot act on (mmdet 3.3.0
 #: still calls the deprecated FileClient); the log file keeps them.
-LIBRARY_NOTICES = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias')
+#: mmengine's note on each of RTMDet's shared head convolutions (`share_conv` puts one
+#: layer in several places; its optimizer settings skip the repeats, as they should).
+LIBRARY_NOTICES = (
+    '"FileClient" will be deprecated',
+    '"HardDiskBackend" is the alias',
+    "It is skipped since bypass_duplicate=True",
+)
 
 
 def _drop_library_notices(record: logging.LogRecord) -> bool:
@@ -143,6 +149,12 @@ def filter_library_warnings() -> None:
     # torch on mmdet's anchor generator: mmdet 3.3.0 calls meshgrid without `indexing`;
     # the default it warns about is the one mmdet means.
     warnings.filterwarnings("ignore", message="torch.meshgrid: in an upcoming release")
+    # torch on mmdet's CSPNeXt and SE layers (RTMDet): mmdet 3.3.0 still writes
+    # `torch.cuda.amp.autocast(enabled=False)`, which does what it means.
+    warnings.filterwarnings(
+        "ignore", message=r"`torch.cuda.amp.autocast\(args...\)` is deprecated",
+        category=FutureWarning,
+    )
 
 
 def say(message: str) -> None:

@@ -7,11 +7,17 @@ and its NMS (`cardd.export.onnx`); this module does what mmdet does around it,
 step for step:
 
 * resize as mmcv's `imrescale` (OpenCV bilinear, the size rounded as mmcv rounds
-  it), normalise, BGR -> RGB, pad to a multiple of 32 with zeros;
+  it), pad to a fixed size with a grey where the pipeline does (RTMDet), normalise,
+  BGR -> RGB, pad to a multiple of the divisor with zeros (Mask R-CNN: 32);
 * boxes back to the photo's size (divided by the resize factors);
-* each box's 28x28 mask probabilities pasted into the photo as mmdet's
+* masks into the photo, one detection at a time and only for those kept:
+  a Mask R-CNN's 28x28 probabilities in each box pasted as mmdet's
   `_do_paste_mask` does on the CPU (bilinear `grid_sample`, `align_corners=False`,
-  zeros outside; the rows and columns around the box only), then `>= 0.5`.
+  zeros outside; the rows and columns around the box only), then `>= 0.5`;
+  an RTMDet-Ins's logits at stride 8 upsampled to the input and then to the photo
+  as mmdet's `_bbox_mask_post_process` does (two bilinear `interpolate`s, as one
+  separable linear map here), over the rows and columns where the instance can be
+  above the threshold only, then `sigmoid > 0.5`.
 
 An ONNX file is not a pickle: loading it runs no code of its author (an operator
 onnxruntime does not know is refused). A graph may name external data files for its
@@ -30,7 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardd.core.errors import CarddError, CarddUsageError
-from cardd.models.formats import ONNX_FORMAT, ONNX_INPUTS, ONNX_METADATA_KEY, ONNX_OUTPUTS
+from cardd.models.formats import (
+    ONNX_FORMAT,
+    ONNX_INPUTS,
+    ONNX_MASK_LAYOUTS,
+    ONNX_METADATA_KEY,
+    ONNX_OUTPUTS,
+    ONNX_READABLE_FORMATS,
+)
 from cardd.structures.classes import ClassSet
 
 #: onnxruntime 1.25.0 is the first release that implements `DeformConv` (opset 19).
@@ -57,27 +70,51 @@ def resized_size(height: int, width: int, scale: list[int]) -> tuple[int, int]:
     return int(height * factor + 0.5), int(width * factor + 0.5)
 
 
+@dataclass(frozen=True)
+class InputGeometry:
+    """Where a photo lands in the network's input: (height, width) of each stage."""
+
+    resized: tuple[int, int]  # after the resize
+    image_shape: tuple[int, int]  # mmdet's img_shape: the resized photo, or its fixed pad
+    padded: tuple[int, int]  # the input tensor's, after padding to the divisor
+
+
+def input_geometry(height: int, width: int, pre: dict) -> InputGeometry:
+    """The sizes mmdet's test pipeline and `DetDataPreprocessor` give a photo."""
+    resized = resized_size(height, width, pre["resize_scale"])
+    shape = resized
+    if pre.get("pad_size"):  # mmdet's Pad(size=(width, height)); never smaller
+        shape = (max(int(pre["pad_size"][1]), resized[0]), max(int(pre["pad_size"][0]), resized[1]))
+    divisor = max(int(pre["pad_size_divisor"]), 1)
+    padded = (-(-shape[0] // divisor) * divisor, -(-shape[1] // divisor) * divisor)
+    return InputGeometry(resized, shape, padded)
+
+
 def preprocess(bgr, pre: dict):
-    """A BGR uint8 photo -> (the network's input [1, 3, H, W] float32, (height, width)
-    before padding, (width factor, height factor)) as mmdet's test pipeline and
+    """A BGR uint8 photo -> (the network's input [1, 3, H, W] float32, mmdet's img_shape
+    (height, width), (width factor, height factor)) as mmdet's test pipeline and
     `DetDataPreprocessor` make them."""
     import cv2
     import numpy as np
 
     height, width = bgr.shape[:2]
-    new_height, new_width = resized_size(height, width, pre["resize_scale"])
+    geometry = input_geometry(height, width, pre)
+    new_height, new_width = geometry.resized
     resized = cv2.resize(bgr, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
     image = resized.astype(np.float32)
+    if pre.get("pad_size"):  # the pipeline's Pad, before normalisation, in BGR order
+        canvas = np.empty((*geometry.image_shape, 3), dtype=np.float32)
+        canvas[:] = np.float32(pre["pad_pixel"])
+        canvas[:new_height, :new_width] = image
+        image = canvas
     if pre["bgr_to_rgb"]:
         image = image[:, :, ::-1]
     image = (image - np.float32(pre["mean"])) / np.float32(pre["std"])
-    divisor = max(int(pre["pad_size_divisor"]), 1)
-    padded_h = -(-new_height // divisor) * divisor
-    padded_w = -(-new_width // divisor) * divisor
-    tensor = np.full((1, 3, padded_h, padded_w), pre["pad_value"], dtype=np.float32)
-    tensor[0, :, :new_height, :new_width] = image.transpose(2, 0, 1)
+    tensor = np.full((1, 3, *geometry.padded), pre["pad_value"], dtype=np.float32)
+    shape_h, shape_w = geometry.image_shape
+    tensor[0, :, :shape_h, :shape_w] = image.transpose(2, 0, 1)
     factors = (new_width / width, new_height / height)
-    return tensor, (new_height, new_width), factors
+    return tensor, geometry.image_shape, factors
 
 
 def paste_mask(probabilities, box, height: int, width: int, threshold: float = 0.5):
@@ -157,22 +194,110 @@ def onnx_providers(device: str) -> list:
     return [*gpu, "CPUExecutionProvider"]
 
 
+def interpolation_weights(out_size: int, in_size: int, ratio: float):
+    """PyTorch's bilinear `interpolate` (`align_corners=False`) along one axis as a matrix
+    (out_size x in_size): output i samples input (i + 0.5) * ratio - 0.5, clamped at 0,
+    between its floor and the next index (the last index repeats at the edge)."""
+    import numpy as np
+
+    source = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * np.float32(ratio)
+    source = np.maximum(source - np.float32(0.5), np.float32(0))
+    below = np.minimum(source.astype(np.int64), in_size - 1)
+    above = np.minimum(below + 1, in_size - 1)
+    upper = np.clip(source - below, 0, 1).astype(np.float32)
+    weights = np.zeros((out_size, in_size), dtype=np.float32)
+    rows = np.arange(out_size)
+    np.add.at(weights, (rows, below), np.float32(1) - upper)
+    np.add.at(weights, (rows, above), upper)
+    return weights
+
+
+class ImageMasks:
+    """An RTMDet-Ins photo's mask logits (N x h x w at `stride` over the input) -> bool
+    masks of the photo, as mmdet's `_bbox_mask_post_process` makes them: upsample by
+    `stride` (bilinear), resize to the input's size in the photo's scale (mmdet's
+    ceil(size / scale factor), rows by the width factor as mmdet writes it), crop to
+    the photo, `sigmoid > threshold`.
+
+    Both resizes are linear and separable, so each photo axis is one matrix (photo
+    pixels x logit cells, computed once per photo); a mask is `rows @ logits @ cols.T`
+    over the photo rows and columns whose weights reach a cell above the threshold
+    (a bilinear mix of values at or below it stays at or below it), False elsewhere.
+    """
+
+    def __init__(self, logits, stride: int, factors: tuple[float, float], height: int,
+                 width: int, threshold: float) -> None:  # fmt: skip
+        import math
+
+        self.logits = logits
+        self.height, self.width, self.threshold = height, width, threshold
+        cells_h, cells_w = logits.shape[1:]
+        w_factor, h_factor = factors
+        up_h, up_w = cells_h * stride, cells_w * stride
+        out_h, out_w = math.ceil(up_h * (1 / w_factor)), math.ceil(up_w * (1 / h_factor))
+        self.rows = self._axis(height, out_h, up_h, cells_h, stride)
+        self.cols = self._axis(width, out_w, up_w, cells_w, stride)
+        # cells that can make a pixel pass: logit above the threshold's (with a margin)
+        self.cell_limit = (math.log(threshold / (1 - threshold)) - 1e-3
+                           if 0 < threshold < 1 else (-math.inf if threshold <= 0 else math.inf))
+
+    @staticmethod
+    def _axis(photo: int, out: int, up: int, cells: int, stride: int):
+        """(photo pixels x cells): the two resizes of one axis, cropped to the photo."""
+        import numpy as np
+
+        second = interpolation_weights(out, up, up / out)[:photo]
+        first = interpolation_weights(up, cells, 1 / stride)
+        weights = np.zeros((photo, cells), dtype=np.float32)
+        weights[: len(second)] = second @ first  # a photo larger than mmdet's: False beyond
+        return weights
+
+    def mask(self, index: int):
+        import numpy as np
+
+        logits = self.logits[index].astype(np.float32)
+        mask = np.zeros((self.height, self.width), dtype=bool)
+        candidates = logits > self.cell_limit
+        if not candidates.any():
+            return mask
+        rows = np.flatnonzero((self.rows[:, candidates.any(1)] > 0).any(1))
+        cols = np.flatnonzero((self.cols[:, candidates.any(0)] > 0).any(1))
+        if not len(rows) or not len(cols):
+            return mask
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        values = self.rows[top:bottom] @ logits @ self.cols[left:right].T
+        with np.errstate(over="ignore"):
+            probabilities = np.float32(1) / (np.float32(1) + np.exp(-values))
+        mask[top:bottom, left:right] = probabilities > self.threshold
+        return mask
+
+
+class BoxMasks:
+    """A Mask R-CNN photo's M x M probabilities per box -> bool masks (`paste_mask`)."""
+
+    def __init__(self, probabilities, boxes, height: int, width: int, threshold: float) -> None:
+        self.probabilities, self.boxes = probabilities, boxes
+        self.height, self.width, self.threshold = height, width, threshold
+
+    def mask(self, index: int):
+        return paste_mask(self.probabilities[index], self.boxes[index], self.height,
+                          self.width, self.threshold)
+
+
 @dataclass
 class RawDetections:
     """One photo's detections as the graph gives them, boxes in the photo's pixels,
-    best first; masks are pasted one at a time, for the detections kept."""
+    best first; masks are made one at a time, for the detections kept."""
 
     boxes: object  # float32 (N, 4)
     scores: object  # float32 (N,)
     labels: object  # int64 (N,)
-    mask_probabilities: object  # float32 (N, M, M)
+    masks: BoxMasks | ImageMasks
     height: int
     width: int
-    mask_threshold: float
 
     def mask(self, index: int):
-        return paste_mask(self.mask_probabilities[index], self.boxes[index], self.height,
-                          self.width, self.mask_threshold)
+        return self.masks.mask(index)
 
 
 class OnnxModel:
@@ -237,9 +362,10 @@ class OnnxModel:
             meta = json.loads(text)
         except ValueError:
             raise CarddError(f"{self.path}: its cardd metadata is not JSON") from None
-        if not isinstance(meta, dict) or meta.get("format") != ONNX_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") not in ONNX_READABLE_FORMATS:
             raise CarddError(f"{self.path}: cardd ONNX format {meta.get('format')!r} is not "
                              f"{ONNX_FORMAT}; export it again with this cardd")
+        meta.setdefault("masks", {"layout": "box"})  # format 1: Mask R-CNN only
         needed = ("dataset_meta", "preprocessing", "max_per_img", "mask_thr_binary")
         missing = [key for key in needed if key not in meta]
         if missing:
@@ -268,17 +394,20 @@ class OnnxModel:
         ), strict=True))  # fmt: skip
         boxes, scores, labels, masks = self.session.run(list(ONNX_OUTPUTS), feeds,
                                                         self._run_options)  # fmt: skip
-        check_outputs(boxes, scores, labels, masks, len(self.classes), limit, str(self.path))
+        layout = self.metadata["masks"]
+        check_outputs(boxes, scores, labels, masks, len(self.classes), limit, str(self.path),
+                      layout, tensor.shape[2:])  # fmt: skip
         boxes = boxes / np.array([w_factor, h_factor, w_factor, h_factor], dtype=np.float32)
-        return RawDetections(
-            boxes=boxes.astype(np.float32),
-            scores=scores,
-            labels=labels,
-            mask_probabilities=masks,
-            height=int(bgr.shape[0]),
-            width=int(bgr.shape[1]),
-            mask_threshold=float(self.metadata["mask_thr_binary"]),
-        )
+        boxes = boxes.astype(np.float32)
+        photo_h, photo_w = int(bgr.shape[0]), int(bgr.shape[1])
+        threshold = float(self.metadata["mask_thr_binary"])
+        if layout["layout"] == "image":
+            painter = ImageMasks(masks, int(layout["stride"]), (w_factor, h_factor), photo_h,
+                                 photo_w, threshold)  # fmt: skip
+        else:
+            painter = BoxMasks(masks, boxes, photo_h, photo_w, threshold)
+        return RawDetections(boxes=boxes, scores=scores, labels=labels, masks=painter,
+                             height=photo_h, width=photo_w)  # fmt: skip
 
 
 def _is_number(value, low: float, high: float, whole: bool = False) -> bool:
@@ -306,6 +435,7 @@ def check_metadata(meta: dict, where: str) -> None:
         "max_per_img": _is_number(meta.get("max_per_img"), 1, 10_000, whole=True),
         "mask_thr_binary": _is_number(meta.get("mask_thr_binary"), 0, 1),
         "test_score_thr": _is_number(meta.get("test_score_thr", 0.05), 0, 1),
+        "masks": _is_mask_layout(meta.get("masks", {"layout": "box"})),
     }
     if isinstance(pre, dict):
         scale, mean, std = pre.get("resize_scale"), pre.get("mean"), pre.get("std")
@@ -320,6 +450,12 @@ def check_metadata(meta: dict, where: str) -> None:
             "preprocessing.pad_size_divisor": _is_number(pre.get("pad_size_divisor"), 1, 128,
                                                          whole=True),
             "preprocessing.pad_value": _is_number(pre.get("pad_value", 0), -1e4, 1e4),
+            "preprocessing.pad_size": pre.get("pad_size") is None or (
+                isinstance(pre["pad_size"], list) and len(pre["pad_size"]) == 2
+                and all(_is_number(v, 32, 8192, whole=True) for v in pre["pad_size"])),
+            "preprocessing.pad_pixel": pre.get("pad_size") is None or (
+                isinstance(pre.get("pad_pixel"), list) and len(pre["pad_pixel"]) == 3
+                and all(_is_number(v, 0, 255) for v in pre["pad_pixel"])),
         })  # fmt: skip
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
@@ -330,10 +466,18 @@ def check_metadata(meta: dict, where: str) -> None:
         )
 
 
-def check_outputs(boxes, scores, labels, masks, classes: int, limit: int, where: str) -> None:
+def _is_mask_layout(layout) -> bool:
+    if not isinstance(layout, dict) or layout.get("layout") not in ONNX_MASK_LAYOUTS:
+        return False
+    return layout["layout"] == "box" or _is_number(layout.get("stride"), 1, 64, whole=True)
+
+
+def check_outputs(boxes, scores, labels, masks, classes: int, limit: int, where: str,
+                  layout: dict | None = None, input_size: tuple = ()) -> None:  # fmt: skip
     """Refuse what a graph returned unless it is detections: one count N within the
-    limit, boxes (N, 4), scores (N,) in [0, 1], labels (N,) naming a class, masks
-    (N, M, M), every value finite.
+    limit, boxes (N, 4), scores (N,) in [0, 1], labels (N,) naming a class, masks of the
+    layout (box: (N, M, M); image: (N, H/s, W/s) of the input's H x W), every value
+    finite.
 
     Raises:
         CarddError: one line saying which output is wrong.
@@ -346,7 +490,8 @@ def check_outputs(boxes, scores, labels, masks, classes: int, limit: int, where:
         problem = f"{count} scores for a limit of {limit}"
     elif boxes.shape != (count, 4) or labels.shape != (count,):
         problem = f"boxes {boxes.shape} and labels {labels.shape} for {count} scores"
-    elif masks.ndim != 3 or masks.shape[0] != count or masks.shape[1] != masks.shape[2]:
+    elif masks.ndim != 3 or masks.shape[0] != count or masks.shape[1:] != _mask_shape(
+            masks, layout or {"layout": "box"}, input_size):
         problem = f"masks {masks.shape} for {count} detections"
     elif not (np.isfinite(boxes).all() and np.isfinite(scores).all() and np.isfinite(masks).all()):
         problem = "values that are not finite"
@@ -357,6 +502,14 @@ def check_outputs(boxes, scores, labels, masks, classes: int, limit: int, where:
         problem = f"labels outside the {classes} classes"
     if problem:
         raise CarddError(f"{where}: the graph returned {problem}; not a cardd export's output")
+
+
+def _mask_shape(masks, layout: dict, input_size: tuple) -> tuple:
+    """The (rows, columns) each detection's mask must have in `layout`."""
+    if layout["layout"] == "image":
+        stride = int(layout["stride"])
+        return tuple(-(-int(side) // stride) for side in input_size)
+    return (masks.shape[1], masks.shape[1])
 
 
 def _thread_count() -> int | None:

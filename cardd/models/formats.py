@@ -20,10 +20,15 @@ EXPORT_FORMAT = 2
 #: The key of the model record in a training checkpoint's `meta`.
 RECORD_KEY = "cardd_model"
 #: The ONNX graph's metadata entry, its format number, and the graph's inputs and outputs
-#: (image [1, 3, H, W] float32; image_size [2] float32 (height, width before padding);
-#: score_thr [] float32; max_detections [] int64 -> boxes [N, 4], scores [N],
-#: labels [N], masks [N, 28, 28]).
+#: (image [1, 3, H, W] float32; image_size [2] float32 (mmdet's img_shape: height, width
+#: of the resized image, or of its fixed pad); score_thr [] float32; max_detections []
+#: int64 -> boxes [N, 4], scores [N], labels [N], masks as `masks.layout` in the
+#: metadata says: "box" [N, M, M] probabilities inside each box (Mask R-CNN), "image"
+#: [N, H/s, W/s] logits over the input at `masks.stride` s (RTMDet-Ins)).
+#: Format 1 (cardd before RTMDet-Ins) is format 2 with box masks and no fixed pad.
 ONNX_METADATA_KEY = "cardd"
-ONNX_FORMAT = 1
+ONNX_FORMAT = 2
+ONNX_READABLE_FORMATS = (1, 2)
+ONNX_MASK_LAYOUTS = ("box", "image")
 ONNX_INPUTS = ("image", "image_size", "score_thr", "max_detections")
 ONNX_OUTPUTS = ("boxes", "scores", "labels", "masks")

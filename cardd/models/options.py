@@ -7,10 +7,19 @@ from pathlib import Path
 
 from cardd.core import options
 from cardd.core.options import Option
+from cardd.models.families import MODEL_NAMES
 
+WEIGHTS_MODEL = Option(
+    "--model",
+    "Which COCO weights: dcn-plus (DCN_plus starts from them), rtmdet-ins-s "
+    "(RTMDet_ins_s), rtmdet-ins-m (RTMDet_ins_m).",
+    "choice",
+    "dcn-plus",
+    choices=MODEL_NAMES,
+)
 WEIGHTS_DEST = Option("--dest", "Folder to put the checkpoint in.", "path", Path("checkpoints"))
 WEIGHTS_URL = Option(
     "--url", "Another address for the checkpoint (its name should carry the sha256 prefix)."
 )
 WEIGHTS_FORCE = options.FORCE.but(help="Download again even if a valid file is present.")
-WEIGHTS_OPTIONS = (WEIGHTS_DEST, WEIGHTS_URL, WEIGHTS_FORCE)
+WEIGHTS_OPTIONS = (WEIGHTS_MODEL, WEIGHTS_DEST, WEIGHTS_URL, WEIGHTS_FORCE)

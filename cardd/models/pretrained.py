@@ -1,4 +1,4 @@
-"""The pretrained start point of the CarDD paper's DCN+: fetch and verify it."""
+"""The COCO weights cardd's configs start from (`cardd.models.families`): fetch and verify."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ from urllib.parse import urlparse
 
 from cardd.core.download import download, partial_path, sha256_of
 from cardd.core.errors import CarddError
-from cardd.models.options import WEIGHTS_DEST
+from cardd.models.families import start_point
+from cardd.models.options import WEIGHTS_DEST, WEIGHTS_MODEL
 
-#: MMDetection's COCO Mask R-CNN R-101 DCN (c3-c5) model: box AP 43.5, mask AP 38.9.
-PRETRAINED_FILENAME = "mask_rcnn_r101_fpn_dconv_c3-c5_1x_coco_20200216-a71f5bce.pth"
-PRETRAINED_URL = (
-    "https://download.openmmlab.com/mmdetection/v2.0/dcn/"
-    "mask_rcnn_r101_fpn_dconv_c3-c5_1x_coco/" + PRETRAINED_FILENAME
-)
 DEFAULT_DEST = WEIGHTS_DEST.default
 
 # OpenMMLab names files `<name>-<first 8 hex digits of sha256>.pth`.
@@ -40,11 +35,13 @@ def verify_hash(path: Path, prefix: str) -> None:
 
 def download_weights(
     dest: Path = DEFAULT_DEST,
-    url: str = PRETRAINED_URL,
+    url: str | None = None,
     force: bool = False,
     progress: bool = True,
+    model: str = WEIGHTS_MODEL.default,
 ) -> Path:
-    """Fetch the pretrained checkpoint into `dest`, verified by the hash in its name.
+    """Fetch the COCO weights `model` starts from (or the file at `url`) into `dest`,
+    verified by the hash in its name.
 
     An existing file that verifies is kept (unless `force`); a partial download
     is resumed; a file that fails verification never lands in place.
@@ -52,6 +49,7 @@ def download_weights(
     Returns:
         The checkpoint's path.
     """
+    url = url or start_point(model).url
     filename = Path(urlparse(url).path).name
     if not filename:
         raise CarddError(f"cannot tell a file name from the URL {url!r}")

@@ -7,7 +7,7 @@ the order MMDetection numbers its labels in) or from a model file's
 names, ids and colours from the model's set.
 
 `CARDD` is the CarDD release's set. Its one source is `metainfo` in
-`configs/_base_/cardd.py`, which every CarDD config inherits (mmengine configs
+`configs/_base_/classes.py`, which every CarDD config inherits (mmengine configs
 cannot import project modules); this module reads it with `ast.literal_eval`,
 without importing mmengine.
 """
@@ -236,7 +236,7 @@ def _is_palette(palette: object, count: int) -> bool:
 
 
 def _read_metainfo() -> dict:
-    path = config_dir() / "_base_" / "cardd.py"
+    path = config_dir() / "_base_" / "classes.py"
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "metainfo" for t in node.targets

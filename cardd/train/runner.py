@@ -63,11 +63,18 @@ def _check_resume_classes(path: Path, classes: ClassSet, trust: bool) -> None:
 
 
 def _check_load_from(cfg: Config) -> None:
+    from cardd.models.families import start_point_of_file
+
     load_from = cfg.get("load_from")
     if load_from and not cfg.get("resume") and not Path(load_from).is_file():
+        known = start_point_of_file(Path(load_from).name)
+        fetch = "cardd download-weights" + (f" --model {known.model}" if known else " --url URL")
+        folder = Path(load_from).parent
+        if known and folder != Path("checkpoints"):
+            fetch += f" --dest {folder}"
         raise CarddError(
-            f"pretrained checkpoint {load_from} not found: fetch it with "
-            "`cardd download-weights`, or pass --load-from PATH (or --load-from none)"
+            f"pretrained checkpoint {load_from} not found: fetch it with `{fetch}`, or pass "
+            "--load-from PATH (or --load-from none)"
         )
 
 
@@ -81,24 +88,37 @@ def _cap_workers(cfg: Config, world_size: int) -> None:
 
 
 def scale_schedule(cfg: Config, max_epochs: int) -> None:
-    """Train for `max_epochs` with the same schedule shape: epoch-based milestones and
-    ends scale in proportion (DCN_plus: 24 epochs, steps at 16 and 22; 12 epochs:
-    steps at 8 and 11). Iteration-based schedulers (the warm-up) are left alone."""
+    """Train for `max_epochs` with the same schedule shape: every epoch-based point
+    scales in proportion (DCN_plus: 24 epochs, steps at 16 and 22; 12 epochs: steps at
+    8 and 11; RTMDet_ins_s: cosine over epochs 18-36 and plain augmentations from 30;
+    12 epochs: cosine over 6-12, plain from 10). Iteration-based schedulers (the
+    warm-up) are left alone."""
     old = cfg.train_cfg.max_epochs
     cfg.train_cfg.max_epochs = max_epochs
+
+    def scaled(epoch: int, least: int = 0) -> int:
+        return max(least, min(max_epochs, round(epoch * max_epochs / old)))
+
     cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", 1), max_epochs)
+    if cfg.train_cfg.get("dynamic_intervals"):
+        intervals = cfg.train_cfg.dynamic_intervals
+        cfg.train_cfg.dynamic_intervals = [(scaled(e, least=1), i) for e, i in intervals]
     schedulers = cfg.get("param_scheduler") or []
     for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
         if not scheduler.get("by_epoch", True):
             continue
         if "milestones" in scheduler:
-            scheduler.milestones = [
-                max(1, min(max_epochs, round(m * max_epochs / old))) for m in scheduler.milestones
-            ]
-        if scheduler.get("end") == old:
-            scheduler.end = max_epochs
-        if "T_max" in scheduler and scheduler.T_max == old:
-            scheduler.T_max = max_epochs
+            scheduler.milestones = [scaled(m, least=1) for m in scheduler.milestones]
+        span = (scheduler.get("begin", 0), scheduler.get("end"))
+        if "begin" in scheduler:
+            scheduler.begin = scaled(scheduler.begin)
+        if scheduler.get("end") is not None and scheduler.end <= old:
+            scheduler.end = scaled(scheduler.end, least=scheduler.get("begin", 0) + 1)
+        if "T_max" in scheduler and span[1] is not None and scheduler.T_max == span[1] - span[0]:
+            scheduler.T_max = scheduler.end - scheduler.get("begin", 0)
+    for hook in cfg.get("custom_hooks") or []:
+        if hook.get("type") == "PipelineSwitchHook":  # mmdet's switch to plain augmentations
+            hook["switch_epoch"] = scaled(hook["switch_epoch"], least=1)
 
 
 def build_config(opts: TrainOptions, check_files: bool = True) -> Config:

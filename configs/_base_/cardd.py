@@ -1,26 +1,16 @@
-# What every CarDD config shares: the dataset, its six classes, the splits and
-# the COCO metric. This file is the single source of the class names and the
-# palette: `cardd.structures.classes` reads `metainfo` from here.
+# The CarDD dataset for configs whose model base brings none (mmdet's
+# `_base_/models/...`): the splits, their pipelines and the COCO metric with the
+# paper's size bins. The classes come from `classes.py`.
 #
 # `data_root` is the CarDD_COCO folder (holding annotations/); `cardd train
 # --data-root DIR` replaces it everywhere it is used.
+_base_ = ['./classes.py']
+
 dataset_type = 'CocoDataset'
 
-# Registers CarddCocoMetric (COCO AP in COCO's and the CarDD paper's size bins).
-custom_imports = dict(imports=['cardd.openmmlab.plugins'],
-                      allow_failed_imports=False)
 data_root = 'data/CarDD_COCO/'
 backend_args = None
-
-# The six classes in label order with their category ids, as in the CarDD JSON
-# (`category_ids` is cardd's addition: the ids every output carries).
-metainfo = {
-    'classes': ('dent', 'scratch', 'crack', 'glass shatter', 'lamp broken',
-                'tire flat'),
-    'palette': [(230, 25, 75), (255, 225, 25), (0, 130, 200), (60, 180, 75),
-                (245, 130, 48), (145, 30, 180)],
-    'category_ids': (1, 2, 3, 4, 5, 6),
-}
+metainfo = _base_.metainfo
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args=backend_args),

@@ -151,8 +151,10 @@ GOOD_METADATA = {
     "dataset_meta": {"classes": ["dent", "scratch"]},
     "preprocessing": {"resize_scale": [1333, 800], "mean": [123.675, 116.28, 103.53],
                       "std": [58.395, 57.12, 57.375], "bgr_to_rgb": True,
-                      "pad_size_divisor": 32, "pad_value": 0},
+                      "pad_size_divisor": 32, "pad_value": 0, "pad_size": [640, 640],
+                      "pad_pixel": [114, 114, 114]},
     "max_per_img": 100, "mask_thr_binary": 0.5, "test_score_thr": 0.05,
+    "masks": {"layout": "image", "stride": 8},
 }  # fmt: skip
 
 
@@ -164,6 +166,10 @@ GOOD_METADATA = {
         ("preprocessing", "x"), ("preprocessing.resize_scale", [0, 0]),
         ("preprocessing.pad_size_divisor", 1e7), ("preprocessing.std", [0, 1, 1]),
         ("preprocessing.mean", [1, 2]), ("preprocessing.bgr_to_rgb", "yes"),
+        ("preprocessing.pad_size", [640]), ("preprocessing.pad_size", [10**6, 640]),
+        ("preprocessing.pad_pixel", [114, 114]), ("preprocessing.pad_pixel", [-1, 0, 0]),
+        ("masks", {"layout": "cube"}), ("masks", {"layout": "image", "stride": 0}),
+        ("masks", "box"),
     ],
 )  # fmt: skip
 def test_metadata_out_of_shape_or_range_is_refused(field, value):
@@ -208,3 +214,90 @@ def test_graph_outputs_that_are_not_detections_are_refused(change, message):
     boxes, scores, labels, masks = _outputs()
     with pytest.raises(CarddError, match="masks"):
         check_outputs(boxes, scores, labels, masks[:1], classes=2, limit=10, where="m.onnx")
+
+
+#: RTMDet-Ins's test pipeline and data preprocessor (mmdet's rtmdet configs).
+RTMDET_PRE = {
+    "resize_scale": [640, 640],
+    "interpolation": "bilinear",
+    "mean": [103.53, 116.28, 123.675],
+    "std": [57.375, 57.12, 58.395],
+    "bgr_to_rgb": False,
+    "pad_size_divisor": 1,
+    "pad_value": 0.0,
+    "pad_size": [640, 640],
+    "pad_pixel": [114.0, 114.0, 114.0],
+}
+
+
+def test_preprocess_with_a_fixed_pad_is_rtmdets_pipeline():
+    """RTMDet's Resize to 640 and grey Pad to 640x640 before normalisation: the network
+    input, mmdet's img_shape (the padded size) and the factors, bit for bit."""
+    from mmcv.transforms import Compose
+    from mmdet.models.data_preprocessors import DetDataPreprocessor
+    from mmengine.dataset import pseudo_collate
+
+    pipeline = Compose([
+        dict(type="mmdet.LoadImageFromNDArray"),
+        dict(type="mmdet.Resize", scale=(640, 640), keep_ratio=True),
+        dict(type="mmdet.Pad", size=(640, 640), pad_val=dict(img=(114, 114, 114))),
+        dict(type="mmdet.PackDetInputs", meta_keys=("img_shape", "scale_factor", "ori_shape")),
+    ])  # fmt: skip
+    preprocessor = DetDataPreprocessor(mean=RTMDET_PRE["mean"], std=RTMDET_PRE["std"],
+                                       bgr_to_rgb=False)  # fmt: skip
+    rng = np.random.default_rng(0)
+    for height, width in [(768, 1024), (1024, 768), (333, 1001), (97, 131)]:
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        data = preprocessor(pseudo_collate([pipeline({"img": image, "img_id": 0})]), False)
+        meta = data["data_samples"][0].metainfo
+        tensor, size, factors = preprocess(image, RTMDET_PRE)
+        assert size == meta["img_shape"] == (640, 640)
+        assert factors == pytest.approx(meta["scale_factor"], abs=0)
+        np.testing.assert_array_equal(tensor, data["inputs"].numpy())
+
+
+def _blobs(rng, count: int, cells: int):
+    """Mask logits like a model's: smooth blobs, one all below the threshold, one above."""
+    ys, xs = np.mgrid[0:cells, 0:cells].astype(np.float32)
+    logits = []
+    for _ in range(count):
+        cy, cx, radius = rng.uniform(0, cells), rng.uniform(0, cells), rng.uniform(2, cells / 3)
+        logits.append(4 * (1 - np.hypot(ys - cy, xs - cx) / radius))
+    logits[0] = np.full((cells, cells), -3, np.float32)
+    logits[1] = np.full((cells, cells), 2, np.float32)
+    return np.stack(logits).astype(np.float32)
+
+
+def test_image_masks_are_rtmdets_post_processing():
+    """An RTMDet-Ins's mask logits into photo masks as mmdet 3.3's own
+    `RTMDetInsHead._bbox_mask_post_process` makes them (its two interpolations, crop and
+    sigmoid > 0.5), for landscape, portrait, odd and tiny photos: within a pixel or two."""
+    from mmdet.models.dense_heads import RTMDetInsSepBNHead
+    from mmengine.config import ConfigDict
+    from mmengine.structures import InstanceData
+
+    from cardd.detector.onnx_backend import ImageMasks
+
+    head = RTMDetInsSepBNHead(num_classes=2, in_channels=8, feat_channels=8, anchor_generator=dict(
+        type="MlvlPointGenerator", offset=0, strides=[8, 16, 32]))  # RTMDet's
+    cfg = ConfigDict(nms=dict(type="nms", iou_threshold=0.6), max_per_img=100,
+                     mask_thr_binary=0.5, min_bbox_size=-1)  # fmt: skip
+    rng = np.random.default_rng(2)
+    for height, width in [(768, 1024), (1024, 768), (333, 1001), (97, 131)]:
+        logits = _blobs(rng, 6, 80)
+        _, _, factors = preprocess(np.zeros((height, width, 3), np.uint8), RTMDET_PRE)
+        count = len(logits)
+        results = InstanceData(  # far-apart boxes, scores best first: NMS keeps all, in order
+            bboxes=torch.tensor([[i * 100.0, 0, i * 100 + 50, 50] for i in range(count)]),
+            scores=torch.linspace(0.9, 0.4, count), labels=torch.zeros(count, dtype=torch.long),
+            priors=torch.zeros(count, 4), kernels=torch.zeros(count, head.num_gen_params))
+        head._mask_predict_by_feat_single = lambda *args, x=logits: torch.from_numpy(x)
+        meta = {"scale_factor": factors, "ori_shape": (height, width)}
+        theirs = head._bbox_mask_post_process(results, None, cfg, rescale=True, img_meta=meta)
+        painter = ImageMasks(logits, 8, factors, height, width, 0.5)
+        for index in range(count):
+            expected = theirs.masks[index].numpy()
+            got = painter.mask(index)
+            assert got.shape == expected.shape == (height, width)
+            assert np.count_nonzero(got != expected) <= 2, (height, width, index)
+        assert not painter.mask(0).any() and painter.mask(1).all()

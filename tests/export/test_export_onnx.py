@@ -13,23 +13,19 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from pycocotools import mask as mask_utils
 
 from tests.conftest import read_json, run_cardd
 from tests.support import live_service
+from tests.support.engines import (
+    NO_TORCH,
+    assert_same_answers,
+    infer_docs,
+    photos_list,
+    without_torch,
+)
+from tests.support.engines import infer_docs_of as _infer
 
 pytestmark = pytest.mark.slow
-
-NO_TORCH = {"PYTHONPATH": str(Path(__file__).parents[1] / "support" / "no_torch")}
-# the tolerances the ONNX route promises (README: "Without PyTorch: ONNX")
-BOX_PX, SCORE, MASK_IOU = 0.5, 1e-3, 0.98
-
-
-def without_torch(*args, **kwargs):
-    """`cardd ARGS` in a fresh process that cannot import PyTorch or OpenMMLab."""
-    env = {**os.environ, **NO_TORCH, "OMP_NUM_THREADS": "1"}
-    return run_cardd(*args, env=env, **kwargs)
-
 
 @pytest.fixture(scope="module")
 def onnx_model(tiny_checkpoint, tmp_path_factory):
@@ -37,63 +33,6 @@ def onnx_model(tiny_checkpoint, tmp_path_factory):
     done = run_cardd("export", "--checkpoint", tiny_checkpoint, "--out", out)
     assert done.returncode == 0, done.stderr
     return out, done.stdout
-
-
-@pytest.fixture(scope="module")
-def photos(synthetic_root, tmp_path_factory):
-    """Real-sized photos from the synthetic test split: landscape and portrait at CarDD's
-    size, odd sizes, one smaller than the network's stride, a blank one."""
-    folder = tmp_path_factory.mktemp("photos")
-    sources = sorted((synthetic_root / "test2017").glob("*.jpg"))
-    sizes = {"landscape": (1024, 768), "portrait": (768, 1024), "odd": (1001, 333),
-             "tall_odd": (417, 1203), "tiny": (97, 131)}  # fmt: skip
-    for index, (name, size) in enumerate(sizes.items()):
-        image = cv2.imread(str(sources[index % len(sources)]))
-        cv2.imwrite(str(folder / f"{name}.png"), cv2.resize(image, size))
-    # nearly blank: a flat grey is symmetric, and its exactly equal scores may be kept in
-    # either order by either engine; a little noise makes it a photo
-    noise = np.random.default_rng(0).normal(127, 4, (600, 800, 3))
-    cv2.imwrite(str(folder / "blank.png"), noise.clip(0, 255).astype(np.uint8))
-    return folder
-
-
-def _infer(model, photos, out, threshold, torch_free=False):
-    args = ("infer", photos, "--checkpoint", model, "--out-dir", out, "--device", "cpu",
-            "--score-thr", str(threshold), "--workers", "0")  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = without_torch(*args) if torch_free else run_cardd(*args, env=env)
-    assert done.returncode == 0, done.stderr
-    return _infer_docs(out)
-
-
-def _mask(detection):
-    return mask_utils.decode({"size": detection["mask"]["size"],
-                              "counts": detection["mask"]["counts"].encode()}).astype(bool)
-
-
-def assert_same_answers(torch_docs: dict, onnx_docs: dict) -> dict:
-    """Every detection of every photo: same classes in the same order, boxes, scores and
-    masks within the tolerances. Returns the worst differences seen."""
-    assert torch_docs.keys() == onnx_docs.keys()
-    worst = {"box_px": 0.0, "score": 0.0, "mask_iou": 1.0, "detections": 0}
-    for name, expected in torch_docs.items():
-        got = onnx_docs[name]
-        assert (got["width"], got["height"]) == (expected["width"], expected["height"])
-        assert [d["label"] for d in got["detections"]] == [
-            d["label"] for d in expected["detections"]
-        ], name
-        for mine, theirs in zip(got["detections"], expected["detections"], strict=True):
-            box = np.abs(np.subtract(mine["bbox_xyxy"], theirs["bbox_xyxy"])).max()
-            score = abs(mine["score"] - theirs["score"])
-            a, b = _mask(mine), _mask(theirs)
-            union = np.count_nonzero(a | b)
-            iou = np.count_nonzero(a & b) / union if union else 1.0
-            assert box <= BOX_PX and score <= SCORE and iou >= MASK_IOU, (name, box, score, iou)
-            worst["box_px"] = max(worst["box_px"], float(box))
-            worst["score"] = max(worst["score"], score)
-            worst["mask_iou"] = min(worst["mask_iou"], iou)
-            worst["detections"] += 1
-    return worst
 
 
 def test_export_writes_a_checked_self_describing_graph(onnx_model, tiny_checkpoint):
@@ -134,18 +73,9 @@ def test_infer_without_torch_gives_pytorchs_answers(onnx_model, tiny_checkpoint,
             assert counts == [0] * len(photos_list(photos)), counts
     csv = (tmp_path / "onnx0.05" / "predictions.csv").read_text().splitlines()
     assert len(csv) == 1 + sum(len(d["detections"]) for d in
-                               _infer_docs(tmp_path / "onnx0.05").values())  # fmt: skip
+                               infer_docs(tmp_path / "onnx0.05").values())  # fmt: skip
     assert (tmp_path / "onnx0.05" / "index.html").is_file()
     assert len(list((tmp_path / "onnx0.05" / "vis").rglob("*.png"))) == 6
-
-
-def photos_list(folder):
-    return sorted(folder.glob("*.png"))
-
-
-def _infer_docs(out):
-    """preds/**/NAME.png.json by photo name."""
-    return {path.name.split(".")[0]: read_json(path) for path in (out / "preds").rglob("*.json")}
 
 
 def test_serve_without_torch_answers_as_infer(onnx_model, photos, tmp_path):
@@ -266,7 +196,7 @@ def test_the_install_without_pytorch_runs_the_model(onnx_model, photos, tmp_path
                             text=True, timeout=60)  # fmt: skip
     assert doctor.returncode == 0 and "the ONNX runtime" in doctor.stdout, doctor.stdout
     expected = _infer(path, photos, tmp_path / "blocked", 0.05, torch_free=True)["landscape"]
-    got = _infer_docs(out)["landscape"]
+    got = infer_docs(out)["landscape"]
     assert got["detections"] == expected["detections"] and got["detections"]
 
 
@@ -279,7 +209,7 @@ def test_objectness_keeps_its_relative_precision_in_onnxruntime():
     import onnxruntime
     import torch
 
-    from cardd.export.onnx import _sigmoid
+    from cardd.export.graph_ops import sigmoid
 
     class Logistic(torch.nn.Module):
         def __init__(self, function):
@@ -301,5 +231,5 @@ def test_objectness_keeps_its_relative_precision_in_onnxruntime():
         got = session.run(None, {"x": logits.numpy()})[0]
         return float((np.abs(got - expected) / expected).max())
 
-    assert worst(_sigmoid) < 1e-5
+    assert worst(sigmoid) < 1e-5
     assert worst(torch.sigmoid) > 1e-3

@@ -7,7 +7,8 @@ from click.testing import CliRunner
 from cardd.cli.main import cli
 from cardd.core.download import partial_path
 from cardd.core.errors import CarddError
-from cardd.models.pretrained import PRETRAINED_URL, download_weights, expected_hash_prefix
+from cardd.models.families import START_POINTS, start_point
+from cardd.models.pretrained import download_weights, expected_hash_prefix
 from tests.support.http_server import FileServer
 
 WEIGHTS = os.urandom(2 * 1024 * 1024)
@@ -25,7 +26,8 @@ def server():
 
 
 def test_hash_prefix_from_openmmlab_names():
-    assert expected_hash_prefix(PRETRAINED_URL.rsplit("/", 1)[1]) == "a71f5bce"
+    assert expected_hash_prefix(start_point("dcn-plus").filename) == "a71f5bce"
+    assert expected_hash_prefix(start_point("rtmdet-ins-s").filename) == "fdc5d7ec"
     assert expected_hash_prefix("model.pth") is None
 
 
@@ -70,3 +72,36 @@ def test_cli_exit_codes(server, tmp_path):
     )
     assert bad.exit_code == 1 and "checksum mismatch" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_each_config_starts_from_its_families_weights():
+    """The table `download-weights --model` reads and the configs' `load_from` name the
+    same files, and every name carries a sha256 prefix to check it by."""
+    from pathlib import Path
+
+    from cardd.models.configs import load_config
+
+    for point in START_POINTS:
+        assert Path(load_config(point.config).load_from).name == point.filename, point.model
+        assert expected_hash_prefix(point.filename) is not None
+
+
+def test_model_option_fetches_that_models_weights(server, tmp_path, monkeypatch):
+    """`--model rtmdet-ins-s` fetches RTMDet-Ins-s's file, by its name, from its address
+    (here the test server's, in place of download.openmmlab.com), checked by its hash."""
+    import dataclasses
+
+    from cardd.models import families
+
+    name = f"rtmdet-ins_s_8xb32-300e_coco_20221121_212604-{PREFIX}.pth"
+    server.files[f"/rtmdet/{name}"] = WEIGHTS
+    points = tuple(
+        dataclasses.replace(p, url=f"{server.base_url}/rtmdet/{name}") if p.model == "rtmdet-ins-s"
+        else p for p in families.START_POINTS)  # fmt: skip
+    monkeypatch.setattr(families, "START_POINTS", points)
+    done = CliRunner().invoke(cli, ["download-weights", "--model", "rtmdet-ins-s",
+                                    "--dest", str(tmp_path)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert (tmp_path / name).read_bytes() == WEIGHTS
+    wrong = CliRunner().invoke(cli, ["download-weights", "--model", "yolo"])
+    assert wrong.exit_code == 2 and "dcn-plus" in wrong.output
