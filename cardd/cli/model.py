@@ -116,8 +116,10 @@ def export(**params) -> None:
     epoch = f", epoch {result.epoch}" if result.epoch is not None else ""
     if result.check:
         check = result.check
+        tied = (f" ({check['tied']} at or below tied scores, which either engine may rank "
+                "either way)" if check.get("tied") else "")  # fmt: skip
         click.echo(
-            f"checked with onnxruntime against PyTorch: {check['detections']} detections, "
+            f"checked with onnxruntime against PyTorch: {check['detections']} detections{tied}, "
             f"boxes within {check['max_box_px']:.2g} px, scores within {check['max_score']:.2g}"
         )
     click.echo(

@@ -237,9 +237,9 @@ class ImageMasks:
         out_h, out_w = math.ceil(up_h * (1 / w_factor)), math.ceil(up_w * (1 / h_factor))
         self.rows = self._axis(height, out_h, up_h, cells_h, stride)
         self.cols = self._axis(width, out_w, up_w, cells_w, stride)
-        # cells that can make a pixel pass: logit above the threshold's (with a margin)
-        self.cell_limit = (math.log(threshold / (1 - threshold)) - 1e-3
-                           if 0 < threshold < 1 else (-math.inf if threshold <= 0 else math.inf))
+        # sigmoid(x) > threshold is x > logit(threshold): no exp over the photo's pixels
+        self.logit_limit = (math.log(threshold / (1 - threshold)) if 0 < threshold < 1
+                            else (-math.inf if threshold <= 0 else math.inf))  # fmt: skip
 
     @staticmethod
     def _axis(photo: int, out: int, up: int, cells: int, stride: int):
@@ -257,7 +257,7 @@ class ImageMasks:
 
         logits = self.logits[index].astype(np.float32)
         mask = np.zeros((self.height, self.width), dtype=bool)
-        candidates = logits > self.cell_limit
+        candidates = logits > self.logit_limit
         if not candidates.any():
             return mask
         rows = np.flatnonzero((self.rows[:, candidates.any(1)] > 0).any(1))
@@ -266,9 +266,7 @@ class ImageMasks:
             return mask
         top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         values = self.rows[top:bottom] @ logits @ self.cols[left:right].T
-        with np.errstate(over="ignore"):
-            probabilities = np.float32(1) / (np.float32(1) + np.exp(-values))
-        mask[top:bottom, left:right] = probabilities > self.threshold
+        mask[top:bottom, left:right] = values > self.logit_limit
         return mask
 
 

@@ -139,7 +139,10 @@ def build_graph(model):
             return torch.cat(parts)[torch.cat(order).argsort()]
 
         # --- the whole test path ----------------------------------------------
-        def forward(self, image, image_size, score_thr, max_detections):
+        def candidates(self, image, image_size, score_thr, every: bool = False) -> dict:
+            """Every (proposal, class) box scored above `score_thr`, before the final NMS:
+            boxes, scores, labels (and the features the masks need). There is no cut of
+            the best few at this stage (the RPN's is before it): `every` changes nothing."""
             model = self.model
             roi_head = model.roi_head
             feats = model.extract_feat(image)
@@ -156,12 +159,19 @@ def build_graph(model):
                       + torch.zeros_like(scores, dtype=torch.int64)).reshape(-1)
             scores = scores.reshape(-1)
             valid = scores > score_thr
-            boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
+            return {"boxes": boxes[valid], "scores": scores[valid], "labels": labels[valid],
+                    "feats": feats}  # fmt: skip
+
+        # --- the whole test path ----------------------------------------------
+        def forward(self, image, image_size, score_thr, max_detections):
+            roi_head = self.model.roi_head
+            found = self.candidates(image, image_size, score_thr)
+            boxes, scores, labels = found["boxes"], found["scores"], found["labels"]
             keep = batched_nms(boxes, scores, labels, self.rcnn_cfg.nms.iou_threshold)
             keep = keep[first(keep, max_detections)]
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
             # masks: the probability map of each box's own class
-            mask_feats = self.roi_features(feats, boxes, roi_head.mask_roi_extractor)
+            mask_feats = self.roi_features(found["feats"], boxes, roi_head.mask_roi_extractor)
             masks = roi_head.mask_head(mask_feats).sigmoid()
             size = masks.shape[-1]
             masks = masks.gather(1, labels.reshape(-1, 1, 1, 1).expand(-1, 1, size, size))

@@ -101,10 +101,14 @@ def build_graph(model):
             grid_y = ys[:, None] + xs[None, :] * 0
             return torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
 
-        def candidates(self, cls_scores, box_distances, kernel_preds, score_thr):
-            """Per level, the (prior, class) pairs above `score_thr`, best `nms_pre`:
-            their scores, labels, points, strides, box distances and kernels."""
-            head = self.model.bbox_head
+        def candidates(self, image, image_size, score_thr, every: bool = False) -> dict:
+            """Per level, the (prior, class) pairs above `score_thr`, best `nms_pre` (all
+            of them with `every`), as boxes clipped to the image (those of no size
+            dropped): boxes, scores, labels, and each one's point, stride and mask kernel
+            (and the prototypes)."""
+            model = self.model
+            head = model.bbox_head
+            cls_scores, box_distances, kernel_preds, mask_feat = head(model.extract_feat(image))
             found = {key: [] for key in ("scores", "labels", "points", "strides",
                                          "distances", "kernels")}  # fmt: skip
             for level, (cls, dist, kernel) in enumerate(
@@ -115,8 +119,10 @@ def build_graph(model):
                 above = scores > score_thr
                 scores, pairs = scores[above], pairs[above]
                 scores, order = scores.sort(descending=True)
-                keep = first(scores, self.cfg.nms_pre)
-                scores, pairs = scores[keep], pairs[order[keep]]
+                if not every:
+                    keep = first(scores, self.cfg.nms_pre)
+                    scores, order = scores[keep], order[keep]
+                pairs = pairs[order]
                 priors = torch.div(pairs, classes, rounding_mode="floor")
                 found["scores"].append(scores)
                 found["labels"].append(pairs - priors * classes)
@@ -125,7 +131,19 @@ def build_graph(model):
                 found["distances"].append(dist[0].permute(1, 2, 0).reshape(-1, 4)[priors])
                 found["kernels"].append(
                     kernel[0].permute(1, 2, 0).reshape(-1, head.num_gen_params)[priors])
-            return {key: torch.cat(values) for key, values in found.items()}
+            found = {key: torch.cat(values) for key, values in found.items()}
+            points, distances = found.pop("points"), found.pop("distances")
+            boxes = torch.cat([points - distances[:, :2], points + distances[:, 2:]], dim=1)
+            limit = torch.stack([image_size[1], image_size[0]]).repeat(2)
+            boxes = torch.minimum(boxes.clamp(min=0), limit)
+            keep = torch.ones_like(found["scores"], dtype=torch.bool)
+            min_size = self.cfg.get("min_bbox_size", -1)
+            if min_size >= 0:
+                sizes = boxes[:, 2:] - boxes[:, :2]
+                keep = (sizes[:, 0] > min_size) & (sizes[:, 1] > min_size)
+            found = {key: value[keep] for key, value in found.items()}
+            return {**found, "boxes": boxes[keep], "points": points[keep],
+                    "mask_feat": mask_feat}  # fmt: skip
 
         def mask_logits(self, mask_feat, points, strides, kernels):
             """`_mask_predict_by_feat_single`: each instance's three 1x1 dynamic
@@ -153,24 +171,12 @@ def build_graph(model):
             return x.reshape(count, height, width)
 
         def forward(self, image, image_size, score_thr, max_detections):
-            model = self.model
-            cls_scores, box_distances, kernel_preds, mask_feat = model.bbox_head(
-                model.extract_feat(image))
-            found = self.candidates(cls_scores, box_distances, kernel_preds, score_thr)
-            points, distances = found["points"], found["distances"]
-            boxes = torch.cat([points - distances[:, :2], points + distances[:, 2:]], dim=1)
-            limit = torch.stack([image_size[1], image_size[0]]).repeat(2)
-            boxes = torch.minimum(boxes.clamp(min=0), limit)
-            min_size = self.cfg.get("min_bbox_size", -1)
-            keep = torch.ones_like(found["scores"], dtype=torch.bool)
-            if min_size >= 0:
-                sizes = boxes[:, 2:] - boxes[:, :2]
-                keep = (sizes[:, 0] > min_size) & (sizes[:, 1] > min_size)
-            boxes, scores, labels = boxes[keep], found["scores"][keep], found["labels"][keep]
-            points, strides, kernels = points[keep], found["strides"][keep], found["kernels"][keep]
+            found = self.candidates(image, image_size, score_thr)
+            boxes, scores, labels = found["boxes"], found["scores"], found["labels"]
             order = batched_nms(boxes, scores, labels, self.cfg.nms.iou_threshold)
             order = order[first(order, max_detections)]
-            masks = self.mask_logits(mask_feat, points[order], strides[order], kernels[order])
+            masks = self.mask_logits(found["mask_feat"], found["points"][order],
+                                     found["strides"][order], found["kernels"][order])
             return boxes[order], scores[order], labels[order], masks
 
     return Graph(model).eval()

@@ -40,6 +40,15 @@ START_POINTS = (
         use="the CarDD paper's best model: accuracy first, a GPU to serve it",
     ),
     StartPoint(
+        model="rtmdet-ins-t",
+        config="RTMDet_ins_t",
+        url=f"{_OPENMMLAB}/v3.0/rtmdet/rtmdet-ins_tiny_8xb32-300e_coco/"
+        "rtmdet-ins_tiny_8xb32-300e_coco_20221130_151727-ec670f7e.pth",
+        coco="box AP 40.5, mask AP 35.4",
+        compute="640x640 input, 11.8 GFLOPs",
+        use="the fast family, smallest: the slowest machines",
+    ),
+    StartPoint(
         model="rtmdet-ins-s",
         config="RTMDet_ins_s",
         url=f"{_OPENMMLAB}/v3.0/rtmdet/rtmdet-ins_s_8xb32-300e_coco/"

@@ -11,8 +11,8 @@ from cardd.models.families import MODEL_NAMES
 
 WEIGHTS_MODEL = Option(
     "--model",
-    "Which COCO weights: dcn-plus (DCN_plus starts from them), rtmdet-ins-s "
-    "(RTMDet_ins_s), rtmdet-ins-m (RTMDet_ins_m).",
+    "Which COCO weights: dcn-plus (DCN_plus starts from them), rtmdet-ins-t "
+    "(RTMDet_ins_t), rtmdet-ins-s (RTMDet_ins_s), rtmdet-ins-m (RTMDet_ins_m).",
     "choice",
     "dcn-plus",
     choices=MODEL_NAMES,

@@ -43,14 +43,21 @@ def make_images(folder: Path, count: int, width: int, height: int) -> list[Path]
 
 def random_checkpoint(config: str, path: Path) -> Path:
     import torch
-    from mmdet.apis import init_detector
 
     from cardd.models.configs import load_config
     from cardd.structures.classes import METAINFO
 
-    cfg = load_config(config)
+    cfg = load_config(config)  # cardd is imported: mmcv-lite's ops find its kernels
+    from mmdet.apis import init_detector
+
     cfg.model.backbone.init_cfg = None
     model = init_detector(cfg, checkpoint=None, device="cpu")
+    # mmdet's own initialisation, as a training starts: the heads' priors keep every class
+    # score near 0.01, so no detection passes a threshold (untouched, RTMDet's are 0.5)
+    from mmengine.logging import MMLogger
+
+    MMLogger.get_current_instance().setLevel("WARNING")  # its note on every weight
+    model.init_weights()
     torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": dict(METAINFO)}}, path)
     return path
 

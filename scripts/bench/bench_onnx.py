@@ -30,27 +30,37 @@ from bench_serve import free_port  # noqa: E402
 from bench_serve_memory import memory_kb  # noqa: E402
 
 
-def worker(engine: str, model: str, config: str, image: str, rounds: int) -> None:
-    """One engine in this process: seconds per photo, as JSON on stdout."""
+def worker(engine: str, model: str, config: str, image: str, rounds: int,
+           score_thr: float = 0.3, max_detections: int | None = None) -> None:  # fmt: skip
+    """One engine in this process: seconds per photo (and the detections, masks made), as
+    JSON on stdout."""
     from cardd.detector.predictor import DamageDetector
     from cardd.structures.images import load_image
 
-    detector = DamageDetector(config if engine == "pth" else None, model, "cpu", score_thr=0.3)
+    detector = DamageDetector(config if engine == "pth" else None, model, "cpu",
+                              score_thr=score_thr)  # fmt: skip
     array = load_image(image)
-    detector.detect([array])  # warm-up: first-call allocations, lazy imports
+
+    def run() -> int:
+        found = detector.detect([array], max_detections=max_detections)[0]
+        return sum(d.mask is not None for d in found.detections)  # every mask, as outputs need
+
+    run()  # warm-up: first-call allocations, lazy imports
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        detector.detect([array])
+        detections = run()
         times.append(time.perf_counter() - start)
     torch_loaded = "torch" in sys.modules
-    print(json.dumps({"median_s": statistics.median(times), "torch_loaded": torch_loaded}))
+    print(json.dumps({"median_s": statistics.median(times), "torch_loaded": torch_loaded,
+                      "detections": detections}))  # fmt: skip
 
 
-def timed(engine, model, config, image, rounds, threads) -> dict:
+def timed(engine, model, config, image, rounds, threads, score_thr=0.3,
+          max_detections=None) -> dict:  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     command = [sys.executable, __file__, "--worker", engine, str(model), config, str(image),
-               str(rounds)]  # fmt: skip
+               str(rounds), str(score_thr), str(max_detections or 0)]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
@@ -89,11 +99,11 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["tiny_DCN_plus", "DCN_plus"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        engine, model, config, image, rounds = args.worker
-        worker(engine, model, config, image, int(rounds))
+        engine, model, config, image, rounds, score_thr, limit = args.worker
+        worker(engine, model, config, image, int(rounds), float(score_thr), int(limit) or None)
         return
     with tempfile.TemporaryDirectory(prefix="cardd-bench-onnx-") as tmp:
         folder = Path(tmp)

@@ -16,12 +16,22 @@
 #        fp32 against --amp answers why AMP is or is not faster).
 # infer: `cardd infer` images/s at batch 1/4/8, float32 and --half, pictures on and off,
 #        threads on and off (scripts/bench/bench_throughput.py), and --half's agreement.
+# rtmdet: both of the above for the fast family (issue 34): RTMDet_ins_s trained with and
+#        without --amp (batch 16: 20 iterations per epoch, profiled after 40), then its
+#        images/s at batch 1, 4 and 8.
 #
 # Dry run of the plumbing on a CPU machine (the --amp run fails there, by design):
 #   CONFIG=tiny_DCN_plus DEVICE=cpu IMAGES=24 PROFILE_AFTER=2 PY=.venv/bin/python \
 #     bash scripts/gpu/gpu_checks.sh all
+#   RTMDET_CONFIG=tiny_RTMDet_ins DEVICE=cpu IMAGES=24 PY=.venv/bin/python \
+#     bash scripts/gpu/gpu_checks.sh rtmdet
 set -uo pipefail
 part=${1:-all}
+if [[ $part == rtmdet ]]; then
+    CONFIG=${RTMDET_CONFIG:-RTMDet_ins_s} PROFILE_AFTER=${PROFILE_AFTER:-40} \
+        OUT=${OUT:-/tmp/gpu_checks}/rtmdet bash "$0" all
+    exit $?
+fi
 OUT=${OUT:-/tmp/gpu_checks}
 PY=${PY:-python3}
 CONFIG=${CONFIG:-DCN_plus}

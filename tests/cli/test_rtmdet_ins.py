@@ -46,12 +46,12 @@ def test_the_recipe_scales_with_max_epochs():
 
 
 def test_configs_are_mmdets_with_cardd_data():
-    """RTMDet_ins_s/m are mmdet's models and test settings with CarDD's six classes, data
+    """RTMDet_ins_t/s/m are mmdet's models and test settings with CarDD's six classes, data
     and metric: nothing else differs at test time."""
     from cardd.models.configs import load_config
     from cardd.structures.classes import CLASSES
 
-    for name, widen in (("RTMDet_ins_s", 0.5), ("RTMDet_ins_m", 0.75)):
+    for name, widen in (("RTMDet_ins_t", 0.375), ("RTMDet_ins_s", 0.5), ("RTMDet_ins_m", 0.75)):
         cfg = load_config(name)
         assert cfg.model.type == "RTMDet" and cfg.model.bbox_head.type == "RTMDetInsSepBNHead"
         assert cfg.model.backbone.widen_factor == widen and cfg.model.bbox_head.num_classes == 6
