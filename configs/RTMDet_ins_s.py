@@ -57,13 +57,7 @@ val_evaluator = dict(
     format_only=False,
     backend_args=None)
 test_evaluator = dict(
-    _delete_=True,
-    type='CarddCocoMetric',
-    ann_file=data_root + 'annotations/instances_test2017.json',
-    metric=['bbox', 'segm'],
-    classwise=True,
-    format_only=False,
-    backend_args=None)
+    val_evaluator, ann_file=data_root + 'annotations/instances_test2017.json')
 
 max_epochs = 36
 plain_epochs = 6

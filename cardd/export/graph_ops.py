@@ -16,6 +16,19 @@ def count_up(like):
     return torch.ones_like(like, dtype=torch.float32).cumsum(0) - 1
 
 
+def grid_points(feature_map, stride: int, offset: float = 0.0):
+    """Every position of a feature map [1, C, H, W] as (x, y) in the input, row by row:
+    mmdet's `single_level_grid_priors` of its anchor and point generators; the map's size
+    stays a dimension of the graph."""
+    import torch
+
+    ys = (count_up(feature_map[0, 0, :, 0]) + offset) * stride
+    xs = (count_up(feature_map[0, 0, 0, :]) + offset) * stride
+    grid_x = xs[None, :] + ys[:, None] * 0
+    grid_y = ys[:, None] + xs[None, :] * 0
+    return torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
+
+
 def first(values, count):
     """A mask of the first `count` (a tensor or a number) of the 1-D `values`, traced so
     that fewer entries than `count` is fine."""

@@ -20,7 +20,7 @@ import contextlib
 import math
 
 from cardd.core.errors import CarddError
-from cardd.export.graph_ops import batched_nms, count_up, first, sigmoid
+from cardd.export.graph_ops import batched_nms, count_up, first, grid_points, sigmoid
 
 #: How far onnxruntime's mask probabilities may be from PyTorch's on the check image.
 CHECK_MASK = 0.05
@@ -114,12 +114,7 @@ def build_graph(model):
         def anchors(self, cls, level):
             """mmdet's `AnchorGenerator.single_level_grid_priors` for the map's size:
             every base anchor at every position, positions row by row."""
-            stride = self.strides[level]
-            ys = count_up(cls[0, 0, :, 0]) * stride
-            xs = count_up(cls[0, 0, 0, :]) * stride
-            grid_x = xs[None, :] + ys[:, None] * 0
-            grid_y = ys[:, None] + xs[None, :] * 0
-            shifts = torch.stack([grid_x, grid_y, grid_x, grid_y], dim=-1).reshape(-1, 1, 4)
+            shifts = grid_points(cls, self.strides[level]).repeat(1, 2).reshape(-1, 1, 4)
             return (shifts + getattr(self, f"base_anchors_{level}")[None]).reshape(-1, 4)
 
         # --- RoI features: each box from its FPN level -----------------------

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 
 from cardd.core.errors import CarddError
-from cardd.export.graph_ops import batched_nms, count_up, first, sigmoid
+from cardd.export.graph_ops import batched_nms, count_up, first, grid_points, sigmoid
 
 #: How far onnxruntime's mask logits may be from PyTorch's on the check image.
 CHECK_MASK = 0.05
@@ -95,11 +95,7 @@ def build_graph(model):
         def points(self, feature_map, stride: int):
             """mmdet's `MlvlPointGenerator.single_level_grid_priors`: every position's
             (x, y) in the input, row by row."""
-            ys = (count_up(feature_map[0, 0, :, 0]) + self.offset) * stride
-            xs = (count_up(feature_map[0, 0, 0, :]) + self.offset) * stride
-            grid_x = xs[None, :] + ys[:, None] * 0
-            grid_y = ys[:, None] + xs[None, :] * 0
-            return torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
+            return grid_points(feature_map, stride, self.offset)
 
         def candidates(self, image, image_size, score_thr, every: bool = False) -> dict:
             """Per level, the (prior, class) pairs above `score_thr`, best `nms_pre` (all

@@ -148,6 +148,19 @@ def test_an_onnx_model_runs_on_the_cluster_as_locally(ray_cluster, photos, tiny_
     assert document["checkpoint"] == str(model)  # the user's file, not the node's copy
 
 
+def test_an_rtmdet_model_runs_on_the_cluster_as_locally(ray_cluster, photos, rtmdet_checkpoint,
+                                                       tmp_path):  # fmt: skip
+    """The fast family's checkpoint on the actors: the local engine's files, byte for byte."""
+    local, cluster = tmp_path / "local", tmp_path / "cluster"
+    done = _infer(photos, rtmdet_checkpoint, local, env={"OMP_NUM_THREADS": "1"})
+    assert done.returncode == 1, done.stderr
+    done = _infer(photos, rtmdet_checkpoint, cluster, "--engine", "ray", "--address",
+                  ray_cluster, "--workers", "2")  # fmt: skip
+    assert done.returncode == 1 and "36 images" in done.stdout, done.stderr
+    assert_same_outputs(local, cluster)
+    assert read_json(cluster / "summary.json")["detections"] > 0
+
+
 def _wait_for_preds(out: Path, count: int, job: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while len(list((out / "preds").rglob("*.json"))) < count:
