@@ -151,6 +151,6 @@ def diagnose(
             f"missing (cardd download-weights --model {point.model})")
         report.rows.append((
             f"{point.config}",
-            f"{point.use}; COCO {point.coco}; {point.compute}; weights {state}",
+            f"{point.use}; COCO {point.coco}; weights {state}",
         ))  # fmt: skip
     return report
