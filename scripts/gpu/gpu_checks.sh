@@ -23,7 +23,7 @@
 # Dry run of the plumbing on a CPU machine (the --amp run fails there, by design):
 #   CONFIG=tiny_DCN_plus DEVICE=cpu IMAGES=24 PROFILE_AFTER=2 PY=.venv/bin/python \
 #     bash scripts/gpu/gpu_checks.sh all
-#   RTMDET_CONFIG=tiny_RTMDet_ins DEVICE=cpu IMAGES=24 PY=.venv/bin/python \
+#   RTMDET_CONFIG=tiny_RTMDet_ins DEVICE=cpu IMAGES=24 PROFILE_AFTER=2 PY=.venv/bin/python \
 #     bash scripts/gpu/gpu_checks.sh rtmdet
 set -uo pipefail
 part=${1:-all}
