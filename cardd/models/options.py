@@ -7,12 +7,12 @@ from pathlib import Path
 
 from cardd.core import options
 from cardd.core.options import Option
-from cardd.models.families import MODEL_NAMES
+from cardd.models.families import MODEL_NAMES, START_POINTS
 
 WEIGHTS_MODEL = Option(
     "--model",
-    "Which COCO weights: dcn-plus (DCN_plus starts from them), rtmdet-ins-t "
-    "(RTMDet_ins_t), rtmdet-ins-s (RTMDet_ins_s), rtmdet-ins-m (RTMDet_ins_m).",
+    "Which COCO weights, named with the config that starts from them: "
+    + ", ".join(f"{point.model} ({point.config})" for point in START_POINTS) + ".",
     "choice",
     "dcn-plus",
     choices=MODEL_NAMES,
