@@ -4,7 +4,7 @@ What a user needs, imported lazily so that `import cardd` (and `cardd --help`)
 stays free of torch:
 
     from cardd import DamageDetector, ImageResult, Detection, ClassSet, load_image
-    from cardd import assess_images
+    from cardd import assess_images, assess_video
 """
 
 from __future__ import annotations
@@ -26,15 +26,16 @@ _PUBLIC = {
     "Detection": "cardd.structures.results",
     "ClassSet": "cardd.structures.classes",
     "load_image": "cardd.structures.images",
-    "assess_images": "cardd.assess.claim",
+    "assess_images": "cardd.assess.pipeline",
+    "assess_video": "cardd.assess.pipeline",
 }
 __all__ = [
     "DamageDetector", "ImageResult", "Detection", "ClassSet", "load_image", "assess_images",
-    "__version__",
+    "assess_video", "__version__",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
-    from cardd.assess.claim import assess_images
+    from cardd.assess.pipeline import assess_images, assess_video
     from cardd.detector.predictor import DamageDetector
     from cardd.detector.results import ImageResult
     from cardd.structures.classes import ClassSet

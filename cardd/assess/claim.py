@@ -12,12 +12,16 @@ of a car-parts model (any cardd model trained on a parts dataset):
   that shows it as evidence, the worst severity and a status from per-class score
   thresholds (`confirmed`, `needs_review`, `rejected`): never an uncertain finding
   passed silently;
+* in a video, one finding per damage followed across frames (`cardd.assess.tracking`):
+  the part most often under it, its worst severity, its best frames as evidence,
+  each cited by time; photos of the same part and damage join it when it is the only
+  such finding;
 * photos a handler would ask to retake (too small, blurred, dark, overexposed, no
   car part) are flagged and not used for findings.
 
 Everything here is arithmetic on masks and numbers, so it is tested on hand-made
-cases; `assess_images` runs the models. The rules are `cardd.assess.rules`; the command's
-run (models, output folders) is `cardd.assess.run`.
+cases; `cardd.assess.pipeline` runs the models. The rules are `cardd.assess.rules`;
+the command's run (models, output folders) is `cardd.assess.run`.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from cardd.assess.rules import (
     SEVERITIES,
     STATUSES,
     Rules,
-    load_rules,
 )
 
 if TYPE_CHECKING:
@@ -102,11 +105,20 @@ def _box_region(box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
             max(0, int(x1) - _BOX_MARGIN), min(width, int(x2) + 1 + _BOX_MARGIN))  # fmt: skip
 
 
+#: Evidence frames a video finding cites (the best by `Placement.quality`).
+EVIDENCE_FRAMES = 3
+
+
+def frame_name(video: str, time: float) -> str:
+    """How a claim names a video's frame: a media fragment (`walk.mp4#t=12.50`)."""
+    return f"{video}#t={time:.2f}"
+
+
 @dataclass
 class Placement:
     """Where one damage detection lies and how large it is."""
 
-    photo: str
+    photo: str  # the photo's name, or a video frame's (`frame_name`)
     index: int  # the detection's position in its photo's result
     damage: str
     category_id: int
@@ -118,10 +130,14 @@ class Placement:
     size_relative_to: str  # "part" or "photo"
     severity: str | None
     operation: str | None
+    source: str = ""  # the photo or video file (default: `photo`)
+    time: float | None = None  # seconds into the video; None for a photo
+    quality: float = 0.0  # how good a picture of it this is (`evidence_quality`)
 
     def to_dict(self) -> dict:
         return {
-            "photo": self.photo, "detection": self.index, "damage": self.damage,
+            "photo": self.photo, "source": self.source or self.photo, "time": self.time,
+            "detection": self.index, "damage": self.damage,
             "category_id": self.category_id, "score": round(self.score, 4),
             "bbox_xyxy": [round(v, 1) for v in self.bbox_xyxy], "part": self.part,
             "parts": self.parts, "size": round(self.size, 4),
@@ -130,10 +146,19 @@ class Placement:
         }  # fmt: skip
 
 
+def evidence_quality(score: float, pixels: int, sharpness: float, rules: Rules) -> float:
+    """How good a picture of a damage a detection is: the model sure, the damage large,
+    the frame sharp (sharpness counts up to a few times the retake limit, no further)."""
+    limit = max(1.0, rules.photos["min_sharpness"])
+    return score * pixels**0.5 * sharpness / (sharpness + limit)
+
+
 def place_damage(
-    photo: str, damage: ImageResult, parts: ImageResult | None, rules: Rules
-) -> list[Placement]:
-    """Each damage of one photo on the part it overlaps most, sized and graded."""
+    photo: str, damage: ImageResult, parts: ImageResult | None, rules: Rules,
+    sharpness: float = 0.0, source: str = "", time: float | None = None,
+) -> list[Placement]:  # fmt: skip
+    """Each damage of one photo (or video frame, at `time` in `source`) on the part it
+    overlaps most, sized and graded."""
     import numpy as np
 
     shape = (damage.height, damage.width)
@@ -184,24 +209,44 @@ def place_damage(
                 size_relative_to=relative_to,
                 severity=severity,
                 operation=rule.operations[severity] if rule else None,
+                source=source or photo,
+                time=time,
+                quality=evidence_quality(d.score, pixels, sharpness, rules),
             )  # fmt: skip
         )
     return placements
 
 
 @dataclass
+class VideoSeen:
+    """Where a video finding's damage was followed: its video, frames and times."""
+
+    source: str
+    frames: int  # kept frames it was found in
+    first: float
+    last: float
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "frames": self.frames, "first": self.first,
+                "last": self.last}  # fmt: skip
+
+
+@dataclass
 class Finding:
-    """One (part, damage class) of the claim, with every detection that shows it."""
+    """One damage of the claim (a (part, damage class) of photos, or one damage followed
+    through a video), with the detections that show it."""
 
     part: str | None
     damage: str
-    evidence: list[Placement]
+    evidence: list[Placement]  # what the claim cites (a video's best frames, every photo)
     severity: str | None
     operation: str | None
-    score: float  # the best evidence's
+    score: float  # the best detection's
     threshold: float
     status: str
     reasons: list[str] = field(default_factory=list)
+    video: VideoSeen | None = None
+    detections: int = 0  # every detection of it, cited or not
 
     def to_dict(self) -> dict:
         return {
@@ -209,16 +254,20 @@ class Finding:
             "operation": self.operation, "score": round(self.score, 4),
             "threshold": self.threshold, "status": self.status, "reasons": self.reasons,
             "photos": sorted({e.photo for e in self.evidence}),
+            "detections": self.detections,
+            "video": self.video.to_dict() if self.video else None,
             "evidence": [e.to_dict() for e in self.evidence],
         }  # fmt: skip
 
 
-def _finding(key, evidence: list[Placement], rules: Rules, thresholds: dict, with_parts: bool):
-    part, damage = key
+def _finding(part: str | None, damage: str, placements: list[Placement], rules: Rules,
+             thresholds: dict, with_parts: bool, evidence: list[Placement] | None = None,
+             video: VideoSeen | None = None) -> Finding:  # fmt: skip
+    """A finding graded on all its `placements`, citing `evidence` (default: all)."""
     order = {s: i for i, s in enumerate(SEVERITIES)}
-    graded = [e for e in evidence if e.severity is not None]
+    graded = [e for e in placements if e.severity is not None]
     worst = max(graded, key=lambda e: (order[e.severity], e.size)) if graded else None
-    score = max(e.score for e in evidence)
+    score = max(e.score for e in placements)
     threshold = float(thresholds.get(damage, rules.confirm))
     reasons = []
     if score < min(rules.reject, threshold):
@@ -236,11 +285,29 @@ def _finding(key, evidence: list[Placement], rules: Rules, thresholds: dict, wit
         status = "needs_review"
         reasons.append("on no car part found")
     return Finding(
-        part=part, damage=damage, evidence=evidence,
+        part=part, damage=damage, evidence=placements if evidence is None else evidence,
         severity=worst.severity if worst else None,
         operation=worst.operation if worst else None,
-        score=score, threshold=threshold, status=status, reasons=reasons,
+        score=score, threshold=threshold, status=status, reasons=reasons, video=video,
+        detections=len(placements),
     )  # fmt: skip
+
+
+def best_evidence(placements: list[Placement], count: int = EVIDENCE_FRAMES) -> list[Placement]:
+    """The `count` best pictures of one damage (`Placement.quality`), in time order."""
+    best = sorted(placements, key=lambda p: (-p.quality, p.time or 0.0))[:count]
+    return sorted(best, key=lambda p: (p.time is None, p.time or 0.0))
+
+
+def part_under(placements: list[Placement]) -> str | None:
+    """The part most often found under a damage followed across frames (more summed
+    score breaks a tie); None when it lay on no part in any frame."""
+    votes: dict[str, tuple[int, float]] = {}
+    for p in placements:
+        if p.part is not None:
+            count, score = votes.get(p.part, (0, 0.0))
+            votes[p.part] = (count + 1, score + p.score)
+    return max(votes, key=lambda part: votes[part]) if votes else None
 
 
 @dataclass
@@ -253,6 +320,52 @@ class ClaimPhoto:
 
 
 @dataclass
+class ClaimVideo:
+    """What a claim says of one video: how it was read and which frames were used."""
+
+    name: str
+    width: int
+    height: int
+    fps: float
+    duration: float | None
+    rotation: int
+    interval: float  # seconds between sampled frames
+    frames_read: int = 0
+    frames_sampled: int = 0
+    kept: list[float] = field(default_factory=list)  # times of the frames the models used
+    skipped: dict[str, int] = field(default_factory=dict)  # why -> sampled frames
+    stopped: str | None = None  # why reading stopped before the end
+    tracks: int = 0
+    unknown_motions: int = 0  # kept frames whose camera motion could not be measured
+
+    def skip(self, why: str) -> None:
+        """Count a sampled frame not used, by its first reason without its numbers."""
+        key = why.split(" (", 1)[0]
+        self.skipped[key] = self.skipped.get(key, 0) + 1
+
+    def line(self) -> str:
+        """`walk.mp4: 1800 frames read, 60 sampled (every 0.50 s), 21 kept; skipped ...`"""
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items(),
+                                                               key=lambda i: -i[1]))  # fmt: skip
+        text = (f"{self.name}: {self.frames_read} frames read, {self.frames_sampled} sampled "
+                f"(every {self.interval:.2f} s), {len(self.kept)} kept")  # fmt: skip
+        text += f"; skipped {skipped}" if skipped else ""
+        return text + (f"; {self.stopped}" if self.stopped else "")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "width": self.width, "height": self.height,
+            "fps": round(self.fps, 3),
+            "duration": None if self.duration is None else round(self.duration, 3),
+            "rotation": self.rotation, "interval": round(self.interval, 3),
+            "frames_read": self.frames_read, "frames_sampled": self.frames_sampled,
+            "frames_kept": len(self.kept), "skipped": dict(sorted(self.skipped.items())),
+            "stopped": self.stopped, "kept": self.kept, "tracks": self.tracks,
+            "unknown_motions": self.unknown_motions,
+        }  # fmt: skip
+
+
+@dataclass
 class Claim:
     photos: list[ClaimPhoto]
     findings: list[Finding]
@@ -262,6 +375,7 @@ class Claim:
     models: dict = field(default_factory=dict)  # role -> {"path", "sha256", "classes"}
     rules: str = ""
     thresholds: dict = field(default_factory=dict)
+    videos: list[ClaimVideo] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         usable = sum(p.check.usable for p in self.photos)
@@ -271,6 +385,7 @@ class Claim:
             "reasons": self.reasons,
             "photos_usable": usable,
             "photos_total": len(self.photos),
+            "frames_kept": sum(len(v.kept) for v in self.videos),
             "size_relative_to": "part" if self.with_parts else "photo",
             "findings": [f.to_dict() for f in self.findings],
             "photos": [
@@ -286,6 +401,7 @@ class Claim:
                 }  # fmt: skip
                 for p in self.photos
             ],
+            "videos": [v.to_dict() for v in self.videos],
             "models": self.models,
             "rules": self.rules,
             "thresholds": self.thresholds,
@@ -296,12 +412,15 @@ class Claim:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["part", "damage", "severity", "operation", "score", "threshold",
-                         "status", "photos", "evidence"])  # fmt: skip
+                         "status", "photos", "evidence", "detections", "video", "first",
+                         "last"])  # fmt: skip
         for f in self.findings:
+            seen = f.video
             writer.writerow([
                 f.part or "", f.damage, f.severity or "", f.operation or "", f"{f.score:.4f}",
                 f"{f.threshold:g}", f.status, " ".join(sorted({e.photo for e in f.evidence})),
-                len(f.evidence),
+                len(f.evidence), f.detections, seen.source if seen else "",
+                f"{seen.first:.2f}" if seen else "", f"{seen.last:.2f}" if seen else "",
             ])  # fmt: skip
         return out.getvalue()
 
@@ -327,26 +446,51 @@ def assess_photo(name: str, image: np.ndarray, damage: ImageResult, parts: Image
     pixels, no masks), so a claim is assessed photo by photo."""
     check = check_photo(image, rules, len(parts.detections) if parts is not None else None)
     photo = ClaimPhoto(name, damage.width, damage.height, check, len(damage.detections))
-    return photo, place_damage(name, damage, parts, rules) if check.usable else []
+    placements = (place_damage(name, damage, parts, rules, check.sharpness)
+                  if check.usable else [])  # fmt: skip
+    return photo, placements
 
 
 def claim_of(assessed: list[tuple[ClaimPhoto, list[Placement]]], rules: Rules,
-             thresholds: dict[str, float] | None, with_parts: bool) -> Claim:  # fmt: skip
-    """The claim of assessed photos: placements grouped into findings, the status."""
+             thresholds: dict[str, float] | None, with_parts: bool,
+             videos: list[tuple[ClaimVideo, list[list[Placement]]]] = ()) -> Claim:  # fmt: skip
+    """The claim of assessed photos and videos (each with its tracks' placements):
+    photos' placements grouped into findings by (part, damage), each video track one
+    finding; then the status."""
     thresholds = thresholds or {}
     claim_photos = [photo for photo, _ in assessed]
-    placements = [placement for _, placed in assessed for placement in placed]
+    tracked: list[tuple[VideoSeen, list[Placement]]] = []
+    for video, tracks in videos:
+        for placements in tracks:
+            times = [p.time for p in placements]
+            tracked.append((VideoSeen(video.name, len(placements), min(times), max(times)),
+                            placements))  # fmt: skip
     groups: dict[tuple, list[Placement]] = {}
-    for placement in placements:
+    for placement in (placement for _, placed in assessed for placement in placed):
         groups.setdefault((placement.part, placement.damage), []).append(placement)
-    findings = [_finding(k, v, rules, thresholds, with_parts) for k, v in groups.items()]
+    findings = []
+    for seen, placements in tracked:
+        part, damage = part_under(placements), placements[0].damage
+        same = [p for s, p in tracked if (part_under(p), p[0].damage) == (part, damage)]
+        # the video's only such damage: photos of that part and damage show it too
+        photos = groups.pop((part, damage), []) if len(same) == 1 else []
+        findings.append(_finding(part, damage, placements + photos, rules, thresholds,
+                                 with_parts, best_evidence(placements) + photos, seen))  # fmt: skip
+    for (part, damage), placements in groups.items():
+        findings.append(_finding(part, damage, placements, rules, thresholds, with_parts))
     status_order = {s: i for i, s in enumerate(STATUSES)}
-    findings.sort(key=lambda f: (status_order[f.status], f.part or "~", f.damage))
+    findings.sort(key=lambda f: (status_order[f.status], f.part or "~", f.damage,
+                                 f.video.first if f.video else -1.0))  # fmt: skip
     usable = sum(p.check.usable for p in claim_photos)
+    kept = sum(len(video.kept) for video, _ in videos)
     reasons = []
-    if usable == 0:
+    for video, _ in videos:
+        if not video.kept:
+            reasons.append(f"{video.name}: no usable frame")
+    if usable + kept == 0:
         status = "rejected"
-        reasons.append("no usable photo: every one needs a retake")
+        reasons.append("no usable photo: every one needs a retake" if not videos
+                       else "no usable photo or video frame")  # fmt: skip
     else:
         if usable < len(claim_photos):
             reasons.append(f"{len(claim_photos) - usable} of {len(claim_photos)} photos to retake")
@@ -357,7 +501,7 @@ def claim_of(assessed: list[tuple[ClaimPhoto, list[Placement]]], rules: Rules,
             reasons.append("no damage confirmed")
         status = "needs_review" if reasons else "confirmed"
     return Claim(claim_photos, findings, status, reasons, with_parts, rules=rules.source,
-                 thresholds=dict(thresholds))  # fmt: skip
+                 thresholds=dict(thresholds), videos=[video for video, _ in videos])  # fmt: skip
 
 
 def model_entry(detector) -> dict:
@@ -369,70 +513,34 @@ def model_entry(detector) -> dict:
     }
 
 
-def assess_images(
-    damage_detector,
-    images: list,
-    names: list[str],
-    parts_detector=None,
-    rules: Rules | None = None,
-    thresholds: dict[str, float] | None = None,
-    on_photo=None,
-    score_thr: float | None = None,
-    max_detections=None,
-) -> Claim:
-    """The claim of photos (BGR arrays, or functions that decode one when called), from
-    loaded `DamageDetector`s: the Python API of `cardd assess` and the service's (one
-    model call per photo and model). Photo by photo: each is decoded, run, checked,
-    placed and graded, and its pixels and masks are dropped before the next;
-    `on_photo(name, image, damage, parts, placements)` is called before that (the
-    report's pictures are made there, `cardd.visualize.report.ClaimPictures`). `score_thr`: the
-    damage model's for this call (default: its own); `max_detections(width, height)`:
-    a cap per photo (the service's memory budget).
-
-    Example:
-        >>> damage = DamageDetector(checkpoint="dcn_plus.pth", score_thr=0.1)
-        >>> parts = DamageDetector(checkpoint="carparts.pth", score_thr=0.3)
-        >>> claim = assess_images(damage, [load_image(p) for p in paths], paths, parts)
-        >>> claim.to_dict()["findings"]
-    """
-    rules = rules or load_rules()
-    assessed = []
-    for name, image in zip(names, images, strict=True):
-        image = image() if callable(image) else image
-        height, width = image.shape[:2]
-        cap = max_detections(width, height) if max_detections else None
-        damage = damage_detector.detect([image], [name], score_thr, max_detections=cap)[0]
-        parts = None
-        if parts_detector is not None:
-            parts = parts_detector.detect([image], [name], max_detections=cap)[0]
-        assessed.append(assess_photo(name, image, damage, parts, rules))
-        if on_photo is not None:
-            on_photo(name, image, damage, parts, assessed[-1][1])
-        del image, damage, parts  # before the next photo is decoded
-    claim = claim_of(assessed, rules, thresholds, parts_detector is not None)
-    claim.models = {"damage": model_entry(damage_detector)}
-    if parts_detector is not None:
-        claim.models["parts"] = model_entry(parts_detector)
-    return claim
-
-
 def claim_lines(claim: Claim) -> list[str]:
-    """What `cardd assess` prints: the claim's status, then one line per finding."""
+    """What `cardd assess` prints: the claim's status, each video's frames, then one
+    line per finding."""
     document = claim.to_dict()
+    counted = f"{document['photos_usable']}/{document['photos_total']} photos usable"
+    if claim.videos:
+        counted += f", {document['frames_kept']} video frames used"
     lines = [
-        f"claim {claim.status}: {len(claim.findings)} findings, "
-        f"{document['photos_usable']}/{document['photos_total']} photos usable"
+        f"claim {claim.status}: {len(claim.findings)} findings, {counted}"
         + (f" ({'; '.join(claim.reasons)})" if claim.reasons else "")
     ]
+    lines += [f"  {video.line()}" for video in claim.videos]
     for photo in claim.photos:
         if not photo.check.usable:
             lines.append(f"  retake {photo.name}: {', '.join(photo.check.reasons)}")
     for f in claim.findings:
         where = f.part or ("no part found" if claim.with_parts else "part unknown (no parts model)")
         grade = f"{f.severity}, {f.operation}" if f.severity else "no rule"
-        photos = len({e.photo for e in f.evidence})
+        if f.video:
+            seen = (f"seen in {f.video.frames} frames of {f.video.source} "
+                    f"({f.video.first:.1f}-{f.video.last:.1f} s)")  # fmt: skip
+            photos = {e.photo for e in f.evidence if e.time is None}
+            seen += f" and {len(photos)} photos" if photos else ""
+        else:
+            photos = len({e.photo for e in f.evidence})
+            seen = f"{len(f.evidence)} detections in {photos} photos"
         lines.append(
             f"  {f.status:<12} {f.damage} on {where}: {grade}, score {f.score:.2f} "
-            f"(threshold {f.threshold:g}), {len(f.evidence)} detections in {photos} photos"
+            f"(threshold {f.threshold:g}), {seen}"
         )
     return lines

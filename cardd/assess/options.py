@@ -9,6 +9,20 @@ from pathlib import Path
 from cardd.core import options
 from cardd.core.options import Option
 
+#: Frames per second of a video the models may look at: at a slow walk (a car in 30-60
+#: s) the view turns a few degrees between samples, so each damage is seen in several
+#: frames (what following it needs), and a minute is 120 model calls, the default cap.
+VIDEO_FPS = Option(
+    "--fps", "Frames per second sampled from a video (before the photo checks).", "float", 2.0,
+    low=0.05, high=30,
+)  # fmt: skip
+#: Frames of one claim the models may see: a longer video is sampled more sparsely so
+#: that the cap covers all of it (2 minutes at the default rate).
+MAX_FRAMES = Option(
+    "--max-frames", "Video frames one claim may give the models (all its videos together).",
+    "int", 120, low=1,
+)  # fmt: skip
+
 
 @dataclass
 class AssessOptions:
@@ -18,8 +32,8 @@ class AssessOptions:
     inputs: tuple[str, ...] = ()
     claims: Path | None = Option(
         "--claims",
-        "A folder with one subfolder of photos per claim, instead of INPUTS: OUT/<claim>/ "
-        "each, and OUT/claims.csv.",
+        "A folder with one subfolder of photos and videos per claim, instead of INPUTS: "
+        "OUT/<claim>/ each, and OUT/claims.csv.",
         "path",
     ).field()
     damage_model: str | None = Option(
@@ -38,6 +52,8 @@ class AssessOptions:
         help="Detections below this score are not assessed at all (statuses use the "
         "thresholds).",
     ).field()
+    fps: float = VIDEO_FPS.field()
+    max_frames: int = MAX_FRAMES.field()
     exist_ok: bool = options.EXIST_OK.field()
     trust_checkpoint: bool = options.TRUST.field()  # the damage model only
     trust_parts_model: bool = options.TRUST_PARTS.field()  # trust is per file

@@ -11,7 +11,7 @@ from pathlib import Path
 from cardd.core.errors import CarddError
 
 #: The version of claim.json's layout (README: "Claim assessment").
-CLAIM_FORMAT = 1
+CLAIM_FORMAT = 2
 SEVERITIES = ("minor", "moderate", "severe")
 STATUSES = ("confirmed", "needs_review", "rejected")
 #: A part a damage touches with less than this share of its pixels is not listed.

@@ -1,5 +1,6 @@
-"""`cardd assess`: the models loaded once, each claim's photos through them, and the
-claim's files in a run folder (`cardd.core.runs`): one claim, or a folder of claims."""
+"""`cardd assess`: the models loaded once, each claim's photos and videos through them
+(`cardd.assess.pipeline`), and the claim's files in a run folder (`cardd.core.runs`):
+one claim, or a folder of claims; a progress bar per video."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from cardd.assess.claim import STATUSES, Claim, assess_images
+from cardd.assess.claim import STATUSES, Claim, ClaimVideo
 from cardd.assess.options import AssessOptions
 from cardd.assess.rules import load_rules, thresholds_from_metrics
 from cardd.core.errors import CarddError
@@ -20,8 +21,8 @@ ASSESS_RUN = RunKind(
     command="assess",
     flag="--out-dir",
     marks=frozenset({"claim.json", "claims.csv"}),
-    outputs=("claim.json", "claim.csv", "claim.html", "photos", "evidence", "claims.csv",
-             OPTIONS_FILE),
+    outputs=("claim.json", "claim.csv", "claim.html", "photos", "evidence", "frames",
+             "claims.csv", OPTIONS_FILE),
 )  # fmt: skip
 
 
@@ -48,19 +49,80 @@ def _load_models(opts: AssessOptions):
     return damage_detector, parts_detector, rules, thresholds
 
 
-def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
-    """One claim's photos through the models; its files written into `out`."""
-    import json
+def claim_inputs(inputs: tuple[str, ...]) -> list:
+    """A claim's photos and videos (`collect_inputs`), refused names refused here; a
+    video must be a local file (OpenCV reads files) whose header reads, before any
+    model loads."""
+    from cardd.detector.inputs import collect_inputs
+    from cardd.structures.videos import VideoReader, is_video_name
 
-    from cardd.detector.inputs import collect_inputs, load_input
-    from cardd.structures.images import UnreadableImage
-    from cardd.visualize.report import ClaimPictures, write_claim_report
-
-    damage_detector, parts_detector, rules, thresholds = models
-    items = collect_inputs(inputs)
+    items = collect_inputs(inputs, accept=_photo_or_video)
     for item in items:
         if item.refused:
             raise CarddError(item.refused)
+        if is_video_name(item.relative) and not isinstance(item.path, Path):
+            raise CarddError(f"{item.path}: videos are read from local files; copy it here first")
+        if is_video_name(item.relative):
+            VideoReader(item.path, str(item.relative)).close()
+    return items
+
+
+def _photo_or_video(name) -> bool:
+    from cardd.structures.images import is_image_name
+    from cardd.structures.videos import is_video_name
+
+    return is_image_name(name) or is_video_name(name)
+
+
+class VideoProgress:
+    """A bar per video on a terminal (frames read, kept and skipped, and why), else one
+    line when each video is done."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        self.name = None
+
+    def __call__(self, video: ClaimVideo) -> None:
+        from tqdm import tqdm
+
+        if self.name != video.name:
+            self.close()
+            self.name = video.name
+            total = None
+            if video.duration:
+                total = round(video.duration * video.fps) if video.fps else None
+            self.bar = tqdm(total=total, desc=video.name, unit="frame", dynamic_ncols=True,
+                            disable=not self.tty)  # fmt: skip
+        skipped = sum(video.skipped.values())
+        self.bar.set_postfix_str(
+            f"kept {len(video.kept)}, skipped {skipped}"
+            + (f" ({', '.join(f'{n} {why}' for why, n in video.skipped.items())})"
+               if skipped else ""), refresh=False,
+        )  # fmt: skip
+        self.bar.update(video.frames_read - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _assess_into(out: Path, inputs: tuple[str, ...], models, opts: AssessOptions) -> Claim:
+    """One claim's photos and videos through the models; its files written into `out`."""
+    import json
+
+    from cardd.assess.frames import Sampling
+    from cardd.assess.pipeline import assess_sources
+    from cardd.detector.inputs import load_input
+    from cardd.structures.images import UnreadableImage
+    from cardd.structures.videos import is_video_name
+    from cardd.visualize.report import ClaimPictures, write_claim_report
+
+    damage_detector, parts_detector, rules, thresholds = models
+    items = claim_inputs(inputs)
 
     def decoder(item):
         def decode():  # when its turn comes: one photo's pixels at a time
@@ -71,11 +133,18 @@ def _assess_into(out: Path, inputs: tuple[str, ...], models) -> Claim:
 
         return decode
 
+    photos = [(str(i.relative), decoder(i)) for i in items if not is_video_name(i.relative)]
+    videos = [(str(i.relative), i.path) for i in items if is_video_name(i.relative)]
     pictures = ClaimPictures(damage_detector.classes)
-    claim = assess_images(
-        damage_detector, [decoder(item) for item in items], [str(i.relative) for i in items],
-        parts_detector, rules, thresholds, on_photo=pictures,
-    )  # fmt: skip
+    progress = VideoProgress()
+    try:
+        claim = assess_sources(
+            damage_detector, photos, videos, parts_detector, rules, thresholds,
+            Sampling(opts.fps, opts.max_frames), on_photo=pictures, on_frame=pictures.frame,
+            on_progress=progress,
+        )  # fmt: skip
+    finally:
+        progress.close()
     for name, text in (
         ("claim.json", json.dumps(claim.to_dict(), indent=2, allow_nan=False)),
         ("claim.csv", claim.csv_text()),
@@ -93,14 +162,13 @@ def run_assessment(opts: AssessOptions) -> tuple[Claim, Path | str]:
         The claim and its output folder.
     """
     from cardd.core import storage
-    from cardd.detector.inputs import collect_inputs
 
-    collect_inputs(opts.inputs)  # inputs and output folder checked before the models load
+    claim_inputs(opts.inputs)  # inputs and output folder checked before the models load
     ASSESS_RUN.check(opts.out_dir, opts.exist_ok)
     models = _load_models(opts)
     out = str(ASSESS_RUN.open(opts.out_dir, opts.exist_ok))
     with storage.staged_output(out) as local:  # a URL: written here, uploaded when whole
-        claim = _assess_into(local, opts.inputs, models)
+        claim = _assess_into(local, opts.inputs, models, opts)
         save_options(local, opts)
     return claim, storage.shown(out, local)
 
@@ -116,16 +184,17 @@ def run_claims(
         (claim name, its Claim or why it failed) per claim, and the output folder.
     """
     from cardd.core import storage
-    from cardd.structures.images import IMAGE_SUFFIXES
 
     if not claims_dir.is_dir():
         raise CarddError(f"--claims {claims_dir} is not a folder")
     folders = [
         f for f in sorted(claims_dir.iterdir())
-        if f.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in f.iterdir())
+        if f.is_dir() and any(_photo_or_video(p.name) for p in f.iterdir())
     ]  # fmt: skip
     if not folders:
-        raise CarddError(f"--claims {claims_dir}: no subfolder with photos (one per claim)")
+        raise CarddError(
+            f"--claims {claims_dir}: no subfolder with photos or videos (one per claim)"
+        )
     ASSESS_RUN.check(opts.out_dir, opts.exist_ok)
     models = _load_models(opts)
     out = str(ASSESS_RUN.open(opts.out_dir, opts.exist_ok, also=tuple(f.name for f in folders)))
@@ -133,7 +202,7 @@ def run_claims(
     with storage.staged_output(out) as local:  # a URL: written here, uploaded at the end
         for folder in folders:
             try:
-                claim = _assess_into(local / folder.name, (str(folder),), models)
+                claim = _assess_into(local / folder.name, (str(folder),), models, opts)
                 results.append((folder.name, claim))
             except CarddError as error:
                 results.append((folder.name, str(error)))
@@ -146,15 +215,16 @@ def _claims_table(results: list[tuple[str, Claim | str]]) -> str:
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["claim", "status", "findings", "confirmed", "needs_review", "rejected",
-                     "photos_usable", "photos_total", "reasons"])  # fmt: skip
+                     "photos_usable", "photos_total", "frames_kept", "reasons"])  # fmt: skip
     for name, claim in results:
         if isinstance(claim, str):
-            writer.writerow([name, "failed", "", "", "", "", "", "", claim])
+            writer.writerow([name, "failed", "", "", "", "", "", "", "", claim])
             continue
         counts = [sum(f.status == s for f in claim.findings) for s in STATUSES]
         usable = sum(p.check.usable for p in claim.photos)
+        frames = sum(len(video.kept) for video in claim.videos)
         writer.writerow([name, claim.status, len(claim.findings), *counts, usable,
-                         len(claim.photos), "; ".join(claim.reasons)])  # fmt: skip
+                         len(claim.photos), frames, "; ".join(claim.reasons)])  # fmt: skip
     return table.getvalue()
 
 

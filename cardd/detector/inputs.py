@@ -6,6 +6,7 @@ read into pixels or the one-line reason it cannot be.
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -30,14 +31,14 @@ class InputImage:
     refused: str | None = None
 
 
-def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, str]]:
+def _found_at(item: str, recursive: bool, accept) -> list[tuple[Path | str, str]]:
     """The images one input names, each with its output name as found (before it is
     checked and de-duplicated): an object key's text is kept as it is, never normalised."""
     if storage.is_url(item) and storage.local_path(item) is None:
         listed = storage.list_files(item, recursive)
         if listed is not None:
             name = storage.folder_name(item)
-            return [(url, f"{name}/{rel}") for url, rel in listed if is_image_name(rel)]
+            return [(url, f"{name}/{rel}") for url, rel in listed if accept(rel)]
         if glob.has_magic(item.split("://", 1)[1]):
             return [(url, storage.url_name(url)) for url in storage.glob(item)]
         if storage.is_file(item):
@@ -48,7 +49,7 @@ def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, str]]:
         pattern = "**/*" if recursive else "*"
         return [
             (file, "/".join((path.resolve().name, *file.relative_to(path).parts)))
-            for file in sorted(p for p in path.glob(pattern) if p.is_file() and is_image_name(p))
+            for file in sorted(p for p in path.glob(pattern) if p.is_file() and accept(p))
         ]
     if path.is_file():
         return [(path, path.name)]
@@ -58,9 +59,12 @@ def _found_at(item: str, recursive: bool) -> list[tuple[Path | str, str]]:
     raise CarddUsageError(f"input {item} does not exist")
 
 
-def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[InputImage]:
+def collect_inputs(
+    inputs: tuple[str, ...], recursive: bool = False, accept: Callable[[str], bool] = is_image_name
+) -> list[InputImage]:
     """Expand files, folders and glob patterns (local or URLs) into images with unique
-    relative outputs.
+    relative outputs (`accept`: which names in a folder count; `cardd assess` takes
+    videos too).
 
     A folder's images keep their path under the folder, prefixed with the
     folder's name; a file keeps its name. Where two inputs would still map to
@@ -73,9 +77,10 @@ def collect_inputs(inputs: tuple[str, ...], recursive: bool = False) -> list[Inp
 
     found: list[tuple[Path | str, str]] = []
     for item in inputs:
-        found.extend(_found_at(item, recursive))
+        found.extend(_found_at(item, recursive, accept))
     if not found:
-        raise CarddUsageError(f"no images found in {', '.join(inputs)}")
+        kind = "images" if accept is is_image_name else "photos or videos"
+        raise CarddUsageError(f"no {kind} found in {', '.join(inputs)}")
     taken: set[PurePosixPath] = set()
     images = []
     seen: set[Path | str] = set()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from cardd.serve.limits import RequestError, image_part, image_parts, read_body
+from cardd.serve.limits import RequestError, form_files, image_part, read_body
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -54,6 +54,23 @@ def openapi_schema() -> dict:
     return create_app().openapi()
 
 
+#: The multipart body of /v1/assess: photos, and a walk-around video.
+ASSESS_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "video": {"type": "string", "format": "binary"},
+                    },
+                }
+            }
+        },
+    }
+}
 #: The multipart body of the upload endpoints, as the schema shows it.
 UPLOAD_DOC = {
     "requestBody": {
@@ -246,12 +263,12 @@ def _detect_router():
     return router
 
 
-def _unique_names(uploads: list[tuple[str, bytes]]) -> list[str]:
-    """A name per photo: the client's, or photoN.jpg; the same name twice made unique
-    (one finding list, two photos)."""
+def _unique_names(uploads: list[tuple[str, str, bytes]]) -> list[str]:
+    """A name per photo or video: the client's, or photoN.jpg / videoN.mp4; the same name
+    twice made unique (one finding list, two photos)."""
     names: list[str] = []
-    for index, (name, _) in enumerate(uploads, start=1):
-        unique = name or f"photo{index}.jpg"
+    for index, (field, name, _) in enumerate(uploads, start=1):
+        unique = name or (f"photo{index}.jpg" if field == "image" else f"video{index}.mp4")
         while unique in names:
             unique = f"{Path(unique).stem}_{index}{Path(unique).suffix}"
         names.append(unique)
@@ -266,10 +283,11 @@ def _assess_router():
     router = APIRouter(dependencies=[Depends(authorised)])
     threshold = _threshold_query()
 
-    @router.post("/v1/assess", openapi_extra=UPLOAD_DOC)
+    @router.post("/v1/assess", openapi_extra=ASSESS_DOC)
     async def assess(request: Request, score_thr: float | None = threshold):
-        """The claim of several photos (each an `image` field): `cardd assess`'s
-        claim.json, from the same models and rules."""
+        """The claim of several photos (each an `image` field) and at most one walk-around
+        video (a `video` field): `cardd assess`'s claim.json, from the same models and
+        rules. A video takes every place at work while its frames are assessed."""
         import json
 
         service = service_of(request)
@@ -277,24 +295,44 @@ def _assess_router():
         thr = options.score_thr if score_thr is None else score_thr
         limit = options.max_upload_bytes
         async with service.admission.enter() as ticket:
-            body = await read_body(request, limit * options.max_photos, ticket=ticket)
-            uploads = image_parts(body, request.headers.get("content-type", ""))
+            body = await read_body(request, limit * options.max_photos + options.max_video_bytes,
+                                   ticket=ticket)  # fmt: skip
+            uploads = form_files(body, request.headers.get("content-type", ""),
+                                 ("image", "video"))  # fmt: skip
             del body
-            if len(uploads) > options.max_photos:
+            photos = [u for u in uploads if u[0] == "image"]
+            videos = [u for u in uploads if u[0] == "video"]
+            if not uploads:
+                raise RequestError(400, "no file field named 'image' or 'video' in the form")
+            if len(photos) > options.max_photos:
                 raise RequestError(
-                    413, f"{len(uploads)} photos: at most {options.max_photos} per claim"
+                    413, f"{len(photos)} photos: at most {options.max_photos} per claim"
                 )
-            for name, data in uploads:
+            if len(videos) > 1:
+                raise RequestError(400, f"{len(videos)} videos: one video per claim")
+            for field, name, data in uploads:
                 if not data:
                     raise RequestError(400, f"the uploaded file {name or '(unnamed)'} is empty")
-                if len(data) > limit:
+                if field == "image" and len(data) > limit:
                     raise RequestError(
                         413, f"{name or 'a photo'} is over {options.max_upload_mb:g} MB"
                     )
+                if field == "video" and len(data) > options.max_video_bytes:
+                    raise RequestError(
+                        413, f"{name or 'the video'} is over {options.max_video_mb:g} MB"
+                    )
             names = _unique_names(uploads)
-            await ticket.work(len(uploads))  # a place per photo
-            claim = await service.assess([data for _, data in uploads], names, thr)
-            del uploads
+            named = list(zip(names, uploads, strict=True))
+            # a place per photo; a video, every place (its frames, one after another)
+            await ticket.work(len(photos) + (service.admission.places if videos else 0))
+            claim = await service.assess(
+                [data for _, (field, _, data) in named if field == "image"],
+                [name for name, (field, _, _) in named if field == "image"],
+                thr,
+                next(((name, data) for name, (field, _, data) in named if field == "video"),
+                     None),
+            )  # fmt: skip
+            del uploads, named, photos, videos
             text = await run_in_threadpool(json.dumps, claim)
         return Response(text.encode(), media_type="application/json")
 

@@ -190,6 +190,21 @@ def image_parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     Raises:
         RequestError: not multipart, malformed, or no `image` field.
     """
+    files = form_files(body, content_type, ("image",))
+    if not files:
+        raise RequestError(400, "no file field named 'image' in the form")
+    return [(name, data) for _, name, data in files]
+
+
+def form_files(
+    body: bytes, content_type: str, fields: tuple[str, ...]
+) -> list[tuple[str, str, bytes]]:
+    """The files of a multipart/form-data body in the named `fields`, in order, parsed
+    in memory: (field, the file name the client gave, its bytes); other fields ignored.
+
+    Raises:
+        RequestError: not multipart, or malformed.
+    """
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     kind, options = parse_options_header(content_type)
@@ -230,12 +245,12 @@ def image_parts(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
         parser.finalize()
     except Exception as error:  # python-multipart raises its own and ValueErrors
         raise RequestError(400, f"malformed multipart body ({error})") from None
-    images = []
+    files = []
+    wanted = {field.encode() for field in fields}
     for part in parts:
         _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
-        if disposition.get(b"name") == b"image":
+        field = disposition.get(b"name")
+        if field in wanted:
             name = disposition.get(b"filename", b"").decode("utf-8", "replace")
-            images.append((Path(name).name, b"".join(part["data"])))
-    if not images:
-        raise RequestError(400, "no file field named 'image' in the form")
-    return images
+            files.append((field.decode(), Path(name).name, b"".join(part["data"])))
+    return files

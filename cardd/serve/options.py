@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardd.assess.options import MAX_FRAMES, VIDEO_FPS
 from cardd.core import options
 from cardd.core.options import Option
 
@@ -68,6 +69,18 @@ class ServeOptions:
         "--max-photos", "Photos one /v1/assess request may carry (each within --max-upload-mb).",
         "int", 20, low=1,
     ).field()  # fmt: skip
+    max_video_mb: float = Option(
+        "--max-video-mb", "Largest video one /v1/assess request may carry.", "float", 200.0,
+        low=0.01,
+    ).field()  # fmt: skip
+    max_video_seconds: float = Option(
+        "--max-video-seconds", "Longest video /v1/assess reads (refused from its header).",
+        "float", 300.0, low=1,
+    ).field()  # fmt: skip
+    fps: float = VIDEO_FPS.field()
+    max_frames: int = MAX_FRAMES.but(
+        help="Video frames one /v1/assess request may give the models."
+    ).field()
     replicas: int = Option(
         "--replicas",
         "Processes behind the one port, each with its own model (one per GPU: replica k uses "
@@ -80,3 +93,7 @@ class ServeOptions:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * 1024 * 1024)

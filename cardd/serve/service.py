@@ -4,7 +4,7 @@
     GET  /health       status, model, device, classes: for probes and the page
     POST /v1/detect    multipart `image` -> the JSON of `cardd infer`'s preds/*.json + timing
     POST /v1/annotate  multipart `image` -> the annotated photo (image/jpeg, original size)
-    POST /v1/assess    multipart `image` fields -> `cardd assess`'s claim.json
+    POST /v1/assess    multipart `image` fields and a `video` -> `cardd assess`'s claim.json
     GET  /openapi.json the API's schema (no /docs: Swagger UI would load from a CDN)
 
 The package: `limits` (what the service withstands), `service` (the options and the
@@ -88,24 +88,42 @@ class Service:
         thresholds = thresholds_from_metrics(given, names) if given else {}
         return rules, thresholds
 
-    async def assess(self, uploads: list[bytes], names: list[str], score_thr: float) -> dict:
-        """The claim of uploaded photos (`cardd assess`'s claim.json), on the model thread,
-        photo by photo: each is decoded, run, placed and graded, then its pixels and
-        masks are dropped before the next; each photo's detections capped by
-        `detection_budget`."""
+    async def assess(self, uploads: list[bytes], names: list[str], score_thr: float,
+                     video: tuple[str, bytes] | None = None) -> dict:  # fmt: skip
+        """The claim of uploaded photos and a video (name, bytes) (`cardd assess`'s
+        claim.json), on the model thread, picture by picture: each photo is decoded,
+        run, placed and graded, then its pixels and masks are dropped before the next;
+        the video is spooled to a private file and read from there frame by frame
+        (bounded by --max-pixels, --max-video-seconds and --max-frames); each picture's
+        detections capped by `detection_budget`."""
         import asyncio
+        import tempfile
 
-        from cardd.assess.claim import assess_images
+        from cardd.assess.frames import Sampling
+        from cardd.assess.pipeline import assess_sources
+        from cardd.structures.videos import UnreadableVideo
 
-        photos = [lambda data=data, name=name: self.decode(data, name)
+        options = self.options
+        photos = [(name, lambda data=data, name=name: self.decode(data, name))
                   for data, name in zip(uploads, names, strict=True)]  # fmt: skip
 
         def run() -> dict:
-            claim = assess_images(
-                self.detector, photos, names, self.parts_detector, self.rules, self.thresholds,
-                score_thr=score_thr,
-                max_detections=lambda width, height: detection_budget(width, height, None),
-            )  # fmt: skip
+            with tempfile.TemporaryDirectory(prefix="cardd-video-") as spool:
+                videos = []
+                if video is not None:
+                    spooled = Path(spool) / "upload"
+                    write_file(spooled, video[1])
+                    videos.append((video[0], spooled))
+                try:
+                    claim = assess_sources(
+                        self.detector, photos, videos, self.parts_detector, self.rules,
+                        self.thresholds, Sampling(options.fps, options.max_frames),
+                        score_thr=score_thr,
+                        max_detections=lambda width, height: detection_budget(width, height, None),
+                        max_pixels=options.max_pixels, max_seconds=options.max_video_seconds,
+                    )  # fmt: skip
+                except UnreadableVideo as error:
+                    raise RequestError(413 if error.too_large else 400, str(error)) from None
             return claim.to_dict()
 
         return await asyncio.get_running_loop().run_in_executor(self.model_thread, run)

@@ -29,6 +29,8 @@ img.plot{max-width:100%;border:1px solid #d8dee4;margin:.4rem 0}
 .gallery img{width:100%;border:1px solid #d8dee4} figcaption{font-size:.85rem;color:#5f6b76}
 .swatch{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;margin-right:.35rem}
 details{margin:.2rem 0} summary{cursor:pointer}
+.strip{display:flex;gap:.4rem;overflow-x:auto;padding-bottom:.4rem} .strip figure{margin:0}
+.strip img{height:110px;border:1px solid #d8dee4}
 table.images td{text-align:left;vertical-align:top}
 """.split()
 )
@@ -310,59 +312,113 @@ def infer_index_html(entries: list[dict], summary: dict, classes: ClassSet) -> s
 
 #: Evidence crops shown per finding, best score first (claim.json lists all).
 EVIDENCE_CROPS = 6
+#: Sizes (longest side, px) of a claim's pictures: photos and cited frames, crops,
+#: the strip of a video's kept frames.
+PHOTO_SIDE, CROP_SIDE, STRIP_SIDE = 1600, 360, 200
 _STATUS_COLOURS = {"confirmed": "#1a7f37", "needs_review": "#9a6700", "rejected": "#6e7781"}
 
 
+def _crop(image, detection, placement, classes: ClassSet) -> bytes:
+    """One damage drawn on its own region of the picture, with a margin, as JPEG."""
+    import dataclasses
+
+    from cardd.visualize.draw import draw_detections, encode_jpeg, thumbnail
+
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(v)) for v in placement.bbox_xyxy)
+    margin = max(16, (x2 - x1 + y2 - y1) // 4)
+    left, top = max(0, x1 - margin), max(0, y1 - margin)
+    right, bottom = min(width, x2 + margin), min(height, y2 + margin)
+    # drawn on its own region: the detection moved there, its mask cut to it
+    local = dataclasses.replace(
+        detection,
+        bbox_xyxy=[x1 - left, y1 - top, x2 - left, y2 - top],
+        mask=None if detection.mask is None else detection.mask[top:bottom, left:right],
+    )  # fmt: skip
+    crop = draw_detections(image[top:bottom, left:right], [local], classes)
+    return encode_jpeg(thumbnail(crop, CROP_SIDE))
+
+
 class ClaimPictures:
-    """The pictures of a claim's report, made photo by photo as the claim is assessed
-    (`assess_images(on_photo=...)`), so no photo's pixels or masks outlive its turn:
-    the photo drawn (as JPEG bytes, 1600 px) and a crop of each damage that can be
-    shown as evidence (the best `EVIDENCE_CROPS` of each part and damage in the photo:
-    a finding shows at most that many, so nothing it shows is missing).
+    """The pictures of a claim's report, made picture by picture as the claim is
+    assessed (`assess_sources(on_photo=..., on_frame=...)`), so no photo's or frame's
+    pixels or masks outlive its turn.
+
+    A photo: drawn (as JPEG bytes, `PHOTO_SIDE` px) with a crop of each damage that
+    can be shown as evidence (the best `EVIDENCE_CROPS` of each part and damage in the
+    photo: a finding shows at most that many, so nothing it shows is missing).
+    A video's kept frame: a small picture for the strip, and, while one of its damages
+    is among its track's evidence, the frame drawn and that damage's crop: memory
+    holds the evidence, never every frame.
     """
 
     def __init__(self, classes: ClassSet) -> None:
         self.classes = classes
         self.photos: dict[str, tuple[str, bytes]] = {}  # name -> (its file, JPEG)
         self.crops: dict[tuple[str, int], bytes] = {}  # (photo, detection) -> JPEG
+        self.strips: dict[str, list[tuple[float, str, bytes]]] = {}  # video -> (time, file, JPEG)
+        self._cited: dict[str, int] = {}  # frame -> its crops kept
+        self._pictures = 0
+
+    def _picture(self, name: str, drawn) -> None:
+        from cardd.visualize.draw import encode_jpeg, thumbnail
+
+        self._pictures += 1
+        picture = f"photos/{self._pictures:03d}.jpg"
+        self.photos[name] = (picture, encode_jpeg(thumbnail(drawn, PHOTO_SIDE)))
 
     def __call__(self, name: str, image, damage, parts, placements) -> None:
-        import dataclasses
+        from cardd.visualize.draw import draw_detections
 
-        from cardd.visualize.draw import draw_detections, encode_jpeg, thumbnail
-
-        picture = f"photos/{len(self.photos) + 1:03d}.jpg"
-        drawn = draw_detections(image, damage.detections, self.classes)
-        self.photos[name] = (picture, encode_jpeg(thumbnail(drawn, 1600)))
-        height, width = image.shape[:2]
+        self._picture(name, draw_detections(image, damage.detections, self.classes))
         groups: dict[tuple, list] = {}
         for placement in placements:
             groups.setdefault((placement.part, placement.damage), []).append(placement)
         for group in groups.values():
             for placement in sorted(group, key=lambda p: -p.score)[:EVIDENCE_CROPS]:
-                x1, y1, x2, y2 = (int(round(v)) for v in placement.bbox_xyxy)
-                margin = max(16, (x2 - x1 + y2 - y1) // 4)
-                left, top = max(0, x1 - margin), max(0, y1 - margin)
-                right, bottom = min(width, x2 + margin), min(height, y2 + margin)
                 detection = damage.detections[placement.index]
-                # drawn on its own region: the detection moved there, its mask cut to it
-                local = dataclasses.replace(
-                    detection,
-                    bbox_xyxy=[x1 - left, y1 - top, x2 - left, y2 - top],
-                    mask=None if detection.mask is None
-                    else detection.mask[top:bottom, left:right],
-                )  # fmt: skip
-                crop = draw_detections(image[top:bottom, left:right], [local], self.classes)
-                self.crops[(name, placement.index)] = encode_jpeg(thumbnail(crop, 360))
+                self.crops[(name, placement.index)] = _crop(image, detection, placement,
+                                                            self.classes)  # fmt: skip
+
+    def frame(self, video: str, frame, image, damage, cited, dropped) -> None:
+        """One kept frame of `video`: its strip picture, and crops of the damage now
+        cited (`cited`), forgetting those no longer (`dropped`)."""
+        from cardd.visualize.draw import draw_detections, encode_jpeg, thumbnail
+
+        drawn = draw_detections(image, damage.detections, self.classes)
+        strip = self.strips.setdefault(video, [])
+        file = f"frames/{len(self.strips):02d}_{len(strip) + 1:03d}.jpg"
+        strip.append((frame.time, file, encode_jpeg(thumbnail(drawn, STRIP_SIDE), quality=80)))
+        for placement in dropped:
+            del self.crops[(placement.photo, placement.index)]
+            self._cited[placement.photo] -= 1
+            if not self._cited[placement.photo]:
+                del self._cited[placement.photo], self.photos[placement.photo]
+        for placement in cited:
+            detection = damage.detections[placement.index]
+            self.crops[(placement.photo, placement.index)] = _crop(image, detection, placement,
+                                                                   self.classes)  # fmt: skip
+            self._cited[placement.photo] = self._cited.get(placement.photo, 0) + 1
+            if placement.photo not in self.photos:
+                self._picture(placement.photo, drawn)
+
+
+def _evidence_caption(evidence) -> str:
+    where = (f"{evidence.source} at {evidence.time:.2f} s" if evidence.time is not None
+             else evidence.photo)  # fmt: skip
+    on = f" on {evidence.part}" if evidence.part else ""
+    return (f"{where}{on}: score {evidence.score:.2f}, size {evidence.size:.3f} of the "
+            f"{evidence.size_relative_to}")  # fmt: skip
 
 
 def write_claim_report(out: Path, claim, pictures: ClaimPictures) -> Path:
     """`claim.html` of a `cardd assess` folder: the claim's status, the findings by part
-    with their evidence crops (drawn by `cardd.visualize.draw`), and every photo annotated in
-    `photos/`, each crop linking its photo.
+    with their evidence crops (drawn by `cardd.visualize.draw`), each video's kept
+    frames as a strip with their times, and every photo (and cited frame) annotated
+    in `photos/`, each crop linking its picture.
 
     Args:
-        pictures: the claim's pictures, made as its photos were assessed.
+        pictures: the claim's pictures, made as its photos and frames were assessed.
     """
     classes = pictures.classes
     drawn_names = {}
@@ -372,31 +428,37 @@ def write_claim_report(out: Path, claim, pictures: ClaimPictures) -> Path:
     findings_html = []
     for index, finding in enumerate(claim.findings, start=1):
         crops = []
-        shown = sorted(finding.evidence, key=lambda e: -e.score)[:EVIDENCE_CROPS]
+        ranked = finding.evidence if finding.video else sorted(finding.evidence,
+                                                               key=lambda e: -e.score)  # fmt: skip
+        shown = ranked[:EVIDENCE_CROPS]
         for k, evidence in enumerate(shown, start=1):
             (picture,) = drawn_names[evidence.photo]
             crop_path = f"evidence/{index:03d}_{k}.jpg"
             jpeg = pictures.crops[(evidence.photo, evidence.index)]
             write_file(out / crop_path, jpeg, root=out)
-            on = f" on {html.escape(evidence.part)}" if evidence.part else ""
             crops.append(
                 f'<figure><a href="{_link(picture)}"><img loading="lazy" src="{_link(crop_path)}" '
-                f'alt=""></a><figcaption>{html.escape(evidence.photo)}{on}: score '
-                f"{evidence.score:.2f}, size {evidence.size:.3f} of the "
-                f"{evidence.size_relative_to}</figcaption></figure>"
+                f'alt=""></a><figcaption>{html.escape(_evidence_caption(evidence))}'
+                f"</figcaption></figure>"
             )
-        if len(finding.evidence) > len(shown):
-            more = len(finding.evidence) - len(shown)
-            crops.append(f'<p class="muted">and {more} more detections (claim.json)</p>')
+        if finding.detections > len(shown):
+            more = finding.detections - len(shown)
+            where = "frames and photos" if finding.video else "claim.json"
+            crops.append(f'<p class="muted">and {more} more detections ({where})</p>')
         colour = _STATUS_COLOURS[finding.status]
         grade = f"{finding.severity}, {finding.operation}" if finding.severity else "no rule"
         where = finding.part or ("no part found" if claim.with_parts else "part unknown")
         reasons = f" ({html.escape('; '.join(finding.reasons))})" if finding.reasons else ""
+        seen = ""
+        if finding.video:
+            seen = (f" · seen in {finding.video.frames} frames of "
+                    f"{html.escape(finding.video.source)}, {finding.video.first:.2f}–"
+                    f"{finding.video.last:.2f} s")  # fmt: skip
         findings_html.append(
             f'<h3><span style="color:{colour}">{finding.status}</span> '
             f"{html.escape(finding.damage)} on {html.escape(where)}</h3>"
             f'<p class="muted">{html.escape(grade)} · best score {finding.score:.2f} '
-            f"(threshold {finding.threshold:g}){reasons}</p>"
+            f"(threshold {finding.threshold:g}){reasons}{seen}</p>"
             f"<div class=gallery>{''.join(crops)}</div>"
         )
     rows = "".join(
@@ -416,21 +478,38 @@ def write_claim_report(out: Path, claim, pictures: ClaimPictures) -> Path:
         f"<td>{html.escape(check(p))}</td><td>{p.detections}</td></tr>"
         for p in claim.photos
     )
+    videos_html = []
+    for video in claim.videos:
+        strip = []
+        for time, file, jpeg in pictures.strips.get(video.name, []):
+            write_file(out / file, jpeg, root=out)
+            strip.append(f'<figure><img loading="lazy" src="{_link(file)}" alt="">'
+                         f"<figcaption>{time:.2f} s</figcaption></figure>")  # fmt: skip
+        videos_html.append(
+            f"<h3>{html.escape(video.name)}</h3><p class=muted>{html.escape(video.line())}</p>"
+            f"<div class=strip>{''.join(strip)}</div>"
+        )
     document = claim.to_dict()
     sized = "the part it lies on" if claim.with_parts else "the photo (no parts model)"
+    frames = f"{document['frames_kept']} video frames used · " if claim.videos else ""
     body = (
         f'<h1>Claim: <span style="color:{_STATUS_COLOURS[claim.status]}">{claim.status}</span>'
         f"</h1><p class=muted>{document['photos_usable']} of {document['photos_total']} photos "
-        f"usable · {len(claim.findings)} findings · sizes relative to {sized} · "
+        f"usable · {frames}{len(claim.findings)} findings · sizes relative to {sized} · "
         f'<a href="claim.json">claim.json</a> · <a href="claim.csv">claim.csv</a></p>'
         + (f"<p>{html.escape('; '.join(claim.reasons))}</p>" if claim.reasons else "")
         + "<h2>Findings by part</h2><table><tr><th>part</th><th>damage</th><th>severity</th>"
-        "<th>operation</th><th>score</th><th>status</th><th>photos</th></tr>"
+        "<th>operation</th><th>score</th><th>status</th><th>pictures</th></tr>"
         + rows
         + "</table><h2>Evidence</h2>"
         + ("".join(findings_html) or '<p class="muted">No damage found.</p>')
-        + "<h2>Photos</h2><table class=images><tr><th>photo</th><th>check</th>"
-        "<th>detections</th></tr>" + photo_rows + "</table>"
+        + ("<h2>Videos: the frames used</h2>" + "".join(videos_html) if videos_html else "")
+        + (
+            "<h2>Photos</h2><table class=images><tr><th>photo</th><th>check</th>"
+            "<th>detections</th></tr>" + photo_rows + "</table>"
+            if claim.photos
+            else ""
+        )
     )
     path = out / "claim.html"
     write_file(path, _page("cardd claim", body))
