@@ -238,6 +238,15 @@ def own_run(own_data, tiny_export, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def walkaround(tmp_path_factory):
+    """An 8-s walk-around video (`tests.support.videos.WALK`): held still, a pan with a
+    blurred and a dark second, a zoom; 640x480 at 10 fps, mp4v."""
+    from tests.support.videos import make_walkaround
+
+    return make_walkaround(tmp_path_factory.mktemp("video") / "walk.mp4")
+
+
+@pytest.fixture(scope="session")
 def rtmdet_checkpoint(synthetic_root, tmp_path_factory) -> Path:
     """`tiny_RTMDet_ins` trained with its own recipe (20 epochs, about a minute) in a fresh
     process, as a user runs `cardd train`: its last checkpoint."""

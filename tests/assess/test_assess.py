@@ -231,7 +231,7 @@ def test_cardd_assess_writes_the_claim(tiny_export, synthetic_root, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     claim = json.loads((out / "claim.json").read_text())
-    assert claim["format"] == 1 and claim["photos_total"] == 2 and claim["photos_usable"] == 2
+    assert claim["format"] == 2 and claim["photos_total"] == 2 and claim["photos_usable"] == 2
     assert claim["size_relative_to"] == "part" and set(claim["models"]) == {"damage", "parts"}
     assert claim["findings"] and all(f["status"] in ("confirmed", "needs_review", "rejected")
                                      for f in claim["findings"])  # fmt: skip

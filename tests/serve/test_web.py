@@ -44,7 +44,7 @@ def browser():
 
 
 def test_upload_a_photo_see_it_annotated_filter_and_download(
-    browser, service, synthetic_root, tmp_path
+    browser, service, synthetic_root, walkaround, tmp_path
 ):
     photo = sorted((synthetic_root / "test2017").glob("*.jpg"))[0]
     page = browser.new_page(viewport={"width": 1100, "height": 900})
@@ -92,7 +92,7 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
     assert document["score_thr"] == 0.05
 
     # the claim view: every photo shown, assessed as one claim (POST /v1/assess)
-    assert page.locator("#assess").inner_text() == "Assess these 1 photos as one claim"
+    assert page.locator("#assess").inner_text() == "Assess 1 photos as one claim"
     page.locator("#assess").click()
     page.wait_for_function(
         "document.querySelector('#claim-status').textContent.startsWith('claim ')", timeout=120_000
@@ -103,6 +103,19 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
     assert page.locator("#retakes li").all_inner_texts() == [
         f"retake {photo.name}: too small (256x320, shorter side under 480)"
     ]
+
+    # a walk-around video joins the claim: not detected alone, its frames assessed with it
+    page.set_input_files("#files", str(walkaround.path))
+    assert "a walk-around video" in page.locator(".result .status").first.inner_text()
+    assert page.locator("#assess").inner_text() == "Assess 1 photos and the video as one claim"
+    page.locator("#assess").click()
+    page.wait_for_function(
+        "document.querySelector('#claim-status').textContent.includes('video frames used')",
+        timeout=180_000,
+    )
+    assert ", 10 of 16 video frames used" in page.locator("#claim-status").inner_text()
+    assert any(line.startswith("walk.mp4: 80 frames read, 10 used; skipped ")
+               for line in page.locator("#retakes li").all_inner_texts())  # fmt: skip
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)

@@ -77,8 +77,9 @@ def draw_scene(seed: int = 0):
         cv2.fillPoly(image, [polygon.round().astype(np.int32)], colour)
     # dust and reflections: the texture a real car has (frames sharp, the motion
     # measurable), lighter and darker specks of paint
-    for x, y, r, shade in zip(rng.integers(0, width, 6000), rng.integers(0, height, 6000),
-                              rng.integers(1, 4, 6000), rng.integers(-50, 50, 6000)):  # fmt: skip
+    specks = (rng.integers(0, width, 6000), rng.integers(0, height, 6000),
+              rng.integers(1, 4, 6000), rng.integers(-50, 50, 6000))  # fmt: skip
+    for x, y, r, shade in zip(*specks, strict=True):
         colour = tuple(int(c) for c in np.clip(image[y, x].astype(int) + shade, 0, 255))
         cv2.circle(image, (int(x), int(y)), int(r), colour, -1)
     damages = []
@@ -92,13 +93,13 @@ def draw_scene(seed: int = 0):
 
 
 def make_walkaround(path: Path, shots=WALK, fps: float = 10.0, fourcc: str = "mp4v",
-                    seed: int = 0) -> Walkaround:  # fmt: skip
+                    seed: int = 0, size: tuple[int, int] = FRAME) -> Walkaround:  # fmt: skip
     """Film the scene along `shots` into `path` (a codec OpenCV writes here: mp4v, MJPG,
-    XVID)."""
+    XVID), `size` (width, height) frames (`damages_at` assumes the default)."""
     import cv2
 
     scene, damages = draw_scene(seed)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, FRAME)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
     assert writer.isOpened(), f"OpenCV cannot write {fourcc} here"
     video = Walkaround(path, fps, 0, damages)
     for shot in shots:
@@ -107,11 +108,11 @@ def make_walkaround(path: Path, shots=WALK, fps: float = 10.0, fourcc: str = "mp
             f = k / max(1, count - 1) if count > 1 else 0.0
             left = shot.start[0] + (shot.end[0] - shot.start[0]) * f
             width = shot.start[1] + (shot.end[1] - shot.start[1]) * f
-            height = width * FRAME[1] / FRAME[0]
+            height = width * size[1] / size[0]
             top = (SCENE[1] - height) / 2
-            matrix = np.array([[FRAME[0] / width, 0, -left * FRAME[0] / width],
-                               [0, FRAME[1] / height, -top * FRAME[1] / height]])  # fmt: skip
-            frame = cv2.warpAffine(scene, matrix, FRAME, flags=cv2.INTER_LINEAR)
+            matrix = np.array([[size[0] / width, 0, -left * size[0] / width],
+                               [0, size[1] / height, -top * size[1] / height]])  # fmt: skip
+            frame = cv2.warpAffine(scene, matrix, size, flags=cv2.INTER_LINEAR)
             if shot.blur:
                 frame = cv2.GaussianBlur(frame, (0, 0), 6)
             if shot.dark:

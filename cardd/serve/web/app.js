@@ -193,21 +193,43 @@ async function detect(file) {
   draw(entry);
 }
 
+const isVideo = (file) => file.type.startsWith("video/");
+
+// a video is not detected here: its frames are chosen and assessed with the claim
+function showVideo(file) {
+  const element = $("result-template").content.firstElementChild.cloneNode(true);
+  element.querySelector(".name").textContent = file.name;
+  element.querySelector(".status").textContent =
+    "a walk-around video: its frames are chosen and assessed with the claim";
+  element.querySelector(".body").hidden = true;
+  $("results").prepend(element);
+}
+
 async function handle(files) {
   showError("");
+  const videos = files.filter(isVideo);
+  if (videos.length + state.files.filter(isVideo).length > 1) {
+    showError("One video per claim: the service takes a single walk-around video.");
+    return;
+  }
   for (const file of files) {
-    await detect(file); // one at a time: the model serves one request at a time anyway
+    if (isVideo(file)) showVideo(file);
+    else await detect(file); // one at a time: the model serves one request at a time anyway
   }
   state.files.push(...files);
   $("claim").hidden = state.files.length === 0;
-  $("assess").textContent = `Assess these ${state.files.length} photos as one claim`;
+  const photos = state.files.filter((f) => !isVideo(f)).length;
+  const what = [photos ? `${photos} photos` : "", state.files.some(isVideo) ? "the video" : ""];
+  $("assess").textContent = `Assess ${what.filter(Boolean).join(" and ")} as one claim`;
 }
 
 // the claim of every photo shown: POST /v1/assess, the claim.json of `cardd assess`
 async function assess() {
   const form = new FormData();
-  for (const file of state.files) form.append("image", file, file.name);
-  $("claim-status").textContent = "assessing…";
+  for (const file of state.files) form.append(isVideo(file) ? "video" : "image", file, file.name);
+  $("claim-status").textContent = state.files.some(isVideo)
+    ? "assessing: the video's frames are read one by one (about a second each on a CPU)…"
+    : "assessing…";
   let response;
   try {
     // the slider is the least score assessed, as cardd assess --score-thr
@@ -225,14 +247,20 @@ async function assess() {
   const sized = claim.size_relative_to === "part" ? "by car part" : "relative to the photo (no parts model)";
   $("claim-status").textContent =
     `claim ${claim.status}: ${claim.findings.length} findings, ${claim.photos_usable} of ` +
-    `${claim.photos_total} photos usable, sizes ${sized}` +
+    `${claim.photos_total} photos usable` +
+    claim.videos.map((v) => `, ${v.frames_kept} of ${v.frames_sampled} video frames used`).join("") +
+    `, sizes ${sized}` +
     (claim.reasons.length ? ` (${claim.reasons.join("; ")})` : "");
   const body = $("findings").querySelector("tbody");
   body.replaceChildren();
   for (const f of claim.findings) {
     const row = document.createElement("tr");
+    // a video's damage: the seconds of its cited frames; a photo's: how many photos
+    const cited = f.video
+      ? `${f.evidence.filter((e) => e.time !== null).map((e) => `${e.time.toFixed(1)} s`).join(", ")}`
+      : `${f.photos.length} photos`;
     const cells = [f.part || "–", f.damage, f.severity || "–", f.operation || "–",
-      f.score.toFixed(2), f.status, f.photos.length];
+      f.score.toFixed(2), f.status, cited];
     for (const value of cells) {
       const cell = document.createElement("td");
       cell.textContent = value;
@@ -242,7 +270,14 @@ async function assess() {
     body.append(row);
   }
   $("findings").hidden = claim.findings.length === 0;
-  $("retakes").replaceChildren(...claim.photos.filter((p) => !p.usable).map((p) => {
+  const skipped = claim.videos.map((v) => {
+    const item = document.createElement("li");
+    const why = Object.entries(v.skipped).map(([reason, n]) => `${n} ${reason}`).join(", ");
+    item.textContent = `${v.name}: ${v.frames_read} frames read, ${v.frames_kept} used` +
+      (why ? `; skipped ${why}` : "");
+    return item;
+  });
+  $("retakes").replaceChildren(...skipped, ...claim.photos.filter((p) => !p.usable).map((p) => {
     const item = document.createElement("li");
     item.textContent = `retake ${p.name}: ${p.retake.join(", ")}`;
     return item;
@@ -262,7 +297,8 @@ function setUp() {
     drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((type) =>
     drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
-  drop.addEventListener("drop", (e) => handle([...e.dataTransfer.files].filter((f) => f.type.startsWith("image/"))));
+  drop.addEventListener("drop", (e) => handle([...e.dataTransfer.files].filter((f) =>
+    f.type.startsWith("image/") || isVideo(f))));
   fetch("health")
     .then((r) => r.json())
     .then((health) => {

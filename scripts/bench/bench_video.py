@@ -1,0 +1,145 @@
+"""What a walk-around video costs `cardd assess`: frames read per second, frames kept,
+model calls per minute of video, wall time and peak memory, on this machine's CPU.
+
+A one-minute 1080p video at 30 fps is filmed from the tests' drawn car side
+(`tests/support/videos.py`: a slow pan with a blurred and a dark stretch, the camera
+held still a moment), then each model runs `assess_video` over it in a fresh process
+(random weights with mmdet's initialisation, `bench_infer.random_checkpoint`: the
+models' time is a trained model's; they find nothing, so no damage is followed).
+DCN_plus is run on the first `--dcn-frames` kept frames only (seconds per frame on a
+CPU) and its time per minute is those frames' average times the calls a minute makes.
+
+    python scripts/bench/bench_video.py                  # about 10 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+from bench_infer import random_checkpoint  # noqa: E402
+
+
+def film(path: Path, seconds: float, size: tuple[int, int], fps: float) -> float:
+    from tests.support.videos import Shot, make_walkaround
+
+    third = seconds / 3
+    shots = (
+        Shot(2.0, (0, 800), (0, 800)),  # held still: near-duplicates
+        Shot(third, (0, 800), (250, 800)),
+        Shot(2.0, (250, 800), (270, 800), blur=True),
+        Shot(third - 4.0, (270, 800), (550, 800)),
+        Shot(2.0, (550, 800), (570, 800), dark=True),
+        Shot(third - 2.0, (570, 800), (800, 800)),
+    )
+    began = time.perf_counter()
+    make_walkaround(path, shots, fps=fps, size=size)
+    return time.perf_counter() - began
+
+
+def worker(config: str, checkpoint: str, video: str, max_frames: int) -> None:
+    """One model over the video; prints a JSON line."""
+    import torch
+
+    torch.set_num_threads(2)
+    from cardd.assess.frames import Sampling
+    from cardd.assess.pipeline import assess_video
+    from cardd.detector.predictor import DamageDetector
+    from cardd.structures.videos import VideoReader
+
+    if config == "decode":
+        began = time.perf_counter()
+        with VideoReader(video) as reader:
+            for _ in reader.sampled(1e9):
+                pass
+            read = reader.frames_read
+        print(json.dumps({"frames_read": read, "seconds": time.perf_counter() - began}))
+        return
+    detector = DamageDetector(config, checkpoint, "cpu", trust_checkpoint=True)
+    calls = []
+    detect = detector.detect
+
+    def counted(*args, **kwargs):
+        began = time.perf_counter()
+        result = detect(*args, **kwargs)
+        calls.append(time.perf_counter() - began)
+        return result
+
+    detector.detect = counted
+    began = time.perf_counter()
+    claim = assess_video(detector, video, sampling=Sampling(max_frames=max_frames))
+    took = time.perf_counter() - began
+    (summary,) = claim.videos
+    print(json.dumps({
+        "seconds": took, "frames_read": summary.frames_read,
+        "sampled": summary.frames_sampled, "kept": len(summary.kept),
+        "skipped": summary.skipped, "calls": len(calls),
+        "call_s": sum(calls) / max(1, len(calls)),
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))  # fmt: skip
+
+
+def run(config: str, checkpoint: Path | str, video: Path, max_frames: int) -> dict:
+    command = [sys.executable, __file__, "--worker", config, str(checkpoint), str(video),
+               str(max_frames)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--dcn-frames", type=int, default=8)
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        config, checkpoint, video, max_frames = args.worker
+        worker(config, checkpoint, video, int(max_frames))
+        return
+    width, height = (int(v) for v in args.size.split("x"))
+    minutes = args.seconds / 60
+    with tempfile.TemporaryDirectory(prefix="cardd-bench-video-") as tmp:
+        folder = Path(tmp)
+        video = folder / "walk.mp4"
+        took = film(video, args.seconds, (width, height), args.fps)
+        print(f"filmed {args.seconds:g} s of {args.size} at {args.fps:g} fps in {took:.0f} s "
+              f"({video.stat().st_size / 1e6:.0f} MB)", flush=True)  # fmt: skip
+        decoded = run("decode", "-", video, 0)
+        rate = decoded["frames_read"] / decoded["seconds"]
+        print(f"decoding alone: {decoded['frames_read']} frames in {decoded['seconds']:.1f} s, "
+              f"{rate:.0f} frames/s", flush=True)  # fmt: skip
+        print("\n| model | frames read/s | sampled | kept | model calls per minute | "
+              "s per call | s per minute of video | peak MB |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
+        calls_per_minute = 0.0
+        for config, cap in (("tiny_DCN_plus", 120), ("DCN_plus", args.dcn_frames)):
+            checkpoint = random_checkpoint(config, folder / f"{config}.pth")
+            result = run(config, checkpoint, video, cap)
+            if cap == 120:  # the whole video
+                calls_per_minute = result["calls"] / minutes
+                whole = result["seconds"] / minutes
+            else:  # its first frames only: their time per call, at the whole video's calls
+                whole = calls_per_minute * result["call_s"]
+            per_minute = calls_per_minute
+            read_rate = result["frames_read"] / result["seconds"]
+            print(f"| {config} | {read_rate:.0f} | {result['sampled']} | {result['kept']} "
+                  f"| {per_minute:.0f} | {result['call_s']:.2f} | {whole:.0f} | "
+                  f"{result['peak_mb']:.0f} |", flush=True)  # fmt: skip
+            print(f"  skipped: {result['skipped']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
