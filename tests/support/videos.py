@@ -62,9 +62,13 @@ class Walkaround:
         return seen
 
 
+#: Where the film's damages are drawn (scene pixels): a dent and a lamp broken at the
+#: front, a scratch on the rear door.
+PLACES = (("dent", (560, 340)), ("scratch", (1180, 280)), ("lamp broken", (360, 190)))
+
+
 def draw_scene(seed: int = 0):
-    """The car side (BGR) and its damages: a dent and a lamp broken at the front, a
-    scratch on the rear door: (image, [(class, polygon)])."""
+    """The car side (BGR) and its damages at `PLACES`: (image, [(class, polygon)])."""
     import cv2
 
     from cardd.data.synth import _background, _car_parts, _shape
@@ -83,8 +87,7 @@ def draw_scene(seed: int = 0):
         colour = tuple(int(c) for c in np.clip(image[y, x].astype(int) + shade, 0, 255))
         cv2.circle(image, (int(x), int(y)), int(r), colour, -1)
     damages = []
-    for name, (cx, cy) in (("dent", (560, 340)), ("scratch", (1180, 280)),
-                           ("lamp broken", (360, 190))):  # fmt: skip
+    for name, (cx, cy) in PLACES:
         polygon, colour = _shape(np.random.default_rng(seed + len(damages)), name, 600, 600)
         polygon = polygon - polygon.mean(axis=0) + (cx, cy)
         cv2.fillPoly(image, [polygon.round().astype(np.int32)], colour)
