@@ -532,7 +532,8 @@ def claim_lines(claim: Claim) -> list[str]:
         where = f.part or ("no part found" if claim.with_parts else "part unknown (no parts model)")
         grade = f"{f.severity}, {f.operation}" if f.severity else "no rule"
         if f.video:
-            seen = (f"seen in {f.video.frames} frames of {f.video.source} "
+            frames = f"{f.video.frames} frame{'' if f.video.frames == 1 else 's'}"
+            seen = (f"seen in {frames} of {f.video.source} "
                     f"({f.video.first:.1f}-{f.video.last:.1f} s)")  # fmt: skip
             photos = {e.photo for e in f.evidence if e.time is None}
             seen += f" and {len(photos)} photos" if photos else ""

@@ -451,7 +451,8 @@ def write_claim_report(out: Path, claim, pictures: ClaimPictures) -> Path:
         reasons = f" ({html.escape('; '.join(finding.reasons))})" if finding.reasons else ""
         seen = ""
         if finding.video:
-            seen = (f" · seen in {finding.video.frames} frames of "
+            frames = finding.video.frames
+            seen = (f" · seen in {frames} frame{'' if frames == 1 else 's'} of "
                     f"{html.escape(finding.video.source)}, {finding.video.first:.2f}–"
                     f"{finding.video.last:.2f} s")  # fmt: skip
         findings_html.append(

@@ -6,9 +6,9 @@ A one-minute 1080p video at 30 fps is filmed from the tests' drawn car side
 `assess_video` over it in a fresh process
 (random weights with mmdet's initialisation, `bench_infer.random_checkpoint`: the
 models' time is a trained model's; they find nothing, so no damage is followed).
-DCN_plus is run until `--dcn-frames` frames are kept (seconds per frame on a CPU; the
-first call, which warms up, left out) and its time per minute is those calls' average
-times the calls a minute makes.
+RTMDet_ins_s and DCN_plus are run until `--dcn-frames` frames are kept (the first
+call, which warms up, left out) and their time per minute is those calls' average
+times the calls a minute makes (the tiny model's run: the same frames are kept).
 
     python scripts/bench/bench_video.py                  # about 10 minutes on 2 cores
 """
@@ -125,6 +125,8 @@ def main() -> None:
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--dcn-frames", type=int, default=8)
+    parser.add_argument("--tiny-only", action="store_true",
+                        help="only the tiny model (peak memory against the video's length)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -147,7 +149,9 @@ def main() -> None:
               "s per call | s per minute of video | peak MB |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|")
         calls_per_minute = 0.0
-        for config, keep in (("tiny_DCN_plus", 0), ("DCN_plus", args.dcn_frames)):
+        models = (("tiny_DCN_plus", 0), ("RTMDet_ins_s", args.dcn_frames),
+                  ("DCN_plus", args.dcn_frames))  # fmt: skip
+        for config, keep in models[:1] if args.tiny_only else models:
             checkpoint = random_checkpoint(config, folder / f"{config}.pth")
             result = run(config, checkpoint, video, keep)
             if not keep:  # the whole video

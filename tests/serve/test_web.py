@@ -92,7 +92,7 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
     assert document["score_thr"] == 0.05
 
     # the claim view: every photo shown, assessed as one claim (POST /v1/assess)
-    assert page.locator("#assess").inner_text() == "Assess 1 photos as one claim"
+    assert page.locator("#assess").inner_text() == "Assess 1 photo as one claim"
     page.locator("#assess").click()
     page.wait_for_function(
         "document.querySelector('#claim-status').textContent.startsWith('claim ')", timeout=120_000
@@ -107,7 +107,7 @@ def test_upload_a_photo_see_it_annotated_filter_and_download(
     # a walk-around video joins the claim: not detected alone, its frames assessed with it
     page.set_input_files("#files", str(walkaround.path))
     assert "a walk-around video" in page.locator(".result .status").first.inner_text()
-    assert page.locator("#assess").inner_text() == "Assess 1 photos and the video as one claim"
+    assert page.locator("#assess").inner_text() == "Assess 1 photo and the video as one claim"
     page.locator("#assess").click()
     page.wait_for_function(
         "document.querySelector('#claim-status').textContent.includes('video frames used')",

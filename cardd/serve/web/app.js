@@ -201,7 +201,8 @@ function showVideo(file) {
   element.querySelector(".name").textContent = file.name;
   element.querySelector(".status").textContent =
     "a walk-around video: its frames are chosen and assessed with the claim";
-  element.querySelector(".body").hidden = true;
+  element.querySelector(".body").remove(); // nothing to draw or download for a video
+  element.querySelector(".download").remove();
   $("results").prepend(element);
 }
 
@@ -219,7 +220,8 @@ async function handle(files) {
   state.files.push(...files);
   $("claim").hidden = state.files.length === 0;
   const photos = state.files.filter((f) => !isVideo(f)).length;
-  const what = [photos ? `${photos} photos` : "", state.files.some(isVideo) ? "the video" : ""];
+  const what = [photos ? `${photos} photo${photos === 1 ? "" : "s"}` : "",
+    state.files.some(isVideo) ? "the video" : ""];
   $("assess").textContent = `Assess ${what.filter(Boolean).join(" and ")} as one claim`;
 }
 
