@@ -54,39 +54,23 @@ def openapi_schema() -> dict:
     return create_app().openapi()
 
 
-#: The multipart body of /v1/assess: photos, and a walk-around video.
-ASSESS_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "video": {"type": "string", "format": "binary"},
-                    },
-                }
-            }
-        },
-    }
-}
-#: The multipart body of the upload endpoints, as the schema shows it.
-UPLOAD_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {"image": {"type": "string", "format": "binary"}},
-                }
-            }
-        },
-    }
-}
+def _multipart_body(schema: dict) -> dict:
+    """An endpoint's request body in the schema: a multipart form of `schema`."""
+    content = {"multipart/form-data": {"schema": {"type": "object", **schema}}}
+    return {"requestBody": {"required": True, "content": content}}
 
+
+#: The multipart body of the upload endpoints, as the schema shows it.
+UPLOAD_DOC = _multipart_body(
+    {"required": ["image"], "properties": {"image": {"type": "string", "format": "binary"}}}
+)
+#: The multipart body of /v1/assess: photos, and a walk-around video.
+ASSESS_DOC = _multipart_body({
+    "properties": {
+        "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "video": {"type": "string", "format": "binary"},
+    }
+})  # fmt: skip
 
 def service_of(request) -> "Service":
     """The service behind a request's application."""

@@ -169,6 +169,23 @@ def test_cardd_assess_a_video_and_photos_as_one_claim(tiny_export, synthetic_roo
     )
     assert not (tmp_path / "refused").exists()
 
+    # a folder of claims: a video claim, and one whose video ends early (decoded half-way)
+    claims = tmp_path / "claims"
+    for claim in ("c1", "c2"):
+        (claims / claim).mkdir(parents=True)
+    shutil.copy(walkaround.path, claims / "c1" / "walk.mp4")
+    avi = make_walkaround(claims / "c2" / "walk.avi", fourcc="MJPG")
+    avi.path.write_bytes(avi.path.read_bytes()[: avi.path.stat().st_size // 2])
+    result = run_cardd(
+        "assess", "--claims", claims, "--damage-model", tiny_export, "--device", "cpu",
+        "--out-dir", tmp_path / "claims_out", "--max-frames", "4",
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "c2: failed: c2/walk.avi: ends at frame " in result.stderr and "of the 80" in result.stderr
+    rows = [r.split(",") for r in (tmp_path / "claims_out" / "claims.csv").read_text().splitlines()]
+    assert rows[0][8] == "frames_kept" and rows[1][0] == "c1" and 0 < int(rows[1][8]) <= 4
+    assert rows[2][:2] == ["c2", "failed"]
+
 
 @pytest.mark.slow
 def test_the_service_assesses_a_video_as_the_command_does(tiny_export, walkaround, tmp_path):
