@@ -10,7 +10,7 @@ frames it used.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,9 +63,11 @@ class FrameSelector:
         rules: the photo checks' limits.
         cap: frames this video may give the models.
         interval: seconds between sampled frames.
+        on_skip: called with the tally after each frame skipped here (a progress bar).
     """
 
-    def __init__(self, reader: VideoReader, rules: Rules, cap: int, interval: float) -> None:
+    def __init__(self, reader: VideoReader, rules: Rules, cap: int, interval: float,
+                 on_skip: Callable[[ClaimVideo], None] | None = None) -> None:  # fmt: skip
         info = reader.info
         self.reader = reader
         self.rules = rules
@@ -73,6 +75,7 @@ class FrameSelector:
         self.video = ClaimVideo(reader.name, info.width, info.height, info.fps, info.duration,
                                 info.rotation, interval)  # fmt: skip
         self._last: np.ndarray | None = None
+        self._on_skip = on_skip
 
     def candidates(self) -> Iterator[tuple[Frame, PhotoCheck, np.ndarray]]:
         """The sampled frames that pass the checks needing no model, each with its
@@ -89,13 +92,13 @@ class FrameSelector:
             check = check_photo(frame.image, self.rules, None)
             if not check.usable:  # a dark frame is blurred too: said as dark
                 light = [r for r in check.reasons if r.startswith(("too dark", "overexposed"))]
-                video.skip((light or check.reasons)[0])
+                self.skip((light or check.reasons)[0])
                 continue
             thumbnail = _thumbnail(frame.image)
             if self._last is not None and self._last.shape == thumbnail.shape:
                 change = float(np.abs(thumbnail - self._last).mean())
                 if change < NEAR_DUPLICATE_CHANGE:
-                    video.skip("near duplicate")
+                    self.skip("near duplicate")
                     continue
             yield frame, check, thumbnail
         video.frames_read = self.reader.frames_read
@@ -106,4 +109,7 @@ class FrameSelector:
         self._last = thumbnail
 
     def skip(self, why: str) -> None:
+        """A sampled frame not used, and why."""
         self.video.skip(why)
+        if self._on_skip is not None:
+            self._on_skip(self.video)

@@ -95,7 +95,7 @@ def assess_sources(
     for name, path in videos:
         with VideoReader(path, name, max_pixels, max_seconds) as reader:
             interval = sampling.interval(reader.info.duration, cap)
-            selector = FrameSelector(reader, rules, cap, interval)
+            selector = FrameSelector(reader, rules, cap, interval, on_progress)
             tracker = DamageTracker()
             for frame, check, thumbnail in selector.candidates():
                 image = frame.image
@@ -105,7 +105,7 @@ def assess_sources(
                     parts_first=True,
                 )  # fmt: skip
                 if damage is None:
-                    selector.skip("no car part found")
+                    selector.skip("no car part found")  # (the progress told there)
                 else:
                     selector.kept(frame, thumbnail)
                     placements = place_damage(where, damage, parts, rules, check.sharpness,
@@ -113,8 +113,8 @@ def assess_sources(
                     cited, dropped = tracker.update(image, damage, placements)
                     if on_frame is not None:
                         on_frame(name, frame, image, damage, cited, dropped)
-                if on_progress is not None:
-                    on_progress(selector.video)
+                    if on_progress is not None:
+                        on_progress(selector.video)
                 del frame, image, damage, parts
             video = selector.video
             video.tracks = len(tracker.tracks)
