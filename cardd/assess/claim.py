@@ -517,9 +517,11 @@ def claim_lines(claim: Claim) -> list[str]:
     """What `cardd assess` prints: the claim's status, each video's frames, then one
     line per finding."""
     document = claim.to_dict()
-    counted = f"{document['photos_usable']}/{document['photos_total']} photos usable"
-    if claim.videos:
-        counted += f", {document['frames_kept']} video frames used"
+    counted = ", ".join(
+        ([f"{document['photos_usable']}/{document['photos_total']} photos usable"]
+         if claim.photos or not claim.videos else [])
+        + ([f"{document['frames_kept']} video frames used"] if claim.videos else [])
+    )  # fmt: skip
     lines = [
         f"claim {claim.status}: {len(claim.findings)} findings, {counted}"
         + (f" ({'; '.join(claim.reasons)})" if claim.reasons else "")

@@ -492,11 +492,15 @@ def write_claim_report(out: Path, claim, pictures: ClaimPictures) -> Path:
         )
     document = claim.to_dict()
     sized = "the part it lies on" if claim.with_parts else "the photo (no parts model)"
-    frames = f"{document['frames_kept']} video frames used · " if claim.videos else ""
+    used = []
+    if claim.photos or not claim.videos:
+        used.append(f"{document['photos_usable']} of {document['photos_total']} photos usable")
+    if claim.videos:
+        used.append(f"{document['frames_kept']} video frames used")
     body = (
         f'<h1>Claim: <span style="color:{_STATUS_COLOURS[claim.status]}">{claim.status}</span>'
-        f"</h1><p class=muted>{document['photos_usable']} of {document['photos_total']} photos "
-        f"usable · {frames}{len(claim.findings)} findings · sizes relative to {sized} · "
+        f"</h1><p class=muted>{' · '.join(used)} · "
+        f"{len(claim.findings)} findings · sizes relative to {sized} · "
         f'<a href="claim.json">claim.json</a> · <a href="claim.csv">claim.csv</a></p>'
         + (f"<p>{html.escape('; '.join(claim.reasons))}</p>" if claim.reasons else "")
         + "<h2>Findings by part</h2><table><tr><th>part</th><th>damage</th><th>severity</th>"
