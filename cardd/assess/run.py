@@ -75,13 +75,15 @@ def _photo_or_video(name) -> bool:
 
 
 class VideoProgress:
-    """A bar per video on a terminal (frames read, kept and skipped, and why), else one
-    line when each video is done."""
+    """A bar per video on a terminal (frames read, kept and skipped, and why); without
+    one, or with `--quiet`, none: the claim's lines say the same when it is done."""
 
     def __init__(self) -> None:
         import sys
 
-        self.tty = sys.stderr.isatty()
+        from cardd.core import logs
+
+        self.tty = sys.stderr.isatty() and logs.verbosity() != logs.QUIET
         self.bar = None
         self.name = None
 
