@@ -57,6 +57,17 @@ def test_frames_are_sampled_checked_and_near_duplicates_skipped(walkaround):
     assert capped.video.kept == KEPT[:4] and capped.video.stopped.startswith("the cap of 4")
 
 
+@pytest.mark.parametrize("fourcc,suffix", [("MJPG", ".avi"), ("XVID", ".avi")])
+def test_every_codec_opencv_writes_here_reads_the_same(tmp_path, fourcc, suffix):
+    """mp4v (the fixture) and the others OpenCV's writer has here: the same frames kept."""
+    video = make_walkaround(tmp_path / f"walk{suffix}", fourcc=fourcc)
+    with VideoReader(video.path) as reader:
+        selector = FrameSelector(reader, load_rules(), cap=120, interval=0.5)
+        for frame, _, thumbnail in selector.candidates():
+            selector.kept(frame, thumbnail)
+    assert selector.video.kept == KEPT and selector.video.skipped == SKIPPED
+
+
 def test_each_damage_followed_across_the_frames_is_one_finding_citing_its_best_frames(
     walkaround,
 ):
