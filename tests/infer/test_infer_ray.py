@@ -161,9 +161,17 @@ def test_an_rtmdet_model_runs_on_the_cluster_as_locally(ray_cluster, photos, rtm
     assert read_json(cluster / "summary.json")["detections"] > 0
 
 
+def _results(out: Path) -> int:
+    """The images' JSON files in `out`, not counting a writer's temporary file (a driver
+    killed mid-write leaves `.<stem>.<random>.part.json`: not a result)."""
+    from cardd.core.files import is_partial
+
+    return sum(not is_partial(p) for p in (out / "preds").rglob("*.json"))
+
+
 def _wait_for_preds(out: Path, count: int, job: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
-    while len(list((out / "preds").rglob("*.json"))) < count:
+    while _results(out) < count:
         assert job.poll() is None, job.communicate()
         assert time.monotonic() < deadline, "no result appeared"
         time.sleep(0.05)
@@ -198,7 +206,7 @@ def test_a_killed_driver_is_finished_by_resume(ray_cluster, photos, tiny_export,
     _wait_for_preds(out, 3, job)
     os.killpg(job.pid, signal.SIGKILL)
     job.communicate(timeout=60)
-    finished = len(list((out / "preds").rglob("*.json")))
+    finished = _results(out)
     assert 3 <= finished < 36 and not (out / "summary.json").exists()
     again = _infer(photos, tiny_export, out, "--engine", "ray", "--address", ray_cluster)
     assert "not empty" in again.stderr and again.returncode == 2  # never mixed by accident
