@@ -125,12 +125,12 @@ class VideoReader:
             UnreadableVideo: no frame at all, the file ends well before the frame count
                 its header declares, or it runs past `max_seconds`.
         """
+        import cv2
+
         capture = self._capture
         fps = self.info.fps
         next_time = 0.0
         index = -1
-        import cv2
-
         while capture.grab():
             index += 1
             self.frames_read += 1
